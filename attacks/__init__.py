@@ -1,0 +1,7 @@
+"""Attacker agents (not built yet; see issue 4).
+
+Following PSML (Sanyal et al., arXiv 2307.01292, §4): a tenant that fingerprints the serving
+system to trigger the zoo model it wants (strategies ``oracle``, ``naive``, ``fingerprint``,
+``known-zoo``), then extracts it with knockoff (soft-label) or label-only training; accuracy
+and fidelity of the surrogate are measured on the test split.
+"""

@@ -1,0 +1,5 @@
+"""``python -m sim`` is the ``zoosim`` command."""
+
+from sim.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""The ``zoosim`` command line (ARCHITECTURE.md, "Contracts").
+
+Start-up stays fast: heavy modules (pandas, torch) are imported inside the commands that need
+them. A user mistake (:class:`sim.errors.UserError`) exits with status 2 and one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sim.errors import UserError
+
+
+class UserFacingError(click.ClickException):
+    """A UserError shown as ``Error: ...`` with exit status 2."""
+
+    exit_code = 2
+
+
+class ZoosimGroup(click.Group):
+    """Turns user errors raised by any command into exit status 2, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            raise UserFacingError(str(e)) from None
+
+
+@click.group(cls=ZoosimGroup)
+@click.version_option(package_name="zoosim")
+def main() -> None:
+    """zoosim: simulate model-zoo inference serving, its extraction attacks and defenses."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Folder for requests.parquet, summary.json, "
+              "config.resolved.yaml.")
+@click.option("--csv", "as_csv", is_flag=True, help="Write requests.csv instead of Parquet.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no table.")
+def simulate(config: Path, out_dir: Path, as_csv: bool, quiet: bool) -> None:
+    """Run the scenario CONFIG (YAML) and write its records and summary to OUT."""
+    from sim.config import load_scenario
+    from sim.output import write_json, write_table, write_yaml
+    from sim.report import summary_table
+    from sim.run import Simulation
+
+    scenario = load_scenario(config)
+    sim = Simulation(scenario, config.resolve().parent)
+    result = sim.run(progress=not quiet)
+    resolved = scenario.model_dump(mode="json")
+    resolved["zoo"]["profile_path"] = str(Path(sim.zoo.profile.name))
+    write_table(out_dir / ("requests.csv" if as_csv else "requests.parquet"), result.records)
+    write_json(out_dir / "summary.json", result.summary)
+    write_yaml(out_dir / "config.resolved.yaml", resolved)
+    if not quiet:
+        click.echo(summary_table(result.summary))
+        click.echo(f"wrote {out_dir}/")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+def validate(config: Path) -> None:
+    """Check a scenario file (schema, zoo profile, traces) without running it."""
+    from sim.config import load_scenario
+    from sim.run import Simulation
+
+    Simulation(load_scenario(config), config.resolve().parent)
+    click.echo(f"{config}: ok")
+
+
+def _mount_optional_groups() -> None:
+    try:
+        from zoo_profiles.cli import zoo
+    except ImportError:  # pragma: no cover - the zoo package is part of the distribution
+        return
+    main.add_command(zoo)
+
+
+_mount_optional_groups()

@@ -1,0 +1,137 @@
+"""The scenario schema (ARCHITECTURE.md, "Scenario YAML"), validated as a whole before a run.
+
+Plugin blocks (``policy``, ``defense``, ``service_time``, ``arrivals``, SLO distributions) are
+discriminated unions built from their registries, so an unknown ``type`` or a misspelled key is
+an error naming the field. ``load_scenario`` turns every problem into a ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from defense import DEFENSES
+from sim.config_errors import describe_validation_error
+from sim.errors import ConfigError
+from sim.policies import POLICIES
+from sim.schema import Strict, plugin_union
+from sim.service_time import SERVICE_TIMES
+from sim.system import Preload
+from sim.zoo import LatencyModel
+from workloads.arrivals import ARRIVALS
+from workloads.slo import DISTRIBUTIONS
+
+if TYPE_CHECKING:  # to mypy a plugin block is any Params model (each has a ``type`` tag)
+    PolicySpec: TypeAlias = Any
+    DefenseSpec: TypeAlias = Any
+    ServiceTimeSpec: TypeAlias = Any
+    ArrivalSpec: TypeAlias = Any
+    DistributionSpec: TypeAlias = Any
+else:
+    PolicySpec = plugin_union(POLICIES)
+    DefenseSpec = plugin_union(DEFENSES)
+    ServiceTimeSpec = plugin_union(SERVICE_TIMES)
+    ArrivalSpec = plugin_union(ARRIVALS)
+    DistributionSpec = plugin_union(DISTRIBUTIONS)
+
+
+class ZooConfig(Strict):
+    """Which profile, and how to scale its times."""
+
+    profile: Annotated[str, Field(min_length=1)]
+    time_scale: Annotated[float, Field(gt=0)] = 1.0
+    latency_model: LatencyModel = "interpolate"
+
+
+class ClusterConfig(Strict):
+    """Workers and the batching rule."""
+
+    workers: Annotated[int, Field(ge=1)] = 1
+    memory_mb: Annotated[float, Field(gt=0)] = 16000.0
+    max_batch: Annotated[int, Field(ge=1, le=4096)] = 1
+    batch_timeout_ms: Annotated[float, Field(ge=0)] = 0.0
+    preload: Preload = "spread"
+    replicate: bool = True
+
+
+class SloConfig(Strict):
+    """The accuracy (%) and latency (ms) a tenant's requests ask for."""
+
+    accuracy: DistributionSpec
+    latency_ms: DistributionSpec
+
+    @model_validator(mode="after")
+    def _in_range(self) -> SloConfig:
+        lo, hi = DISTRIBUTIONS[self.accuracy.type](self.accuracy).support()
+        if lo < 0 or hi > 100:
+            raise ValueError(f"accuracy targets must lie in [0, 100] percent, got [{lo}, {hi}]")
+        lo, _ = DISTRIBUTIONS[self.latency_ms.type](self.latency_ms).support()
+        if lo <= 0:
+            raise ValueError(f"latency_ms targets must be > 0, got a minimum of {lo}")
+        return self
+
+
+class TenantConfig(Strict):
+    """One client population: its arrivals and its SLO mix."""
+
+    name: Annotated[str, Field(min_length=1)]
+    arrivals: ArrivalSpec
+    slo: SloConfig
+
+
+class Scenario(Strict):
+    """A whole simulation run."""
+
+    seed: Annotated[int, Field(ge=0)] = 0
+    requests: Annotated[int, Field(ge=1)] | None = None
+    duration_s: Annotated[float, Field(gt=0)] | None = None
+    warmup_s: Annotated[float, Field(ge=0)] = 0.0
+    zoo: ZooConfig
+    cluster: ClusterConfig = ClusterConfig()
+    service_time: ServiceTimeSpec = Field(default_factory=lambda: SERVICE_TIMES["profile"].Params())
+    policy: PolicySpec = Field(default_factory=lambda: POLICIES["infaas"].Params())
+    defense: DefenseSpec = Field(default_factory=lambda: DEFENSES["none"].Params())
+    tenants: Annotated[list[TenantConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _stops(self) -> Scenario:
+        names = [t.name for t in self.tenants]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"tenant names must be unique; repeated: {dup}")
+        endless = [t.name for t in self.tenants if not ARRIVALS[t.arrivals.type].finite]
+        if endless and self.requests is None and self.duration_s is None:
+            raise ValueError(f"tenants {endless} never stop by themselves: set `requests` or "
+                             "`duration_s`")
+        return self
+
+
+def parse_scenario(data: Any, base_dir: Path | None = None, source: str = "scenario",
+                   model: type[Scenario] = Scenario) -> Scenario:
+    """Validate a scenario mapping; relative file paths are taken from ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a scenario is a YAML mapping (seed, zoo, tenants, ...)")
+    try:
+        return model.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {describe_validation_error(e, data, model)}") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """``yaml.safe_load`` of a file, with user-facing errors for a missing or broken file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: file not found")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+
+
+def load_scenario(path: str | Path, model: type[Scenario] = Scenario) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    p = Path(path)
+    return parse_scenario(read_yaml(p), p.resolve().parent, str(p), model)

@@ -1,0 +1,90 @@
+"""Turn pydantic validation errors into one clear line that names the field and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+def _path(loc: tuple[int | str, ...], data: Any) -> str:
+    """``tenants[0].arrivals.rate_rps`` from pydantic's loc, dropping union tags it inserts."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if not isinstance(node, dict) or part not in node:
+            # a discriminated-union tag or a function-validator name, not a key of the input
+            if isinstance(node, dict) and node.get("type") == part:
+                continue
+            if "[" in part or "(" in part:
+                continue
+        out += f".{part}" if out else part
+        node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def _known_fields(model: type[BaseModel] | None) -> set[str]:
+    seen: set[str] = set()
+    if model is None:
+        return seen
+
+    def walk(m: Any) -> None:
+        if not (isinstance(m, type) and issubclass(m, BaseModel)) or m.__name__ in seen:
+            return
+        seen.add(m.__name__)
+        for name, f in m.model_fields.items():
+            names.add(name)
+            for arg in _flatten(f.annotation):
+                walk(arg)
+
+    names: set[str] = set()
+    walk(model)
+    return names
+
+
+def _flatten(tp: Any) -> list[Any]:
+    args = getattr(tp, "__args__", None) or getattr(tp, "__metadata__", None)
+    origin = getattr(tp, "__origin__", None)
+    out = [tp]
+    for a in args or ():
+        out.extend(_flatten(a))
+    if origin is not None:
+        out.extend(_flatten(origin))
+    return out
+
+
+def describe_validation_error(err: ValidationError, data: Any,
+                              model: type[BaseModel] | None = None) -> str:
+    """One line: where, what is wrong, and (for misspelled keys) what was probably meant."""
+    errors = err.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    where = _path(loc, data)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, sorted(_known_fields(model)), 1)
+        parent = where.rsplit(".", 1)[0] if "." in where else "(top level)"
+        msg = f"{parent}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    elif kind == "union_tag_invalid":
+        ctx = first.get("ctx", {})
+        msg = (f"{where}: unknown type {ctx.get('tag')!r}; expected one of "
+               f"{ctx.get('expected_tags')}")
+    elif kind == "union_tag_not_found":
+        msg = f"{where}: missing 'type' (say which kind this block is)"
+    elif kind == "missing":
+        msg = f"{where}: required field is missing"
+    else:
+        text = first["msg"].removeprefix("Value error, ")
+        got = first.get("input")
+        shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+        msg = f"{where}: {text}{shown}"
+    if len(errors) > 1:
+        msg += f" [and {len(errors) - 1} more problem(s)]"
+    return msg
+

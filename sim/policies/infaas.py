@@ -1,0 +1,45 @@
+"""``infaas``: load-aware selection in the manner of INFaaS (Romero et al., ATC'21).
+
+For each model accurate enough, estimate the latency a request would see now: the expected
+queue wait at the model's workers plus the profiled latency at the expected batch size (plus
+the load time if no worker holds it; see ``ServingSystem.estimate_latency_s``). Among models
+meeting both targets, prefer one already loaded, then the cheapest. Under load the cheap
+model's queue grows and requests move to other models: what defeats a naive attacker (PSML §4).
+No feasible model: the highest-L1-utility fallback with estimated latencies; marked infeasible.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sim.policies.base import Policy, SystemView
+from sim.request import Request
+from sim.schema import Strict
+from sim.zoo import Zoo
+
+
+class InfaasPolicy(Policy):
+    """Cheapest loaded model whose estimated latency meets the spec."""
+
+    class Params(Strict):
+        type: Literal["infaas"] = "infaas"
+
+    def __init__(self, params: Params, zoo: Zoo) -> None:
+        super().__init__(params, zoo)
+
+    def select(self, req: Request, state: SystemView, now: float) -> tuple[int, bool]:
+        acc, lat_s = req.acc_spec, req.lat_spec_ms / 1000
+        accuracy = self.zoo.accuracy
+        unloaded = -1
+        for m in self.by_cost:
+            if accuracy[m] < acc:
+                continue
+            if state.estimate_latency_s(m, now) <= lat_s:
+                if state.loaded_holders(m):
+                    return m, True
+                if unloaded < 0:
+                    unloaded = m
+        if unloaded >= 0:
+            return unloaded, True
+        est_ms = [state.estimate_latency_s(m, now) * 1000 for m in range(len(self.zoo))]
+        return self.fallback(acc, req.lat_spec_ms, est_ms), False

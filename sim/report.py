@@ -1,0 +1,26 @@
+"""Short text tables for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summary_table(s: dict[str, Any]) -> str:
+    """The headline figures of a summary.json, one per line, plus a per-model line."""
+    lat = s["latency_ms"]
+    rows = [
+        ("requests", f"{s['requests']:,} ({s['completed']:,} completed)"),
+        ("goodput", f"{s['goodput']:.3f}  ({s['goodput_rps']:.1f} req/s)"),
+        ("SLO met: latency / accuracy",
+         f"{s['slo_attainment']['latency']:.3f} / {s['slo_attainment']['accuracy']:.3f}"),
+        ("latency ms: mean p50 p95 p99",
+         f"{lat['mean']:.3f} {lat['p50']:.3f} {lat['p95']:.3f} {lat['p99']:.3f}"),
+        ("wait ms (mean)", f"{s['wait_ms']['mean']:.3f}"),
+        ("mean batch size", f"{s['mean_batch_size']:.2f}"),
+        ("utilization (mean)",
+         f"{sum(s['utilization'].values()) / max(len(s['utilization']), 1):.3f}"),
+        ("served by", ", ".join(f"{k}={v}" for k, v in s["served_by"].items())),
+        ("simulated / wall", f"{s['sim_time_s']:.2f} s / {s['wall_time_s']:.2f} s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -1,0 +1,56 @@
+"""Requests and batches: plain slotted objects, never SimPy processes (ARCHITECTURE.md §1).
+
+A request carries what the user asked for (``acc_req``, ``lat_req_ms``), what the selection
+policy saw after the defense (``acc_spec``, ``lat_spec_ms``), the model chosen, and the batch
+that served it; the batch holds what all its requests share (worker, start, finish), so the
+per-request cost of dispatch is one attribute write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Batch:
+    """A group of requests served together by one worker."""
+
+    __slots__ = ("finish", "id", "model", "size", "start", "worker")
+
+    def __init__(self, bid: int, model: int, worker: int, start: float, size: int) -> None:
+        self.id = bid
+        self.model = model
+        self.worker = worker
+        self.start = start
+        self.size = size
+        self.finish = -1.0
+
+
+class Request:
+    """One inference request, from arrival to completion."""
+
+    __slots__ = ("acc_req", "acc_spec", "arrival", "batch", "feasible", "id", "lat_req_ms",
+                 "lat_spec_ms", "model", "payload", "tenant")
+
+    def __init__(self, rid: int, tenant: int, arrival: float, acc_req: float,
+                 lat_req_ms: float, payload: Any = None) -> None:
+        self.id = rid
+        self.tenant = tenant
+        self.arrival = arrival
+        self.acc_req = acc_req
+        self.lat_req_ms = lat_req_ms
+        self.acc_spec = acc_req
+        self.lat_spec_ms = lat_req_ms
+        self.model = -1
+        self.feasible = True
+        self.batch: Batch | None = None
+        self.payload = payload
+
+    @property
+    def finish(self) -> float:
+        """Completion time (s), or -1 while in flight."""
+        return self.batch.finish if self.batch is not None else -1.0
+
+    @property
+    def latency_ms(self) -> float:
+        """End-to-end latency (ms) once complete."""
+        return (self.finish - self.arrival) * 1000

@@ -1,0 +1,172 @@
+"""A worker ("GPU"): memory for models, LRU eviction, model loading, dynamic batching.
+
+One SimPy process per worker (ARCHITECTURE.md principle 1). A free worker takes the next batch
+from the front-end queue of a model it holds (late binding, as Clockwork's controller, OSDI'20):
+among its models with waiting requests, the one whose oldest request arrived first. A batch is
+dispatched when it is full (``max_batch``) or when its oldest request has waited
+``batch_timeout_ms``; it is served in the profile's time for that batch size. Models are loaded
+(``load_ms``) before serving, evicting least-recently-used models when memory is short.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.request import Batch
+
+if TYPE_CHECKING:
+    from sim.system import ServingSystem
+
+
+class Worker:
+    """One accelerator with its loaded models and its serving loop."""
+
+    def __init__(self, system: ServingSystem, wid: int, memory_mb: float) -> None:
+        self.sys = system
+        self.env = system.env
+        self.id = wid
+        self.memory_mb = memory_mb
+        self.used_mb = 0.0
+        self.loaded: OrderedDict[int, None] = OrderedDict()
+        """Loaded models, least recently used first."""
+        self.pending: list[int] = []
+        """Models assigned to this worker but not loaded yet."""
+        self.held: list[int] = []
+        """Loaded and pending models: what this worker serves."""
+        self.idle = False
+        self.busy_until = 0.0
+        self._wake: simpy.Event | None = None
+        self._queued: tuple[tuple[int, int, int], float] = ((-1, -1, -1), 0.0)
+
+    # -- state the front-end reads -------------------------------------------------------
+    def holds(self, m: int) -> bool:
+        return m in self.held
+
+    def backlog_s(self, now: float) -> float:
+        """Work ahead of this worker: current batch, pending loads, its share of the queues."""
+        pending = sum(self.sys.zoo.load_s[m] for m in self.pending)
+        return max(self.busy_until - now, 0.0) + pending + self.queued_s()
+
+    def queued_s(self) -> float:
+        """This worker's share of the work queued for the models it holds (seconds).
+
+        Memoised per system state version: a policy comparing several models during one
+        selection reads each worker's backlog once.
+        """
+        s = self.sys
+        version = (s.arrived, s.n_batches, s.placements)
+        if self._queued[0] != version:
+            per_holder = s.work_per_holder_s
+            self._queued = (version, sum([per_holder(m) for m in self.held]))
+        return self._queued[1]
+
+    def wake(self) -> None:
+        """Wake the worker if it sleeps (idle, or waiting for a batch to fill)."""
+        ev = self._wake
+        if ev is not None and not ev.triggered:
+            self.idle = False
+            ev.succeed()
+
+    # -- the serving loop ----------------------------------------------------------------
+    def run(self) -> Generator[simpy.Event, Any, None]:
+        env, s = self.env, self.sys
+        max_batch, timeout = s.max_batch, s.batch_timeout_s
+        queues, batch_s, sample = s.queues, s.zoo.batch_s, s.service.sample
+        loaded, wid = self.loaded, self.id
+        while True:
+            m = self._next_model()
+            if m < 0:
+                self.idle = True
+                self._wake = env.event()
+                yield self._wake
+                continue
+            if m not in loaded:
+                yield from self._load(m)
+                continue
+            q = queues[m]
+            n = len(q)
+            if n < max_batch and timeout > 0:
+                delay = q[0].arrival + timeout - env.now
+                if delay > 1e-12:
+                    yield from self._wait_for_batch(m, delay)
+                    continue
+            if n > max_batch:
+                n = max_batch
+            now = env.now
+            s.n_batches += 1
+            b = Batch(s.n_batches, m, wid, now, n)
+            batch = [q.popleft() for _ in range(n)]
+            for r in batch:
+                r.batch = b
+            loaded.move_to_end(m)
+            service = sample(batch_s[m][n])
+            self.busy_until = now + service
+            yield env.timeout(service)
+            b.finish = env.now
+            s.complete(batch)
+
+    def _next_model(self) -> int:
+        s = self.sys
+        queues, batcher, max_batch = s.queues, s.batcher, s.max_batch
+        best, best_t = -1, float("inf")
+        for m in self.held:
+            q = queues[m]
+            if not q:
+                continue
+            b = batcher[m]
+            if b is not None and b is not self and len(q) <= max_batch:
+                continue  # another worker is filling a batch of these
+            t = q[0].arrival
+            if t < best_t:
+                best, best_t = m, t
+        if best < 0 and s.replicate:
+            best = s.model_to_replicate(self)
+            if best >= 0:
+                s.assign(best, self)
+        return best
+
+    def _wait_for_batch(self, m: int, delay: float) -> Generator[simpy.Event, Any, None]:
+        s = self.sys
+        s.batcher[m] = self
+        ev = self._wake = self.env.event()
+
+        def expire(_: simpy.Event) -> None:
+            if not ev.triggered:
+                ev.succeed()
+
+        self.env.timeout(delay).callbacks.append(expire)
+        yield ev
+        if s.batcher[m] is self:
+            s.batcher[m] = None
+
+    def _load(self, m: int) -> Generator[simpy.Event, Any, None]:
+        s = self.sys
+        self.pending.remove(m)
+        need = s.zoo.memory_mb[m]
+        while self.used_mb + need > self.memory_mb + 1e-9:
+            self._evict(self._victim())
+        self.used_mb += need
+        s.log_event("load", self.id, m)
+        self.busy_until = self.env.now + s.zoo.load_s[m]
+        yield self.env.timeout(s.zoo.load_s[m])
+        self.loaded[m] = None
+
+    def _victim(self) -> int:
+        """Least recently used loaded model, preferring one with no waiting requests."""
+        queues = self.sys.queues
+        for m in self.loaded:
+            if not queues[m]:
+                return m
+        return next(iter(self.loaded))
+
+    def _evict(self, m: int) -> None:
+        s = self.sys
+        del self.loaded[m]
+        self.held.remove(m)
+        self.used_mb -= s.zoo.memory_mb[m]
+        s.log_event("evict", self.id, m)
+        s.release(m, self)

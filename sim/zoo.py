@@ -1,0 +1,43 @@
+"""The zoo as the engine uses it: a profile compiled into flat per-model lookup tables.
+
+Times are in simulated seconds, already multiplied by ``time_scale``. ``batch_s[m][b]`` is the
+median service time of a batch of ``b`` requests on model ``m`` (profiled, interpolated between
+profiled sizes, or from the INFaaS linear fit; see :mod:`sim.profiles`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sim.profiles import ZooProfile
+
+LatencyModel = Literal["interpolate", "linear"]
+
+
+class Zoo:
+    """Per-model arrays indexed by model number (the order of the profile)."""
+
+    def __init__(self, profile: ZooProfile, max_batch: int, time_scale: float = 1.0,
+                 latency_model: LatencyModel = "interpolate") -> None:
+        if time_scale <= 0:
+            raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        self.profile = profile
+        self.names = profile.names
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.accuracy = [m.accuracy for m in profile.models]
+        self.memory_mb = [m.memory_mb for m in profile.models]
+        self.load_s = [m.load_ms * time_scale / 1000 for m in profile.models]
+        self.batch_s: list[list[float]] = []
+        for m in profile.models:
+            if latency_model == "linear":
+                slope, icpt = m.linear_fit()
+                ms = [0.0] + [max(icpt + slope * b, 1e-6) for b in range(1, max_batch + 1)]
+            else:
+                ms = [0.0] + [m.latency_p50(b) for b in range(1, max_batch + 1)]
+            self.batch_s.append([x * time_scale / 1000 for x in ms])
+        self.lat1_ms = [t[1] * 1000 for t in self.batch_s]
+        self.front = [self.index[m.name] for m in profile.pareto_front]
+        """Pareto-front model numbers, fastest (and least accurate) first."""
+
+    def __len__(self) -> int:
+        return len(self.names)

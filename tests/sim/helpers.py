@@ -1,0 +1,24 @@
+"""Run helpers for engine tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sim.config import parse_scenario
+from sim.run import SimResult, Simulation
+
+
+def run(data: dict[str, Any], base_dir: Path | None = None) -> SimResult:
+    """Validate and run a scenario dict."""
+    return Simulation(parse_scenario(data, base_dir)).run()
+
+
+def build(data: dict[str, Any]) -> Simulation:
+    return Simulation(parse_scenario(data))
+
+
+def assert_littles_law(summary: dict[str, Any], rel: float = 1e-9) -> None:
+    """L (time-integrated by the engine) equals lambda * W (from the records)."""
+    law = summary["littles_law"]
+    assert abs(law["L"] - law["lambda_W"]) <= rel * max(law["L"], 1e-12)

@@ -1,0 +1,74 @@
+"""Properties of the engine and the policies, checked on generated inputs (hypothesis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim.policies.pareto import ParetoPolicy
+from sim.profiles import ZooProfile
+from sim.request import Request
+from sim.zoo import Zoo
+from tests.conftest import scenario_dict, write_profile
+from tests.sim.helpers import build
+
+model_st = st.tuples(st.floats(50, 100), st.floats(0.01, 50))
+
+
+def _zoo(models: list[tuple[float, float]]) -> Zoo:
+    profile = ZooProfile.model_validate({
+        "name": "h", "metadata": {"source": "synthetic"},
+        "models": [{"name": f"m{i}", "arch": "t", "params": 1, "accuracy": a,
+                    "latency_ms": {1: {"p50": lat, "p99": lat}}, "memory_mb": 1,
+                    "load_ms": 0} for i, (a, lat) in enumerate(models)]})
+    return Zoo(profile, 1)
+
+
+@given(st.lists(model_st, min_size=1, max_size=12), st.floats(40, 100), st.floats(0.005, 60))
+def test_pareto_picks_the_cheapest_feasible_model(models: list[tuple[float, float]],
+                                                  acc: float, lat: float) -> None:
+    zoo = _zoo(models)
+    policy = ParetoPolicy(ParetoPolicy.Params(), zoo)
+    m, feasible = policy.select(Request(0, 0, 0.0, acc, lat), None, 0.0)  # type: ignore[arg-type]
+    ok = [i for i, (a, la) in enumerate(models) if a >= acc and la <= lat]
+    assert feasible == bool(ok)
+    if ok:
+        assert zoo.accuracy[m] >= acc, "never picks a model below the accuracy target"
+        assert zoo.lat1_ms[m] <= lat
+        assert zoo.lat1_ms[m] == min(zoo.lat1_ms[i] for i in ok)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(workers=st.integers(1, 4), max_batch=st.integers(1, 8),
+       timeout=st.sampled_from([0.0, 0.3, 2.0]), rate=st.floats(200, 5000),
+       stop_at=st.floats(0.001, 0.5), preload=st.sampled_from(["all", "spread", "none"]),
+       seed=st.integers(0, 2**16))
+def test_conservation_at_any_instant(tmp_path: Path, workers: int, max_batch: int,
+                                     timeout: float, rate: float, stop_at: float,
+                                     preload: str, seed: int) -> None:
+    """arrived = completed + in flight, and in flight = queued + in service, at any time."""
+    prof = write_profile(tmp_path / "z.yaml", [
+        {"name": "a", "accuracy": 80, "latency_ms": {1: 0.5, 8: 2.0}, "memory_mb": 5,
+         "load_ms": 1.0},
+        {"name": "b", "accuracy": 90, "latency_ms": {1: 1.0, 8: 4.0}, "memory_mb": 5,
+         "load_ms": 2.0}])
+    d = scenario_dict(prof, seed=seed, requests=3000, policy={"type": "infaas"},
+                      cluster={"workers": workers, "max_batch": max_batch,
+                               "batch_timeout_ms": timeout, "memory_mb": 6,
+                               "preload": preload})
+    d["tenants"][0]["arrivals"]["rate_rps"] = rate
+    d["tenants"][0]["slo"] = {"accuracy": {"type": "choice", "values": [70, 85]},
+                              "latency_ms": {"type": "uniform", "low": 1, "high": 10}}
+    sim = build(d)
+    sim.env.run(until=stop_at)
+    s = sim.system
+    queued = sum(len(q) for q in s.queues)
+    assert s.arrived == s.completed + s.in_system
+    assert sum(r.finish >= 0 for r in s.requests) == s.completed
+    assert s.in_system >= queued
+    sim.env.run()
+    assert s.arrived == s.completed == 3000 and s.in_system == 0
+    assert all(not q for q in s.queues)

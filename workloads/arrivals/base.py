@@ -1,0 +1,36 @@
+"""The arrival-process interface.
+
+An arrival process yields *absolute* arrival times in seconds from the start of the run,
+non-decreasing, in numpy chunks, so a million arrivals cost a handful of vectorised draws
+rather than a million generator calls. The simulator's tenant source turns them into SimPy
+timeouts (one SimPy process per tenant, never one per request: ARCHITECTURE.md principle 1).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import ClassVar
+
+import numpy as np
+
+from sim.schema import Strict
+
+CHUNK = 4096
+"""Arrivals drawn per vectorised call."""
+
+
+class ArrivalProcess(ABC):
+    """Generates arrival times for one tenant from its own random stream."""
+
+    Params: ClassVar[type[Strict]]
+    finite: ClassVar[bool] = False
+    """True when the process ends by itself (a trace); False when it needs a stop rule."""
+
+    @abstractmethod
+    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        """Absolute arrival times (s), float64, non-decreasing within and across chunks."""
+
+    def mean_rate(self) -> float | None:
+        """Long-run arrivals per second, when known (used for reports, never for logic)."""
+        return None

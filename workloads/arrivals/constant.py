@@ -1,0 +1,39 @@
+"""Constant-rate arrivals: a deterministic, evenly spaced stream (the D in D/M/c, D/D/1).
+
+Useful as the no-burstiness baseline of a what-if study and for exact-timeline tests: the k-th
+arrival (k = 1, 2, ...) is at ``k / rate_rps`` seconds. The random stream is not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from sim.schema import Strict
+from workloads.arrivals.base import CHUNK, ArrivalProcess
+
+
+class ConstantArrivals(ArrivalProcess):
+    """One arrival every ``1 / rate_rps`` seconds."""
+
+    class Params(Strict):
+        type: Literal["constant"] = "constant"
+        rate_rps: Annotated[
+            float, Field(gt=0, allow_inf_nan=False, description="arrivals per second")
+        ]
+
+    def __init__(self, params: Params) -> None:
+        self.rate = params.rate_rps
+
+    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        k = 1
+        while True:
+            # k / rate, not a running sum: no drift however long the run
+            yield np.arange(k, k + CHUNK, dtype=np.float64) / self.rate
+            k += CHUNK
+
+    def mean_rate(self) -> float:
+        return self.rate

@@ -1,0 +1,33 @@
+"""Poisson arrivals: exponential inter-arrival times at a fixed rate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from sim.schema import Strict
+from workloads.arrivals.base import CHUNK, ArrivalProcess
+
+
+class PoissonArrivals(ArrivalProcess):
+    """A homogeneous Poisson process of rate ``rate_rps``."""
+
+    class Params(Strict):
+        type: Literal["poisson"] = "poisson"
+        rate_rps: Annotated[float, Field(gt=0, description="mean arrivals per second")]
+
+    def __init__(self, params: Params) -> None:
+        self.rate = params.rate_rps
+
+    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        t = 0.0
+        while True:
+            times = t + np.cumsum(rng.exponential(1.0 / self.rate, CHUNK))
+            t = float(times[-1])
+            yield times
+
+    def mean_rate(self) -> float:
+        return self.rate
