@@ -42,19 +42,23 @@ def main() -> None:
               required=True, help="Folder for requests.parquet, summary.json, "
               "config.resolved.yaml.")
 @click.option("--csv", "as_csv", is_flag=True, help="Write requests.csv instead of Parquet.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a scenario field, e.g. --set tenants.0.arrivals.rate_rps=500 "
+              "(repeatable; VALUE is YAML).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
-def simulate(config: Path, out_dir: Path, as_csv: bool, quiet: bool) -> None:
+def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ...],
+             quiet: bool) -> None:
     """Run the scenario CONFIG (YAML) and write its records and summary to OUT."""
     from sim.config import load_scenario
     from sim.output import write_json, write_table, write_yaml
     from sim.report import summary_table
     from sim.run import Simulation
 
-    scenario = load_scenario(config)
+    scenario = load_scenario(config, overrides=overrides)
     sim = Simulation(scenario, config.resolve().parent)
     result = sim.run(progress=not quiet)
     resolved = scenario.model_dump(mode="json")
-    resolved["zoo"]["profile_path"] = str(Path(sim.zoo.profile.name))
+    resolved["zoo"]["profile"] = sim.profile_ref
     write_table(out_dir / ("requests.csv" if as_csv else "requests.parquet"), result.records)
     write_json(out_dir / "summary.json", result.summary)
     write_yaml(out_dir / "config.resolved.yaml", resolved)
@@ -65,12 +69,14 @@ def simulate(config: Path, out_dir: Path, as_csv: bool, quiet: bool) -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-def validate(config: Path) -> None:
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a scenario field (as for simulate).")
+def validate(config: Path, overrides: tuple[str, ...]) -> None:
     """Check a scenario file (schema, zoo profile, traces) without running it."""
     from sim.config import load_scenario
     from sim.run import Simulation
 
-    Simulation(load_scenario(config), config.resolve().parent)
+    Simulation(load_scenario(config, overrides=overrides), config.resolve().parent)
     click.echo(f"{config}: ok")
 
 

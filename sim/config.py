@@ -131,7 +131,50 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
 
 
-def load_scenario(path: str | Path, model: type[Scenario] = Scenario) -> Scenario:
-    """Read and validate a scenario YAML file."""
+def apply_override(data: Any, assignment: str) -> None:
+    """Apply ``a.b.0.c=VALUE`` (VALUE parsed as YAML) to a scenario mapping, in place."""
+    key, sep, raw = assignment.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE, e.g. "
+                          "tenants.0.arrivals.rate_rps=500")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = _child(node, part)
+        if nxt is None:
+            raise ConfigError(f"--set {key}: no {'.'.join(parts[:i + 1])!r} in the scenario")
+        node = nxt
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {key}: {last!r} is not an index of {parts[-2]!r}")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"--set {key}: {'.'.join(parts[:-1])!r} is not a mapping")
+
+
+def _child(node: Any, part: str) -> Any:
+    if isinstance(node, dict):
+        if part not in node:
+            node[part] = {}
+        return node[part]
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return node[int(part)]
+    return None
+
+
+def load_scenario(path: str | Path, model: type[Scenario] = Scenario,
+                  overrides: tuple[str, ...] = ()) -> Scenario:
+    """Read and validate a scenario YAML file, after ``--set`` style overrides."""
     p = Path(path)
-    return parse_scenario(read_yaml(p), p.resolve().parent, str(p), model)
+    data = read_yaml(p)
+    if isinstance(data, dict):
+        for o in overrides:
+            apply_override(data, o)
+    return parse_scenario(data, p.resolve().parent, str(p), model)

@@ -19,7 +19,7 @@ from defense import DEFENSES
 from sim.config import Scenario
 from sim.errors import ConfigError
 from sim.policies import POLICIES
-from sim.profiles import load_profile
+from sim.profiles import PROFILE_DIR, load_profile, resolve_profile_path
 from sim.records import records_frame
 from sim.rng import SeedTree
 from sim.service_time import SERVICE_TIMES
@@ -51,6 +51,8 @@ class Simulation:
         self.env = simpy.Environment()
         c = scenario.cluster
         profile = load_profile(scenario.zoo.profile, base_dir)
+        self.profile_ref = _portable_profile_ref(scenario.zoo.profile, base_dir)
+        """The profile as a shipped name, or an absolute path (for config.resolved.yaml)."""
         self.zoo = Zoo(profile, c.max_batch, scenario.zoo.time_scale,
                        scenario.zoo.latency_model)
         policy = POLICIES[scenario.policy.type](scenario.policy, self.zoo)
@@ -120,6 +122,11 @@ class Simulation:
                 step *= min(4.0, max(0.25, 0.2 / max(elapsed, 1e-3)))
                 bar.update(self.system.arrived - done)
                 done = self.system.arrived
+
+
+def _portable_profile_ref(ref: str, base_dir: Path | None) -> str:
+    path = resolve_profile_path(ref, base_dir)
+    return path.stem if path.parent == PROFILE_DIR else str(path)
 
 
 def _scheduled_events(env: simpy.Environment) -> int | None:

@@ -1,0 +1,70 @@
+"""Every example scenario validates and runs (at a small scale), and trace replay through the
+whole simulator reproduces the trace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import main
+from tests.conftest import REPO, TRACES
+from workloads.traces import load_azure_functions_2019_counts
+
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+AZURE_2019 = TRACES / "azure_functions_2019_10fn_invocations_per_minute.csv"
+
+
+def needs_traces(path: Path) -> bool:
+    return "shared/traces" in path.read_text()
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
+def test_example_runs_at_small_scale(tmp_path: Path, example: Path) -> None:
+    if needs_traces(example) and not TRACES.is_dir():
+        pytest.skip("the shared traces are not beside the repository")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["simulate", str(example), "-o", str(out),
+                                    "--set", "requests=3000"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("requests", "completed", "goodput", "goodput_rps", "slo_attainment",
+                "latency_ms", "wait_ms", "served_by", "utilization", "sim_time_s",
+                "wall_time_s", "events_per_s", "seed"):
+        assert key in summary, key
+    assert set(summary["latency_ms"]) >= {"mean", "p50", "p95", "p99"}
+    assert (out / "config.resolved.yaml").is_file()
+    assert len(pd.read_parquet(out / "requests.parquet")) == 3000
+    assert "goodput" in res.output
+
+
+def test_set_overrides_fields_and_names_bad_paths(tmp_path: Path) -> None:
+    args = ["simulate", str(REPO / "examples" / "poisson.yaml"), "-o", str(tmp_path / "o"),
+            "--quiet", "--set", "requests=1000", "--set", "tenants.0.arrivals.rate_rps=50"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    df = pd.read_parquet(tmp_path / "o" / "requests.parquet")
+    assert len(df) == 1000
+    bad = CliRunner().invoke(main, [*args, "--set", "tenants.7.name=x"])
+    assert bad.exit_code == 2 and "tenants.7" in bad.output
+
+
+@pytest.mark.skipif(not AZURE_2019.is_file(), reason="the shared traces are not present")
+def test_azure_2019_replay_reproduces_every_minute_through_the_simulator(
+        tmp_path: Path) -> None:
+    from tests.sim.helpers import run
+
+    scenario = {
+        "seed": 4, "zoo": {"profile": "synthetic-7"}, "cluster": {"workers": 2, "max_batch": 8},
+        "tenants": [{"name": "replay", "arrivals": {
+            "type": "azure_functions_2019", "path": str(AZURE_2019), "function": [3, 8],
+            "start_minute": 700, "minutes": 15},
+            "slo": {"accuracy": {"type": "fixed", "value": 90},
+                    "latency_ms": {"type": "fixed", "value": 20}}}]}
+    df = run(scenario).records
+    expected = load_azure_functions_2019_counts(AZURE_2019, [3, 8], 700, 15)
+    got = np.bincount((df["arrival_s"].to_numpy() // 60).astype(int), minlength=15)
+    assert got.tolist() == expected.tolist()
