@@ -42,6 +42,7 @@ def records_frame(requests: list[Request], tenants: list[str], models: list[str]
         "worker": _col([x.worker for x in b], "i4"),
         "batch_id": _col([x.id for x in b], "i8"),
         "batch_size": _col([x.size for x in b], "i4"),
+        "size": _col([r.size for r in done], "i4"),
         "acc_req": _col([r.acc_req for r in done], "f8"),
         "lat_req_ms": _col([r.lat_req_ms for r in done], "f8"),
         "acc_spec": _col([r.acc_spec for r in done], "f8"),

@@ -12,7 +12,7 @@ from typing import Any
 
 
 class Batch:
-    """A group of requests served together by one worker."""
+    """A group of requests served together by one worker; ``size`` counts their inputs."""
 
     __slots__ = ("finish", "id", "model", "size", "start", "worker")
 
@@ -29,10 +29,11 @@ class Request:
     """One inference request, from arrival to completion."""
 
     __slots__ = ("acc_req", "acc_spec", "arrival", "batch", "feasible", "id", "lat_req_ms",
-                 "lat_spec_ms", "model", "payload", "tenant")
+                 "lat_spec_ms", "model", "payload", "size", "tenant")
 
     def __init__(self, rid: int, tenant: int, arrival: float, acc_req: float,
-                 lat_req_ms: float, payload: Any = None) -> None:
+                 lat_req_ms: float, payload: Any = None, size: int = 1,
+                 model: int = -1) -> None:
         self.id = rid
         self.tenant = tenant
         self.arrival = arrival
@@ -40,7 +41,10 @@ class Request:
         self.lat_req_ms = lat_req_ms
         self.acc_spec = acc_req
         self.lat_spec_ms = lat_req_ms
-        self.model = -1
+        self.size = size
+        """Inputs carried (a request may hold several images, served on one model)."""
+        self.model = model
+        """The serving model; preset (>= 0) when the client names the model explicitly."""
         self.feasible = True
         self.batch: Batch | None = None
         self.payload = payload

@@ -52,6 +52,8 @@ class ServingSystem:
         self.cost_s = [zoo.batch_s[m][max_batch] / max_batch for m in range(n)]
         """Amortised service time per request at a full batch."""
         self.queues: list[deque[Request]] = [deque() for _ in range(n)]
+        self.inputs = [0] * n
+        """Inputs waiting in each model's queue (= its length when every request has one)."""
         self.holders: list[list[Worker]] = [[] for _ in range(n)]
         self.batcher: list[Worker | None] = [None] * n
         self.workers = [Worker(self, i, memory_mb) for i in range(workers)]
@@ -83,21 +85,24 @@ class ServingSystem:
         self.in_system += 1
         self.arrived += 1
         self.requests.append(req)
-        if self.defense.active:
-            self.defense.perturb(req)
-        m, req.feasible = self.policy.select(req, self, now)
-        req.model = m
+        m = req.model
+        if m < 0:
+            if self.defense.active:
+                self.defense.perturb(req)
+            m, req.feasible = self.policy.select(req, self, now)
+            req.model = m
         q = self.queues[m]
         q.append(req)
+        self.inputs[m] += req.size
         holders = self.holders[m]
         if not holders:
             self.assign(m, self.least_loaded(now))
             return
         b = self.batcher[m]
         if b is not None:
-            if len(q) >= self.max_batch:
+            if self.inputs[m] >= self.max_batch:
                 b.wake()
-            if len(q) <= self.max_batch:
+            if self.inputs[m] <= self.max_batch:
                 return
         for w in holders:
             if w.idle:
@@ -125,7 +130,7 @@ class ServingSystem:
 
     # -- state for policies (sim.policies.base.SystemView) ---------------------------------
     def queue_len(self, model: int) -> int:
-        return len(self.queues[model])
+        return self.inputs[model]
 
     def loaded_holders(self, model: int) -> int:
         return sum(1 for w in self.holders[model] if model in w.loaded)
@@ -138,7 +143,7 @@ class ServingSystem:
         batch it will join, plus the batching timeout when that batch will not fill. With no
         holder: the load time plus a batch-1 time.
         """
-        n = len(self.queues[model]) + 1
+        n = self.inputs[model] + 1
         b = n if n < self.max_batch else self.max_batch
         est = self.ready_s(model, now) + self.zoo.batch_s[model][b]
         if b < self.max_batch:
@@ -163,7 +168,7 @@ class ServingSystem:
 
     def work_per_holder_s(self, m: int) -> float:
         """Model ``m``'s queued work (full-batch amortised), per worker holding it."""
-        n = len(self.queues[m])
+        n = self.inputs[m]
         return n * self.cost_s[m] / len(self.holders[m]) if n else 0.0
 
     # -- placement -----------------------------------------------------------------------

@@ -10,13 +10,13 @@ dispatched when it is full (``max_batch``) or when its oldest request has waited
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.request import Batch
+from sim.request import Batch, Request
 
 if TYPE_CHECKING:
     from sim.system import ServingSystem
@@ -75,7 +75,7 @@ class Worker:
     def run(self) -> Generator[simpy.Event, Any, None]:
         env, s = self.env, self.sys
         max_batch, timeout = s.max_batch, s.batch_timeout_s
-        queues, batch_s, sample = s.queues, s.zoo.batch_s, s.service.sample
+        queues, inputs, batch_s, sample = s.queues, s.inputs, s.zoo.batch_s, s.service.sample
         loaded, wid = self.loaded, self.id
         while True:
             m = self._next_model()
@@ -88,22 +88,25 @@ class Worker:
                 yield from self._load(m)
                 continue
             q = queues[m]
-            n = len(q)
+            n = inputs[m]
             if n < max_batch and timeout > 0:
                 delay = q[0].arrival + timeout - env.now
                 if delay > 1e-12:
                     yield from self._wait_for_batch(m, delay)
                     continue
-            if n > max_batch:
-                n = max_batch
+            if n <= max_batch:
+                batch = list(q)
+                q.clear()
+            else:
+                batch, n = _take(q, max_batch)
+            inputs[m] -= n
             now = env.now
             s.n_batches += 1
             b = Batch(s.n_batches, m, wid, now, n)
-            batch = [q.popleft() for _ in range(n)]
             for r in batch:
                 r.batch = b
             loaded.move_to_end(m)
-            service = sample(batch_s[m][n])
+            service = sample(batch_s[m][n] if n <= max_batch else s.zoo.batch_time_s(m, n))
             self.busy_until = now + service
             yield env.timeout(service)
             b.finish = env.now
@@ -118,7 +121,7 @@ class Worker:
             if not q:
                 continue
             b = batcher[m]
-            if b is not None and b is not self and len(q) <= max_batch:
+            if b is not None and b is not self and s.inputs[m] <= max_batch:
                 continue  # another worker is filling a batch of these
             t = q[0].arrival
             if t < best_t:
@@ -170,3 +173,14 @@ class Worker:
         self.used_mb -= s.zoo.memory_mb[m]
         s.log_event("evict", self.id, m)
         s.release(m, self)
+
+
+def _take(q: deque[Request], max_inputs: int) -> tuple[list[Request], int]:
+    """Requests from the head of ``q`` while their inputs fit in ``max_inputs`` (at least one)."""
+    batch = [q.popleft()]
+    n = batch[0].size
+    while q and n + q[0].size <= max_inputs:
+        r = q.popleft()
+        n += r.size
+        batch.append(r)
+    return batch, n

@@ -22,6 +22,8 @@ class Zoo:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
         self.profile = profile
+        self.time_scale = time_scale
+        self.latency_model = latency_model
         self.names = profile.names
         self.index = {n: i for i, n in enumerate(self.names)}
         self.accuracy = [m.accuracy for m in profile.models]
@@ -38,6 +40,17 @@ class Zoo:
         self.lat1_ms = [t[1] * 1000 for t in self.batch_s]
         self.front = [self.index[m.name] for m in profile.pareto_front]
         """Pareto-front model numbers, fastest (and least accurate) first."""
+
+    def batch_time_s(self, m: int, inputs: int) -> float:
+        """Median service time (s) of ``inputs`` inputs on model ``m``, any batch size."""
+        table = self.batch_s[m]
+        if inputs < len(table):
+            return table[inputs]
+        model = self.profile.models[m]
+        if self.latency_model == "linear":
+            slope, icpt = model.linear_fit()
+            return max(icpt + slope * inputs, 1e-6) * self.time_scale / 1000
+        return model.latency_p50(inputs) * self.time_scale / 1000
 
     def __len__(self) -> int:
         return len(self.names)

@@ -40,13 +40,19 @@ def make(models: list[dict[str, Any]], **cluster: Any) -> tuple[simpy.Environmen
 
 
 def inject(env: simpy.Environment, system: ServingSystem,
-           arrivals: list[tuple[float, int]]) -> None:
-    """Submit requests at (time in ms, model index) pairs."""
+           arrivals: list[tuple[float, int]], sizes: list[int] | None = None,
+           explicit: bool = False) -> None:
+    """Submit requests at (time in ms, model index) pairs; ``explicit`` names the model
+    instead of asking for its accuracy."""
 
     def proc() -> Generator[simpy.Event, Any, None]:
         for i, (t_ms, model) in enumerate(arrivals):
             yield env.timeout(t_ms * MS - env.now)
-            system.submit(Request(i, 0, env.now, 10.0 * (model + 1), 1e6))
+            size = sizes[i] if sizes else 1
+            if explicit:
+                system.submit(Request(i, 0, env.now, 100.0, 1e-3, size=size, model=model))
+            else:
+                system.submit(Request(i, 0, env.now, 10.0 * (model + 1), 1e6, size=size))
 
     env.process(proc())
 
@@ -132,3 +138,22 @@ def test_idle_worker_replicates_a_backlogged_model() -> None:
     # loads a replica too and the queue drains on both
     assert sorted(w for *_, w in rows(s)) == [0, 0, 1]
     assert [k for _, k, _, _ in s.events] == ["load", "load"]
+
+
+def test_multi_input_requests_batch_by_inputs() -> None:
+    env, s = make([{"name": "a", "lat": {1: 1.0, 4: 4.0, 8: 8.0}}], max_batch=4,
+                  batch_timeout_ms=5.0)
+    # at 1 ms, 3 + 2 waiting inputs overflow max_batch 4: the first request leaves at once
+    # (the batch is as full as it can get), the second waits for its own timeout (1 + 5 ms);
+    # a 6-input request is served whole (a request is never split), in its own batch
+    inject(env, s, [(0.0, 0), (1.0, 0), (20.0, 0)], sizes=[3, 2, 6])
+    env.run()
+    assert rows(s) == [(0, 1.0, 4.0, 3, 0), (1, 6.0, 8.0, 2, 0), (2, 20.0, 26.0, 6, 0)]
+
+
+def test_explicitly_named_model_bypasses_selection() -> None:
+    env, s = make([{"name": "a", "lat": {1: 1.0}}, {"name": "b", "lat": {1: 2.0}}])
+    inject(env, s, [(0.0, 1), (5.0, 0)], explicit=True)
+    env.run()
+    assert [(r.model, r.acc_spec) for r in s.requests] == [(1, 100.0), (0, 100.0)]
+    assert rows(s) == [(0, 0.0, 2.0, 1, 0), (1, 5.0, 6.0, 1, 0)]
