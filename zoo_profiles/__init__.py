@@ -1,0 +1,1 @@
+"""The real model zoo: model families, offline datasets, training, profiling, shipped profiles."""
