@@ -8,7 +8,7 @@ an error naming the field. ``load_scenario`` turns every problem into a ``Config
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -85,6 +85,9 @@ class TenantConfig(Strict):
 class Scenario(Strict):
     """A whole simulation run."""
 
+    stops_by_itself: ClassVar[bool] = False
+    """True when something other than the tenants ends the run (e.g. an attacker)."""
+
     seed: Annotated[int, Field(ge=0)] = 0
     requests: Annotated[int, Field(ge=1)] | None = None
     duration_s: Annotated[float, Field(gt=0)] | None = None
@@ -103,7 +106,8 @@ class Scenario(Strict):
         if dup:
             raise ValueError(f"tenant names must be unique; repeated: {dup}")
         endless = [t.name for t in self.tenants if not ARRIVALS[t.arrivals.type].finite]
-        if endless and self.requests is None and self.duration_s is None:
+        if endless and self.requests is None and self.duration_s is None \
+                and not self.stops_by_itself:
             raise ValueError(f"tenants {endless} never stop by themselves: set `requests` or "
                              "`duration_s`")
         return self

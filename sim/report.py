@@ -24,3 +24,28 @@ def summary_table(s: dict[str, Any]) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def attack_table(r: dict[str, Any]) -> str:
+    """The headline figures of an attack.json."""
+    q, fp, sur = r["queries"], r["fingerprint"], r["surrogate"]
+    rows = [
+        ("strategy / target", f"{r['strategy']} / {r['target_model']} "
+                              f"(victim accuracy {r['victim']['accuracy']:.2f} %)"),
+        ("queries: fingerprint / extraction",
+         f"{q['fingerprint']:,} / {q['extraction']:,} inputs "
+         f"(+{q['verification']:,} verification, {q['discarded']:,} discarded)"),
+        ("surrogate accuracy / fidelity", f"{sur['accuracy']:.2f} % / {sur['fidelity']:.2f} %"),
+        ("trigger consistency", _fmt(fp["trigger_consistency"])),
+        ("models found / identification",
+         f"{_fmt(fp['models_found'])} / {_fmt(fp['identification_accuracy'])}"),
+        ("benign goodput", f"{r['benign']['goodput']:.3f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)

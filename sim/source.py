@@ -27,6 +27,16 @@ class StopRule:
         self.until = duration_s if duration_s is not None else float("inf")
         self.next_id = 0
 
+    def new_id(self) -> int:
+        """A request id outside the request budget (for clients that are not tenants)."""
+        rid = self.next_id
+        self.next_id += 1
+        return rid
+
+    def halt(self) -> None:
+        """No more arrivals from now on."""
+        self.remaining = 0
+
     def take(self) -> int:
         """Claim the next request id, or -1 if the request budget is spent."""
         if self.remaining == 0:

@@ -15,7 +15,9 @@ from sim.cli import main
 from tests.conftest import REPO, TRACES
 from workloads.traces import load_azure_functions_2019_counts
 
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+ALL = sorted((REPO / "examples").glob("*.yaml"))
+ATTACKS = [e for e in ALL if "attacker:" in e.read_text()]
+EXAMPLES = [e for e in ALL if e not in ATTACKS]
 AZURE_2019 = TRACES / "azure_functions_2019_10fn_invocations_per_minute.csv"
 
 
@@ -40,6 +42,18 @@ def test_example_runs_at_small_scale(tmp_path: Path, example: Path) -> None:
     assert (out / "config.resolved.yaml").is_file()
     assert len(pd.read_parquet(out / "requests.parquet")) == 3000
     assert "goodput" in res.output
+
+
+@pytest.mark.parametrize("example", ATTACKS, ids=[e.stem for e in ATTACKS])
+def test_attack_example_runs_at_small_scale(tmp_path: Path, example: Path) -> None:
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["attack", str(example), "-o", str(out), "--quiet",
+                                    "--set", "attacker.budget=100",
+                                    "--set", "attacker.surrogate.epochs=1"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "attack.json").read_text())
+    assert report["queries"]["extraction"] == 100
+    assert (out / "summary.json").is_file() and (out / "requests.parquet").is_file()
 
 
 def test_set_overrides_fields_and_names_bad_paths(tmp_path: Path) -> None:

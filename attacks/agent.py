@@ -1,0 +1,219 @@
+"""The attacker as a tenant of the simulated serving system (PSML §4).
+
+The agent sends requests (a spec plus a payload of pool inputs) at most ``rate_rps`` per
+second and sees, for each, only the answers on its inputs (probabilities or top-1 labels) and
+the end-to-end latency: never the serving model's name. A ledger counts every input and
+request it spends, by phase. The engine's ground truth (which model served) is logged apart,
+for scoring only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from attacks.config import AttackerConfig, SpecConfig
+from attacks.responders import Responder
+from sim.request import Request
+from sim.run import Simulation
+
+Signature = bytes
+
+
+@dataclass
+class Payload:
+    """Inputs of one request: pool indices for extraction (with pixel shifts) and probes."""
+
+    extract: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+    """Rows of (pool index, dx, dy)."""
+    probes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    phase: str = "fingerprint"
+
+
+@dataclass
+class Observation:
+    """What the attacker sees of one response."""
+
+    probe_answers: np.ndarray
+    latency_ms: float
+    request: Request
+    """Kept for bookkeeping by the harness; strategies must not read ``request.model``."""
+
+
+@dataclass
+class Ledger:
+    """Queries spent: inputs and requests, by phase."""
+
+    inputs: dict[str, int] = field(default_factory=lambda: {"fingerprint": 0, "extraction": 0,
+                                                            "verification": 0})
+    requests: dict[str, int] = field(default_factory=lambda: {"fingerprint": 0,
+                                                              "extraction": 0})
+    discarded: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        total = sum(self.inputs.values())
+        return {**self.inputs, "discarded": self.discarded, "total": total,
+                "requests": {**self.requests, "total": sum(self.requests.values())}}
+
+
+class AttackerAgent:
+    """Sends the attacker's requests and turns completions into observations."""
+
+    def __init__(self, sim: Simulation, cfg: AttackerConfig, responder: Responder) -> None:
+        self.sim = sim
+        self.env: simpy.Environment = sim.env
+        self.cfg = cfg
+        self.responder = responder
+        self.tenant = sim.add_tenant("attacker")
+        sim.system.hooks[self.tenant] = self._completed
+        self.ledger = Ledger()
+        self.truth: list[tuple[bytes, Signature, int]] = []
+        """(probe set, signature seen, model that really served): for scoring only."""
+        self._waiting: dict[int, Callable[[Request], None]] = {}
+        self._gap = 1.0 / cfg.rate_rps
+        self._next_send = cfg.start_s
+        self.labels_only = cfg.outputs == "labels"
+
+    # -- sending ---------------------------------------------------------------------------
+    def pace(self) -> Generator[simpy.Event, Any, None]:
+        """Wait for the next send slot allowed by ``rate_rps``."""
+        delay = self._next_send - self.env.now
+        if delay > 0:
+            yield self.env.timeout(delay)
+        self._next_send = max(self._next_send, self.env.now) + self._gap
+
+    def send(self, spec: SpecConfig | None, payload: Payload,
+             on_done: Callable[[Request], None], model: int = -1) -> Request:
+        """Submit a request now; ``on_done`` runs at its completion. ``model`` names the model
+        explicitly (the single-model API of the oracle attack)."""
+        n_extract, n_probe = len(payload.extract), len(payload.probes)
+        if payload.phase == "fingerprint":
+            self.ledger.inputs["fingerprint"] += n_probe
+        else:
+            self.ledger.inputs["extraction"] += n_extract
+            self.ledger.inputs["verification"] += n_probe
+        self.ledger.requests[payload.phase] += 1
+        acc, lat = (100.0, 1e9) if spec is None else (spec.accuracy, spec.latency_ms)
+        req = Request(self.sim.stop.new_id(), self.tenant, self.env.now, acc, lat,
+                      payload=payload, size=max(n_extract + n_probe, 1), model=model)
+        self._waiting[req.id] = on_done
+        self.sim.system.submit(req)
+        return req
+
+    def query(self, spec: SpecConfig | None, probes: np.ndarray, model: int = -1,
+              identify: bool = True) -> Generator[simpy.Event, Any, Observation]:
+        """Send the probes with ``spec`` (paced) and wait for the answer. ``identify``: the
+        answer's signature is an identification attempt (scored against the truth)."""
+        yield from self.pace()
+        done = self.env.event()
+
+        def finished(r: Request) -> None:
+            done.succeed(r)
+
+        self.send(spec, Payload(probes=probes), finished, model)
+        req: Request = yield done
+        obs = self.observe(req)
+        if identify:
+            self.truth.append((probes.tobytes(), self.signature(obs), req.model))
+        return obs
+
+    # -- observing -------------------------------------------------------------------------
+    def observe(self, req: Request) -> Observation:
+        payload: Payload = req.payload
+        answers = self.responder.answers(req.model, payload.probes)
+        return Observation(answers, req.latency_ms, req)
+
+    def signature(self, obs: Observation) -> Signature:
+        """Equal signatures, same model: top-1 labels (labels only) or rounded probabilities."""
+        a = obs.probe_answers
+        if self.labels_only:
+            return bytes(np.argmax(a, axis=1).astype(np.int8).tobytes())
+        return bytes(np.round(a, 2).astype(np.float32).tobytes())
+
+    def signature_of(self, model: int, probes: np.ndarray) -> Signature:
+        """The signature ``model`` gives on ``probes`` (computable offline with its copy)."""
+        req = Request(-1, self.tenant, 0.0, 0.0, 1.0, payload=Payload(probes=probes),
+                      model=model)
+        return self.signature(self.observe(req))
+
+    def _completed(self, req: Request) -> None:
+        cb = self._waiting.pop(req.id, None)
+        if cb is not None:
+            cb(req)
+
+
+class Extraction:
+    """The extraction phase: send ``budget`` pool inputs with one spec, at the agent's rate,
+    pipelined; with a ``verify`` signature, probes ride along and answers from another model
+    are discarded and their inputs re-queried (the budget counts them all)."""
+
+    def __init__(self, agent: AttackerAgent, pool_size: int, rng: np.random.Generator,
+                 augment: bool) -> None:
+        self.agent = agent
+        self.pool_size = pool_size
+        self.rng = rng
+        self.augment = augment
+        self.kept: list[tuple[int, np.ndarray]] = []
+        """(serving model, rows of (pool index, dx, dy)): what the server answered, for the
+        harness to compute the real answers grouped by model."""
+        self.served: list[int] = []
+        """Model that served each extraction request (ground truth, for scoring)."""
+        self._fresh = self._inputs()
+
+    def _inputs(self) -> Any:
+        """Pool indices in seeded random passes; passes after the first are shifted copies
+        (up to 2 px) when ``augment`` is on, exact repeats otherwise."""
+        epoch = 0
+        while True:
+            for i in self.rng.permutation(self.pool_size):
+                if epoch and self.augment:
+                    dx, dy = self.rng.integers(-2, 3, size=2)
+                    yield (int(i), int(dx), int(dy))
+                else:
+                    yield (int(i), 0, 0)
+            epoch += 1
+
+    def run(self, spec: SpecConfig | None, model: int = -1, verify: Signature | None = None,
+            probes: np.ndarray | None = None) -> Generator[simpy.Event, Any, None]:
+        agent = self.agent
+        cfg = agent.cfg
+        riders = probes if verify is not None and probes is not None else np.zeros(0, np.int64)
+        todo: list[tuple[int, int, int]] = []
+        state = {"outstanding": 0, "sending": True}
+        finished = agent.env.event()
+
+        def done(req: Request) -> None:
+            state["outstanding"] -= 1
+            payload: Payload = req.payload
+            self.served.append(req.model)
+            if verify is not None:
+                sig = agent.signature(agent.observe(req))
+                agent.truth.append((payload.probes.tobytes(), sig, req.model))
+                if sig != verify:
+                    agent.ledger.discarded += len(payload.extract)
+                    todo.extend(map(tuple, payload.extract.tolist()))
+                    return self._maybe_finish(state, finished)
+            self.kept.append((req.model, payload.extract))
+            self._maybe_finish(state, finished)
+
+        sent = 0
+        while sent < cfg.budget:
+            yield from agent.pace()
+            k = min(cfg.inputs_per_request, cfg.budget - sent)
+            rows = [todo.pop(0) if todo else next(self._fresh) for _ in range(k)]
+            state["outstanding"] += 1
+            agent.send(spec, Payload(np.asarray(rows, dtype=np.int64), riders, "extraction"),
+                       done, model)
+            sent += k
+        state["sending"] = False
+        if state["outstanding"]:
+            yield finished
+
+    @staticmethod
+    def _maybe_finish(state: dict[str, Any], finished: simpy.Event) -> None:
+        if not state["sending"] and state["outstanding"] == 0 and not finished.triggered:
+            finished.succeed()

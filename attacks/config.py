@@ -1,0 +1,107 @@
+"""The attack scenario: a serving scenario plus one attacker (ARCHITECTURE.md, "Attack scenario").
+
+PSML (Sanyal et al., arXiv 2307.01292, §4): the attacker is one more tenant of the serving
+system, beside benign tenants; it has a query budget, a query pool and a strategy for choosing
+the accuracy/latency spec it sends.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from sim.config import Scenario, TenantConfig
+from sim.schema import Strict
+
+Strategy = Literal["oracle", "naive", "fingerprint", "known-zoo"]
+TargetRank = ("most-accurate", "median", "least-accurate")
+
+
+class SpecConfig(Strict):
+    """An accuracy (%) and latency (ms) target, as a client sends it."""
+
+    accuracy: Annotated[float, Field(ge=0, le=100)]
+    latency_ms: Annotated[float, Field(gt=0)]
+
+
+class SurrogateConfig(Strict):
+    """The attacker's own model, trained on the victim's answers."""
+
+    arch: str = "cnn_small"
+    epochs: Annotated[int, Field(ge=1)] = 15
+    lr: Annotated[float, Field(gt=0)] = 3e-3
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    augment: bool = False
+
+
+class FingerprintConfig(Strict):
+    """Knobs of the black-box fingerprinting algorithm (attacks.fingerprint)."""
+
+    candidates: Annotated[int, Field(ge=2)] = 256
+    """Pool inputs screened (at the lowest and highest accuracy target) when choosing probes."""
+    probes: Annotated[int, Field(ge=1)] = 8
+    """Probe inputs whose answers form a response's signature."""
+    map_probes: Annotated[int, Field(ge=1)] = 32
+    """With top-1 labels only: probes used while mapping (labels say little per input),
+    reduced to ``probes`` afterwards."""
+    grid: Annotated[int, Field(ge=2)] = 11
+    """Specs on each axis queried before bisection."""
+    accuracy_tolerance: Annotated[float, Field(gt=0)] = 0.25
+    """Bisection stops when a threshold is bracketed this tightly (accuracy points)."""
+    latency_range_ms: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = \
+        (0.01, 10000.0)
+    """The latency targets the API accepts; the loosest is the attacker's default."""
+    latency_tolerance: Annotated[float, Field(gt=0)] = 0.05
+    """Relative bracket width at which latency bisection stops."""
+    consistency_queries: Annotated[int, Field(ge=1)] = 50
+    """Queries spent measuring how reliably the trigger spec reaches the target."""
+    min_consistency: Annotated[float, Field(ge=0, le=1)] = 0.99
+    """Below this, other specs inside the target's region are tried."""
+
+
+class NaiveSpecConfig(Strict):
+    """The naive attacker's fixed spec; no accuracy means the target's published accuracy."""
+
+    accuracy: Annotated[float, Field(ge=0, le=100)] | None = None
+    latency_ms: Annotated[float, Field(gt=0)]
+
+
+class AttackerConfig(Strict):
+    """One attacker: strategy, target, budget, pool, outputs seen, surrogate."""
+
+    strategy: Strategy
+    target: str = "most-accurate"
+    """A model name, or most-accurate | median | least-accurate (of the Pareto front)."""
+    spec: NaiveSpecConfig | None = None
+    """The fixed spec of the naive strategy (accuracy defaults to the target's)."""
+    budget: Annotated[int, Field(ge=1)]
+    """Extraction inputs sent, discarded ones included (fingerprint queries count apart)."""
+    inputs_per_request: Annotated[int, Field(ge=1)] = 8
+    verify: bool = False
+    """Verify each extraction response with probes riding along; discard and re-query what
+    another model answered (the adaptive attacker)."""
+    pool: str = "mnist5k-attacker"
+    augment_queries: bool = False
+    """When the budget exceeds the pool, send shifted copies (up to 2 px) instead of repeats."""
+    outputs: Literal["probabilities", "labels"] = "probabilities"
+    surrogate: SurrogateConfig = SurrogateConfig()
+    rate_rps: Annotated[float, Field(gt=0)] = 50.0
+    """Requests per second the attacker sends at most."""
+    start_s: Annotated[float, Field(ge=0)] = 0.0
+    """When the attacker starts (after benign load has built up)."""
+    fingerprint: FingerprintConfig = FingerprintConfig()
+
+    @model_validator(mode="after")
+    def _naive_has_spec(self) -> AttackerConfig:
+        if self.strategy == "naive" and self.spec is None:
+            raise ValueError("the naive strategy needs `spec: {latency_ms, accuracy (optional)}`")
+        return self
+
+
+class AttackScenario(Scenario):
+    """A scenario with an attacker; benign arrivals stop when the attacker is done."""
+
+    stops_by_itself: ClassVar[bool] = True
+    tenants: list[TenantConfig] = Field(default_factory=list)
+    attacker: AttackerConfig

@@ -1,0 +1,177 @@
+"""Run an attack scenario end to end (PSML §4; ARCHITECTURE.md, "Data flow" 4).
+
+1. Build the serving simulation with its benign tenants and the attacker as one more tenant.
+2. Before the clock starts, compute every zoo model's answers on the attacker's pool for real
+   (one batched forward pass per model): what a probe query returns during the simulation.
+3. Run: the strategy fingerprints (if it does) and sends its extraction queries; benign
+   arrivals stop when the attacker is done, then queues drain.
+4. Compute the answers to the kept extraction inputs for real, grouped by the model that the
+   simulation chose; train the surrogate; measure its accuracy and its fidelity to the target
+   on the test split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from attacks.agent import AttackerAgent, Extraction
+from attacks.config import AttackScenario, TargetRank
+from attacks.fingerprint import identification_accuracy
+from attacks.responders import TableResponder
+from attacks.strategies import STRATEGIES, Plan
+from sim.errors import ConfigError
+from sim.run import SimResult, Simulation
+from sim.summary import summarize
+
+if TYPE_CHECKING:
+    from zoo_profiles.datasets import Split
+
+
+@dataclass
+class AttackResult:
+    """attack.json's content, and the simulation behind it."""
+
+    report: dict[str, Any]
+    sim: SimResult
+
+
+def resolve_target(target: str, sim: Simulation) -> tuple[int, float]:
+    """The target's model number and its rank on the Pareto front (0 = least accurate)."""
+    zoo = sim.zoo
+    front = zoo.front
+    if target in TargetRank:
+        pos = {"least-accurate": 0, "median": len(front) // 2,
+               "most-accurate": len(front) - 1}[target]
+        return front[pos], pos / max(len(front) - 1, 1)
+    if target not in zoo.index:
+        raise ConfigError(f"attacker.target: unknown model {target!r}; the zoo has "
+                          f"{zoo.names} (or use one of {list(TargetRank)})")
+    m = zoo.index[target]
+    if m not in front:
+        raise ConfigError(f"attacker.target: {target!r} is not on the zoo's accuracy/latency "
+                          "Pareto front, so no spec selects it reliably")
+    return m, front.index(m) / max(len(front) - 1, 1)
+
+
+def _shifted(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Pool inputs ``x[rows[:, 0]]`` shifted by ``dx`` (last axis) and, for images, ``dy``
+    (second to last) pixels, zero-filled: the attacker's query-time augmentation."""
+    out = np.zeros((len(rows), *x.shape[1:]), dtype=x.dtype)
+    for i, (idx, dx, dy) in enumerate(rows.tolist()):
+        shift = (dy, dx) if x.ndim == 4 else (dx,)
+        axes = tuple(range(-len(shift), 0))
+        out[i] = _shift(x[idx], shift, axes)
+    return out
+
+
+def _shift(a: np.ndarray, shift: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+    """``a`` moved by ``shift`` along ``axes``, zero-filled (not wrapped)."""
+    if not any(shift):
+        return a
+    out = np.zeros_like(a)
+    src: list[slice] = [slice(None)] * a.ndim
+    dst: list[slice] = [slice(None)] * a.ndim
+    for s, ax in zip(shift, axes, strict=True):
+        n = a.shape[ax]
+        src[ax] = slice(max(-s, 0), n - max(s, 0))
+        dst[ax] = slice(max(s, 0), n - max(-s, 0))
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
+               progress: bool = False) -> AttackResult:
+    """Simulate the attack, train the surrogate, score it."""
+    from attacks.extraction import evaluate_surrogate, train_surrogate
+    from attacks.victim import VictimZoo
+    from zoo_profiles.datasets import load_dataset, load_pool
+
+    cfg = scenario.attacker
+    sim = Simulation(scenario, base_dir)
+    victim = VictimZoo(scenario.zoo.profile, base_dir)
+    target, rank = resolve_target(cfg.target, sim)
+    meta = victim.profile.metadata.model_dump()
+    dataset = load_dataset(str(meta.get("dataset", "mnist5k")),
+                           split_seed=int(meta.get("split_seed", 0)))
+    pool: Split = dataset.attacker if cfg.pool == f"{dataset.name}-attacker" else \
+        load_pool(cfg.pool, split_seed=int(meta.get("split_seed", 0)))
+    rng = sim.seeds.generator("attacker")
+    cands = np.sort(rng.choice(len(pool), size=min(cfg.fingerprint.candidates, len(pool)),
+                               replace=False))
+    table = np.stack([victim.probabilities(m, pool.x[cands]) for m in range(len(victim))])
+    agent = AttackerAgent(sim, cfg, TableResponder(table, cands, len(pool)))
+    ext = Extraction(agent, len(pool), sim.seeds.generator("attacker", "inputs"),
+                     augment=cfg.augment_queries)
+    plan = Plan(target, rank)
+    flow = STRATEGIES[cfg.strategy]
+
+    def attacker() -> Any:
+        yield from flow(agent, ext, plan, rng, cands)
+        sim.stop.halt()
+
+    sim.env.process(attacker())
+    result = sim.run(progress)
+    started = time.perf_counter()
+
+    rows = np.concatenate([r for _, r in ext.kept]) if ext.kept else np.zeros((0, 3), np.int64)
+    models = np.concatenate([np.full(len(r), m) for m, r in ext.kept]) if ext.kept else \
+        np.zeros(0, np.int64)
+    x = _shifted(pool.x, rows)
+    answers = victim.outputs_grouped(models, x)
+    kind = cfg.outputs
+    surrogate = train_surrogate(x, answers if kind == "probabilities" else answers.argmax(1),
+                                kind=kind, arch=cfg.surrogate.arch,
+                                epochs=cfg.surrogate.epochs, seed=sim.seeds.integer_seed(
+                                    "attacker", "surrogate"), batch_size=cfg.surrogate.batch_size,
+                                lr=cfg.surrogate.lr, augment=cfg.surrogate.augment,
+                                num_classes=victim.num_classes) if len(x) else None
+    target_pred = victim.predictions(target, dataset.test.x)
+    scores = evaluate_surrogate(surrogate, dataset.test, target_pred) if surrogate is not None \
+        else {"accuracy": float("nan"), "fidelity": float("nan")}
+    benign = _benign_summary(result, sim)
+    fp = plan.fingerprint
+    served = np.asarray(ext.served)
+    report: dict[str, Any] = {
+        "strategy": cfg.strategy,
+        "target_model": sim.zoo.names[target],
+        "queries": agent.ledger.as_dict(),
+        "fingerprint": {
+            "models_found": len(fp.signatures) if fp else None,
+            "identification_accuracy": identification_accuracy(agent.truth) if fp else None,
+            "trigger_consistency": float((served == target).mean()) if len(served) else None,
+            "estimated_consistency": fp.consistency if fp else None,
+            "trigger_spec": fp.trigger.model_dump() if fp else None,
+            "thresholds": [round(s.lo, 3) for s in fp.segments[1:]] if fp else None,
+            "zoo_models": len(sim.zoo),
+            "front_models": len(sim.zoo.front),
+        },
+        "extraction": {
+            "kept_inputs": len(x),
+            "served_by": {sim.zoo.names[int(m)]: int(c) for m, c in
+                          zip(*np.unique(models, return_counts=True), strict=True)},
+            "training_s": round(time.perf_counter() - started, 3),
+        },
+        "surrogate": {"arch": cfg.surrogate.arch, **scores},
+        "victim": {"accuracy": float(sim.zoo.accuracy[target])},
+        "outputs": kind,
+        "verify": cfg.verify,
+        "seed": scenario.seed,
+        "benign": benign,
+    }
+    return AttackResult(report, result)
+
+
+def _benign_summary(result: SimResult, sim: Simulation) -> dict[str, Any]:
+    df = result.records
+    benign = df[df["tenant"] != "attacker"].copy()
+    benign["tenant"] = benign["tenant"].cat.remove_categories(["attacker"])
+    s = sim.system
+    return summarize(benign, warmup_s=sim.scenario.warmup_s, n_workers=len(s.workers),
+                     seed=sim.scenario.seed, wall_time_s=result.summary["wall_time_s"],
+                     sim_events=None, area=s.area, loads=result.summary["model_loads"],
+                     evictions=result.summary["evictions"])

@@ -1,0 +1,116 @@
+"""The attacker end to end on the shipped zoo: fingerprinting maps the zoo, extraction works,
+bad configs are user errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from attacks.config import AttackScenario
+from attacks.run import run_attack
+from sim.cli import main
+from sim.config import parse_scenario
+from sim.profiles import load_profile
+from tests.attacks.conftest import ZOO, attack_scenario, requires_zoo
+
+pytestmark = requires_zoo
+
+
+def attack(d: dict[str, Any]) -> dict[str, Any]:
+    report: dict[str, Any] = run_attack(parse_scenario(d, model=AttackScenario)).report
+    return report
+
+
+def test_fingerprint_finds_every_front_model_and_its_threshold() -> None:
+    d = attack_scenario("fingerprint", budget=40, target="median")
+    d["attacker"]["surrogate"] = {"epochs": 1}
+    r = attack(d)
+    front = load_profile(ZOO).pareto_front
+    fp = r["fingerprint"]
+    assert fp["models_found"] == len(front)
+    # the pareto policy switches to front model k+1 just above front model k's accuracy
+    tol = d["attacker"].get("fingerprint", {}).get("accuracy_tolerance", 0.25)
+    expected = [m.accuracy for m in front[:-1]]
+    assert len(fp["thresholds"]) == len(expected)
+    for got, want in zip(fp["thresholds"], expected, strict=True):
+        assert abs(got - want) <= tol, (fp["thresholds"], expected)
+    assert fp["identification_accuracy"] >= 0.99
+    assert fp["trigger_consistency"] == 1.0
+    assert r["target_model"] == front[len(front) // 2].name
+    # bounded: grid + per-threshold bisection + latency bisection + consistency queries
+    assert r["queries"]["requests"]["fingerprint"] <= 11 + 5 + 9 * len(front) + 30 + 50
+
+
+def test_oracle_extraction_reaches_a_fidelity_floor_with_a_small_budget() -> None:
+    d = attack_scenario("oracle", budget=1500, target="most-accurate")
+    d["attacker"]["surrogate"] = {"epochs": 6}
+    r = attack(d)
+    assert r["extraction"]["served_by"] == {r["target_model"]: 1500}
+    assert r["queries"]["extraction"] == 1500 and r["queries"]["fingerprint"] == 0
+    assert r["surrogate"]["fidelity"] >= 90.0
+    assert r["fingerprint"]["trigger_consistency"] == 1.0
+
+
+def test_labels_only_and_verification_count_their_queries() -> None:
+    d = attack_scenario("fingerprint", budget=200, target="least-accurate",
+                        outputs="labels", verify=True)
+    d["attacker"]["surrogate"] = {"epochs": 1}
+    r = attack(d)
+    q = r["queries"]
+    assert q["extraction"] == 200
+    assert q["verification"] == q["requests"]["extraction"] * 8  # 8 probes ride along
+    assert q["total"] == q["fingerprint"] + q["extraction"] + q["verification"]
+    # top-1 labels on 64 candidate probes cannot always tell two ~96 % models apart
+    assert r["fingerprint"]["identification_accuracy"] >= 0.9
+    assert r["fingerprint"]["models_found"] >= len(load_profile(ZOO).pareto_front) - 1
+
+
+def test_known_zoo_is_an_upper_bound_on_identification() -> None:
+    d = attack_scenario("known-zoo", budget=40, target="median")
+    d["attacker"]["surrogate"] = {"epochs": 1}
+    r = attack(d)
+    assert r["fingerprint"]["identification_accuracy"] == 1.0
+    assert r["extraction"]["served_by"] == {r["target_model"]: 40}
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"budget": 0}, "attacker.budget"),
+    ({"strategy": "guess"}, "attacker.strategy"),
+    ({"target": "no_such_model"}, "attacker.target"),
+    ({"strategy": "naive", "spec": None}, "spec"),
+    ({"outputs": "logits"}, "attacker.outputs"),
+])
+def test_bad_attack_configs_exit_2(tmp_path: Path, change: dict[str, Any], needle: str) -> None:
+    d = attack_scenario("fingerprint")
+    d["attacker"].update(change)
+    d["attacker"] = {k: v for k, v in d["attacker"].items() if v is not None}
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(yaml.safe_dump(d))
+    res = CliRunner().invoke(main, ["attack", str(cfg), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
+
+
+def test_attack_cli_writes_the_contract(tmp_path: Path) -> None:
+    import json
+
+    d = attack_scenario("naive", rate=500, budget=100)
+    d["attacker"]["surrogate"] = {"epochs": 1}
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(yaml.safe_dump(d))
+    res = CliRunner().invoke(main, ["attack", str(cfg), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "o" / "attack.json").read_text())
+    assert set(r) >= {"strategy", "target_model", "queries", "fingerprint", "surrogate",
+                      "victim", "benign"}
+    assert set(r["queries"]) >= {"fingerprint", "extraction", "discarded", "total"}
+    assert set(r["fingerprint"]) >= {"models_found", "identification_accuracy",
+                                     "trigger_consistency"}
+    assert set(r["surrogate"]) >= {"accuracy", "fidelity"}
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["tenants"].keys() == {"web"}
+    assert (tmp_path / "o" / "requests.parquet").is_file()
