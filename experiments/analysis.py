@@ -1,0 +1,68 @@
+"""Statistics over seeds: means with 95 % Student-t intervals, and claim checks (PAPER.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of its ``level`` t-interval (0 for a single value)."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    if len(v) == 1:
+        return float(v[0]), 0.0
+    half = stats.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), float(half)
+
+
+def table(df: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """One row per group: ``metric`` (mean), ``metric±`` (95 % half-width), and ``n``."""
+    rows = []
+    for key, g in df.groupby(by, sort=True, dropna=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
+        for m in metrics:
+            row[m], row[f"{m}±"] = mean_ci(g[m].to_numpy())
+        row["n"] = len(g)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_gap(df: pd.DataFrame, by: list[str], strategy_col: str, a: str, b: str,
+               metric: str) -> pd.DataFrame:
+    """Per group, the mean and 95 % interval of ``metric(a) - metric(b)`` paired by seed."""
+    rows = []
+    for key, g in df.groupby(by, sort=True):
+        pa = g[g[strategy_col] == a].set_index("param.seed")[metric]
+        pb = g[g[strategy_col] == b].set_index("param.seed")[metric]
+        diff = (pa - pb).dropna()
+        mean, half = mean_ci(diff.to_numpy())
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
+        row.update({"gap": mean, "gap±": half, "n": len(diff)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(df: pd.DataFrame, digits: int = 2) -> str:
+    """A DataFrame as a GitHub markdown table; ``x`` and ``x±`` columns shown as ``x ± h``."""
+    cols = [c for c in df.columns if not c.endswith("±")]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if isinstance(v, float):
+                cell = f"{v:.{digits}f}"
+                if f"{c}±" in df.columns and not math.isnan(r[f"{c}±"]):
+                    cell += f" ± {r[f'{c}±']:.{digits}f}"
+            else:
+                cell = str(v)
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
