@@ -181,6 +181,8 @@ class Extraction:
             probes: np.ndarray | None = None) -> Generator[simpy.Event, Any, None]:
         agent = self.agent
         cfg = agent.cfg
+        if not cfg.extract:
+            return
         riders = probes if verify is not None and probes is not None else np.zeros(0, np.int64)
         todo: list[tuple[int, int, int]] = []
         state = {"outstanding": 0, "sending": True}

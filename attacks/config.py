@@ -47,13 +47,11 @@ class FingerprintConfig(Strict):
     reduced to ``probes`` afterwards."""
     grid: Annotated[int, Field(ge=2)] = 11
     """Specs on each axis queried before bisection."""
-    accuracy_tolerance: Annotated[float, Field(gt=0)] = 0.25
+    accuracy_tolerance: Annotated[float, Field(gt=0)] = 0.01
     """Bisection stops when a threshold is bracketed this tightly (accuracy points)."""
     latency_range_ms: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = \
         (0.01, 10000.0)
-    """The latency targets the API accepts; the loosest is the attacker's default."""
-    latency_tolerance: Annotated[float, Field(gt=0)] = 0.05
-    """Relative bracket width at which latency bisection stops."""
+    """The latency targets the API accepts; the trigger spec uses the loosest."""
     consistency_queries: Annotated[int, Field(ge=1)] = 50
     """Queries spent measuring how reliably the trigger spec reaches the target."""
     min_consistency: Annotated[float, Field(ge=0, le=1)] = 0.99
@@ -78,6 +76,9 @@ class AttackerConfig(Strict):
     budget: Annotated[int, Field(ge=1)]
     """Extraction inputs sent, discarded ones included (fingerprint queries count apart)."""
     inputs_per_request: Annotated[int, Field(ge=1)] = 8
+    extract: bool = True
+    """False: fingerprint only, no extraction and no surrogate (query-cost studies; the only
+    mode on zoos without weights, whose answers are then synthetic)."""
     verify: bool = False
     """Verify each extraction response with probes riding along; discard and re-query what
     another model answered (the adaptive attacker)."""

@@ -8,14 +8,15 @@ that still separate every model found). (2) A response's
 *signature* is its answers on the probes: equal signatures, same model. (3) The model chosen
 changes only at finitely many thresholds of the requested accuracy (and latency), so a grid
 plus bisection between specs with different signatures finds every threshold with
-O(models x log(range / tolerance)) queries. (4) The target's region gives the trigger spec
-deepest inside it (mid-interval in accuracy, geometric middle in latency); its consistency
-under load is measured, and other specs of the region are tried if it falls short.
+O(models x log(range / tolerance)) queries. (4) The trigger spec sits deepest inside the
+target's accuracy interval, with the loosest latency the API accepts: a loose latency target
+never changes a load-oblivious choice and keeps a load-aware one away from the latency
+fallback. Its consistency under load is measured, and other accuracies of the interval are
+tried if it falls short.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -128,23 +129,7 @@ class Fingerprinter:
         right = yield from self._bisect_accuracy(mid, hi, s, s_hi)
         return [*left, *right]
 
-    # (4) the latency axis inside the target's accuracy interval ----------------------------
-    def loosest_latency_floor(self, accuracy: float, target: Signature) -> Gen:
-        """The smallest latency (log-bisected) at which ``accuracy`` still gets ``target``."""
-        lo, hi = math.log(self.lat_min), math.log(self.lat_max)
-        s = yield from self.sig(accuracy, self.lat_min)
-        if s == target:
-            return self.lat_min
-        tol = math.log1p(self.cfg.latency_tolerance)
-        while hi - lo > tol:
-            mid = (lo + hi) / 2
-            s = yield from self.sig(accuracy, math.exp(mid))
-            if s == target:
-                hi = mid
-            else:
-                lo = mid
-        return math.exp(hi)
-
+    # (4) the trigger spec and its consistency under load ----------------------------------
     def consistency(self, spec: SpecConfig, target: Signature, n: int) -> Gen:
         hits = 0
         for _ in range(n):
@@ -155,15 +140,13 @@ class Fingerprinter:
     def trigger_for(self, seg: Segment) -> Gen:
         """The most robust spec for ``seg``'s signature, and its measured consistency."""
         cfg = self.cfg
-        acc = (seg.lo + seg.hi) / 2
-        floor = yield from self.loosest_latency_floor(acc, seg.signature)
-        spec = SpecConfig(accuracy=acc, latency_ms=math.sqrt(floor * self.lat_max))
+        spec = SpecConfig(accuracy=(seg.lo + seg.hi) / 2, latency_ms=self.lat_max)
         rate = yield from self.consistency(spec, seg.signature, cfg.consistency_queries)
         if rate >= cfg.min_consistency:
             return spec, rate
         n_try = max(cfg.consistency_queries // 5, 2)
-        options = [SpecConfig(accuracy=seg.lo + f * seg.width, latency_ms=lat)
-                   for f in (0.25, 0.5, 0.75) for lat in (spec.latency_ms, self.lat_max)]
+        options = [SpecConfig(accuracy=seg.lo + f * seg.width, latency_ms=self.lat_max)
+                   for f in (0.1, 0.25, 0.75, 0.9)]
         best = (rate, spec)
         for option in options:
             r = yield from self.consistency(option, seg.signature, n_try)

@@ -8,6 +8,8 @@
 4. Compute the answers to the kept extraction inputs for real, grouped by the model that the
    simulation chose; train the surrogate; measure its accuracy and its fidelity to the target
    on the test split.
+With ``attacker.extract: false`` only the fingerprinting runs (query-cost studies); on a zoo
+without weights (the published CIFAR figures) its answers then come from a SyntheticResponder.
 """
 
 from __future__ import annotations
@@ -20,16 +22,29 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attacks.agent import AttackerAgent, Extraction
-from attacks.config import AttackScenario, TargetRank
+from attacks.config import AttackerConfig, AttackScenario, TargetRank
 from attacks.fingerprint import identification_accuracy
-from attacks.responders import TableResponder
+from attacks.responders import Responder, SyntheticResponder, TableResponder
 from attacks.strategies import STRATEGIES, Plan
-from sim.errors import ConfigError
+from sim.errors import ConfigError, UserError
 from sim.run import SimResult, Simulation
 from sim.summary import summarize
 
 if TYPE_CHECKING:
+    from attacks.victim import VictimZoo
     from zoo_profiles.datasets import Split
+
+
+@dataclass
+class Victim:
+    """What the attacker queries: the zoo's weights (or none), its pool, the test split."""
+
+    responder: Responder
+    candidates: np.ndarray
+    pool_size: int
+    zoo: VictimZoo | None = None
+    pool: Split | None = None
+    test: Split | None = None
 
 
 @dataclass
@@ -84,56 +99,58 @@ def _shift(a: np.ndarray, shift: tuple[int, ...], axes: tuple[int, ...]) -> np.n
     return out
 
 
-def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
-               progress: bool = False) -> AttackResult:
-    """Simulate the attack, train the surrogate, score it."""
-    from attacks.extraction import evaluate_surrogate, train_surrogate
+def prepare_victim(scenario: AttackScenario, sim: Simulation, base_dir: Path | None,
+                   rng: np.random.Generator) -> Victim:
+    """Load the victim zoo and the attacker's pool; precompute the probe candidates' answers
+    (one batched forward pass per model)."""
     from attacks.victim import VictimZoo
     from zoo_profiles.datasets import load_dataset, load_pool
 
     cfg = scenario.attacker
-    sim = Simulation(scenario, base_dir)
-    victim = VictimZoo(scenario.zoo.profile, base_dir)
-    target, rank = resolve_target(cfg.target, sim)
-    meta = victim.profile.metadata.model_dump()
-    dataset = load_dataset(str(meta.get("dataset", "mnist5k")),
-                           split_seed=int(meta.get("split_seed", 0)))
-    pool: Split = dataset.attacker if cfg.pool == f"{dataset.name}-attacker" else \
-        load_pool(cfg.pool, split_seed=int(meta.get("split_seed", 0)))
-    rng = sim.seeds.generator("attacker")
+    try:
+        zoo = VictimZoo(scenario.zoo.profile, base_dir)
+    except UserError:
+        if cfg.extract:
+            raise
+        n = cfg.fingerprint.candidates
+        cands = np.arange(n)
+        return Victim(SyntheticResponder(len(sim.zoo), n, 10, rng), cands, n)
+    meta = zoo.profile.metadata.model_dump()
+    split_seed = int(meta.get("split_seed", 0))
+    dataset = load_dataset(str(meta.get("dataset", "mnist5k")), split_seed=split_seed)
+    pool = dataset.attacker if cfg.pool == f"{dataset.name}-attacker" else \
+        load_pool(cfg.pool, split_seed=split_seed)
+    if tuple(pool.x.shape[1:]) != tuple(zoo.in_shape):
+        raise ConfigError(f"attacker.pool: {cfg.pool!r} holds inputs of shape "
+                          f"{tuple(pool.x.shape[1:])} but zoo {zoo.profile.name!r} takes "
+                          f"{tuple(zoo.in_shape)} (use {dataset.name}-attacker)")
     cands = np.sort(rng.choice(len(pool), size=min(cfg.fingerprint.candidates, len(pool)),
                                replace=False))
-    table = np.stack([victim.probabilities(m, pool.x[cands]) for m in range(len(victim))])
-    agent = AttackerAgent(sim, cfg, TableResponder(table, cands, len(pool)))
-    ext = Extraction(agent, len(pool), sim.seeds.generator("attacker", "inputs"),
+    table = np.stack([zoo.probabilities(m, pool.x[cands]) for m in range(len(zoo))])
+    return Victim(TableResponder(table, cands, len(pool)), cands, len(pool), zoo, pool,
+                  dataset.test)
+
+
+def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
+               progress: bool = False) -> AttackResult:
+    """Simulate the attack, train the surrogate, score it."""
+    cfg = scenario.attacker
+    sim = Simulation(scenario, base_dir)
+    target, rank = resolve_target(cfg.target, sim)
+    rng = sim.seeds.generator("attacker")
+    victim = prepare_victim(scenario, sim, base_dir, rng)
+    agent = AttackerAgent(sim, cfg, victim.responder)
+    ext = Extraction(agent, victim.pool_size, sim.seeds.generator("attacker", "inputs"),
                      augment=cfg.augment_queries)
     plan = Plan(target, rank)
     flow = STRATEGIES[cfg.strategy]
 
     def attacker() -> Any:
-        yield from flow(agent, ext, plan, rng, cands)
+        yield from flow(agent, ext, plan, rng, victim.candidates)
         sim.stop.halt()
 
     sim.env.process(attacker())
     result = sim.run(progress)
-    started = time.perf_counter()
-
-    rows = np.concatenate([r for _, r in ext.kept]) if ext.kept else np.zeros((0, 3), np.int64)
-    models = np.concatenate([np.full(len(r), m) for m, r in ext.kept]) if ext.kept else \
-        np.zeros(0, np.int64)
-    x = _shifted(pool.x, rows)
-    answers = victim.outputs_grouped(models, x)
-    kind = cfg.outputs
-    surrogate = train_surrogate(x, answers if kind == "probabilities" else answers.argmax(1),
-                                kind=kind, arch=cfg.surrogate.arch,
-                                epochs=cfg.surrogate.epochs, seed=sim.seeds.integer_seed(
-                                    "attacker", "surrogate"), batch_size=cfg.surrogate.batch_size,
-                                lr=cfg.surrogate.lr, augment=cfg.surrogate.augment,
-                                num_classes=victim.num_classes) if len(x) else None
-    target_pred = victim.predictions(target, dataset.test.x)
-    scores = evaluate_surrogate(surrogate, dataset.test, target_pred) if surrogate is not None \
-        else {"accuracy": float("nan"), "fidelity": float("nan")}
-    benign = _benign_summary(result, sim)
     fp = plan.fingerprint
     served = np.asarray(ext.served)
     report: dict[str, Any] = {
@@ -150,20 +167,44 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
             "zoo_models": len(sim.zoo),
             "front_models": len(sim.zoo.front),
         },
-        "extraction": {
-            "kept_inputs": len(x),
-            "served_by": {sim.zoo.names[int(m)]: int(c) for m, c in
-                          zip(*np.unique(models, return_counts=True), strict=True)},
-            "training_s": round(time.perf_counter() - started, 3),
-        },
-        "surrogate": {"arch": cfg.surrogate.arch, **scores},
+        **extract_and_score(cfg, sim, ext, victim, target),
         "victim": {"accuracy": float(sim.zoo.accuracy[target])},
-        "outputs": kind,
+        "outputs": cfg.outputs,
         "verify": cfg.verify,
         "seed": scenario.seed,
-        "benign": benign,
+        "benign": _benign_summary(result, sim),
     }
     return AttackResult(report, result)
+
+
+def extract_and_score(cfg: AttackerConfig, sim: Simulation, ext: Extraction, victim: Victim,
+                      target: int) -> dict[str, Any]:
+    """The real answers to the kept inputs (grouped by serving model), the surrogate trained
+    on them, and its accuracy and fidelity on the test split."""
+    from attacks.extraction import evaluate_surrogate, train_surrogate
+
+    nan = {"accuracy": float("nan"), "fidelity": float("nan")}
+    if not ext.kept or victim.zoo is None or victim.pool is None or victim.test is None:
+        return {"extraction": {"kept_inputs": 0, "served_by": {}},
+                "surrogate": {"arch": cfg.surrogate.arch, **nan}}
+    started = time.perf_counter()
+    rows = np.concatenate([r for _, r in ext.kept])
+    models = np.concatenate([np.full(len(r), m) for m, r in ext.kept])
+    x = _shifted(victim.pool.x, rows)
+    answers = victim.zoo.outputs_grouped(models, x)
+    s = cfg.surrogate
+    surrogate = train_surrogate(
+        x, answers if cfg.outputs == "probabilities" else answers.argmax(axis=1),
+        kind=cfg.outputs, arch=s.arch, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+        augment=s.augment, num_classes=victim.zoo.num_classes,
+        seed=sim.seeds.integer_seed("attacker", "surrogate"))
+    scores = evaluate_surrogate(surrogate, victim.test,
+                                victim.zoo.predictions(target, victim.test.x))
+    served = dict(zip(*np.unique(models, return_counts=True), strict=True))
+    return {"extraction": {"kept_inputs": len(x),
+                           "served_by": {sim.zoo.names[int(m)]: int(c) for m, c in served.items()},
+                           "training_s": round(time.perf_counter() - started, 3)},
+            "surrogate": {"arch": s.arch, **scores}}
 
 
 def _benign_summary(result: SimResult, sim: Simulation) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def peak_memory(n: int) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     print(f"(c) x {int(out[1]):,} requests: peak RSS {int(out[0]) / 1024:.0f} MB, "
-          f"event loop + records {float(out[2]):.1f} s")
+          f"event loop {float(out[2]):.1f} s")
 
 
 def main() -> None:

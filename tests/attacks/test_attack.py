@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from attacks.config import AttackScenario
+from attacks.config import AttackScenario, FingerprintConfig
 from attacks.run import run_attack
 from sim.cli import main
 from sim.config import parse_scenario
@@ -33,7 +33,7 @@ def test_fingerprint_finds_every_front_model_and_its_threshold() -> None:
     fp = r["fingerprint"]
     assert fp["models_found"] == len(front)
     # the pareto policy switches to front model k+1 just above front model k's accuracy
-    tol = d["attacker"].get("fingerprint", {}).get("accuracy_tolerance", 0.25)
+    tol = FingerprintConfig().accuracy_tolerance
     expected = [m.accuracy for m in front[:-1]]
     assert len(fp["thresholds"]) == len(expected)
     for got, want in zip(fp["thresholds"], expected, strict=True):

@@ -1,0 +1,111 @@
+"""Sweeps: grid expansion, resumption after a kill, Dask = local, bad study files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from experiments.study import Study
+from sim.cli import main
+
+WALL = ["wall_time_s", "events_per_s"]
+
+
+def write_study(tmp_path: Path, requests: int = 2000, **study: Any) -> Path:
+    base = {"seed": 1, "requests": requests, "zoo": {"profile": "synthetic-7"},
+            "cluster": {"workers": 2, "max_batch": 4},
+            "tenants": [{"name": "t", "arrivals": {"type": "poisson", "rate_rps": 1000},
+                         "slo": {"accuracy": {"type": "fixed", "value": 90},
+                                 "latency_ms": {"type": "fixed", "value": 5}}}]}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    spec = {"kind": "simulate", "base": "base.yaml",
+            "grid": {"tenants.0.arrivals.rate_rps": [500, 4000],
+                     "policy.type": ["pareto", "infaas"]},
+            "seeds": [1, 2]} | study
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_grid_zip_and_seeds_expand(tmp_path: Path) -> None:
+    path = write_study(tmp_path, zip={"cluster.workers": [1, 2, 3],
+                                      "cluster.max_batch": [1, 2, 4]})
+    s = Study(path)
+    assert len(s.points) == 2 * 2 * 3 * 2
+    assert {(p["cluster.workers"], p["cluster.max_batch"]) for p in s.points} == \
+        {(1, 1), (2, 2), (3, 4)}
+
+
+def test_sweep_writes_one_row_per_point(tmp_path: Path) -> None:
+    path = write_study(tmp_path)
+    res = CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / "o"),
+                                    "--workers", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "o" / "results.parquet")
+    assert len(df) == 8
+    assert set(df["param.policy.type"]) == {"pareto", "infaas"}
+    heavy = df[df["param.tenants.0.arrivals.rate_rps"] == 4000]
+    assert (heavy["requests"] == 2000).all() and heavy["goodput"].between(0, 1).all()
+    again = CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / "o")])
+    assert again.exit_code == 2 and "--resume" in again.output
+
+
+def test_killed_sweep_resumes_without_redoing_or_losing(tmp_path: Path) -> None:
+    path = write_study(tmp_path, requests=150_000)
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "sim", "sweep", str(path), "-o", str(out), "--workers", "1",
+           "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    points = out / "points"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(points.glob("*.json"))) < 2:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.name: p.stat().st_mtime_ns for p in points.glob("*.json")}
+    assert 2 <= len(finished) < 8, "the kill should land mid-sweep"
+    assert not list(points.glob(".*")), "no half-written point files"
+    res = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in points.glob("*.json")}
+    assert len(after) == 8
+    assert all(after[name] == mtime for name, mtime in finished.items()), "redone points"
+    assert len(pd.read_parquet(out / "results.parquet")) == 8
+
+
+def test_dask_backend_gives_the_same_results_as_local(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    path = write_study(tmp_path, seeds=[3], grid={"policy.type": ["pareto", "infaas"]})
+    for backend in ("local", "dask"):
+        res = CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / backend),
+                                        "--backend", backend, "--workers", "1", "--quiet"])
+        assert res.exit_code == 0, res.output
+    local = pd.read_parquet(tmp_path / "local" / "results.parquet").drop(columns=WALL)
+    dask = pd.read_parquet(tmp_path / "dask" / "results.parquet").drop(columns=WALL)
+    pd.testing.assert_frame_equal(local, dask)
+
+
+@pytest.mark.parametrize(("study", "needle"), [
+    ({"grid": {"tenants.0.arivals.rate_rps": [1, 2]}}, "unknown key 'arivals'"),
+    ({"grid": {"tenants.3.name": ["x"]}}, "tenants.3"),
+    ({"grid": {}, "seeds": [1]}, "grid"),
+    ({"grid": {"policy.type": []}}, "grid"),
+    ({"grid": {"policy.type": ["fastest"]}}, "fastest"),
+    ({"zip": {"cluster.workers": [1, 2], "cluster.max_batch": [1]}}, "same length"),
+])
+def test_bad_study_files_exit_2(tmp_path: Path, study: dict[str, Any], needle: str) -> None:
+    path = write_study(tmp_path, **study)
+    res = CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
