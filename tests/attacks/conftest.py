@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import torch
 
 from sim.profiles import available_profiles
 
 ZOO = "mnist5k-cpu"
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Torch on one thread in attack tests (small CPU footprint, steady timings)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 requires_zoo = pytest.mark.skipif(ZOO not in available_profiles(),
                                   reason="the shipped mnist5k-cpu zoo is missing")

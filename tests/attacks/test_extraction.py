@@ -9,7 +9,6 @@ three inputs in four).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,15 +23,6 @@ from zoo_profiles.build import build_zoo
 from zoo_profiles.datasets import Split, load_mnist5k, load_pool
 
 SHIPPED = PROFILE_DIR / "mnist5k-cpu.yaml"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Keep the CPU footprint small (the machine is shared); restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @dataclass

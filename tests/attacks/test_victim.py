@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,6 @@ from zoo_profiles.train import predict_logits
 ARCHS = ["logreg", "mlp_small", "cnn_small"]
 SUBSET = 300
 SHIPPED = PROFILE_DIR / "mnist5k-cpu.yaml"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Keep the CPU footprint small (the machine is shared); restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
