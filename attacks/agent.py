@@ -125,6 +125,9 @@ class AttackerAgent:
     def observe(self, req: Request) -> Observation:
         payload: Payload = req.payload
         answers = self.responder.answers(req.model, payload.probes)
+        defense = self.sim.system.defense
+        if defense.changes_outputs and len(answers):
+            answers = defense.perturb_outputs(answers)
         return Observation(answers, req.latency_ms, req)
 
     def signature(self, obs: Observation) -> Signature:
@@ -162,6 +165,10 @@ class Extraction:
         harness to compute the real answers grouped by model."""
         self.served: list[int] = []
         """Model that served each extraction request (ground truth, for scoring)."""
+        self.sent = 0
+        """Extraction inputs sent so far (discarded ones included)."""
+        self.todo: list[tuple[int, int, int]] = []
+        """Discarded inputs, to be queried again first."""
         self._fresh = self._inputs()
 
     def _inputs(self) -> Any:
@@ -184,7 +191,7 @@ class Extraction:
         if not cfg.extract:
             return
         riders = probes if verify is not None and probes is not None else np.zeros(0, np.int64)
-        todo: list[tuple[int, int, int]] = []
+        todo = self.todo
         state = {"outstanding": 0, "sending": True}
         finished = agent.env.event()
 
@@ -202,18 +209,33 @@ class Extraction:
             self.kept.append((req.model, payload.extract))
             self._maybe_finish(state, finished)
 
-        sent = 0
-        while sent < cfg.budget:
+        kept_mode = cfg.budget_counts == "kept"
+        cap = int(cfg.budget * cfg.max_sent_factor) if kept_mode else cfg.budget
+
+        def still_needed() -> int:
+            if not kept_mode:
+                return cfg.budget - self.sent
+            pending = (state["outstanding"]) * cfg.inputs_per_request
+            return cfg.budget - self.kept_inputs() - pending
+
+        while self.sent < cap and still_needed() > 0:
             yield from agent.pace()
-            k = min(cfg.inputs_per_request, cfg.budget - sent)
+            if still_needed() <= 0:
+                break
+            k = min(cfg.inputs_per_request, still_needed(), cap - self.sent)
             rows = [todo.pop(0) if todo else next(self._fresh) for _ in range(k)]
             state["outstanding"] += 1
             agent.send(spec, Payload(np.asarray(rows, dtype=np.int64), riders, "extraction"),
                        done, model)
-            sent += k
+            self.sent += k
         state["sending"] = False
         if state["outstanding"]:
             yield finished
+        if kept_mode and self.kept_inputs() < cfg.budget and self.sent < cap:
+            yield from self.run(spec, model, verify, probes)   # top up what was discarded
+
+    def kept_inputs(self) -> int:
+        return sum(len(rows) for _, rows in self.kept)
 
     @staticmethod
     def _maybe_finish(state: dict[str, Any], finished: simpy.Event) -> None:

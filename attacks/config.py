@@ -52,6 +52,9 @@ class FingerprintConfig(Strict):
     latency_range_ms: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = \
         (0.01, 10000.0)
     """The latency targets the API accepts; the trigger spec uses the loosest."""
+    repeats: Annotated[int, Field(ge=1)] = 1
+    """Queries per spec while mapping; the most frequent signature wins (an attacker that
+    expects a noisy server maps with 3 or 5)."""
     consistency_queries: Annotated[int, Field(ge=1)] = 50
     """Queries spent measuring how reliably the trigger spec reaches the target."""
     min_consistency: Annotated[float, Field(ge=0, le=1)] = 0.99
@@ -75,6 +78,10 @@ class AttackerConfig(Strict):
     """The fixed spec of the naive strategy (accuracy defaults to the target's)."""
     budget: Annotated[int, Field(ge=1)]
     """Extraction inputs sent, discarded ones included (fingerprint queries count apart)."""
+    budget_counts: Literal["sent", "kept"] = "sent"
+    """``kept``: with ``verify``, query until ``budget`` verified answers are kept (at most
+    ``max_sent_factor`` times the budget sent): the adaptive attacker's cost measure."""
+    max_sent_factor: Annotated[float, Field(ge=1)] = 20.0
     inputs_per_request: Annotated[int, Field(ge=1)] = 8
     extract: bool = True
     """False: fingerprint only, no extraction and no surrogate (query-cost studies; the only
@@ -94,9 +101,12 @@ class AttackerConfig(Strict):
     fingerprint: FingerprintConfig = FingerprintConfig()
 
     @model_validator(mode="after")
-    def _naive_has_spec(self) -> AttackerConfig:
+    def _consistent(self) -> AttackerConfig:
         if self.strategy == "naive" and self.spec is None:
             raise ValueError("the naive strategy needs `spec: {latency_ms, accuracy (optional)}`")
+        if self.budget_counts == "kept" and not self.verify:
+            raise ValueError("budget_counts: kept needs verify: true (only verified answers "
+                             "can be counted as kept)")
         return self
 
 

@@ -73,11 +73,15 @@ class Fingerprinter:
         """The answers behind each signature seen."""
 
     def sig(self, accuracy: float, latency_ms: float) -> Gen:
-        obs = yield from self.agent.query(SpecConfig(accuracy=accuracy, latency_ms=latency_ms),
-                                          self.probes)
-        sig = self.agent.signature(obs)
-        self.answers.setdefault(sig, obs.probe_answers)
-        return sig
+        """The signature a spec gets: the most frequent of ``repeats`` queries."""
+        spec = SpecConfig(accuracy=accuracy, latency_ms=latency_ms)
+        seen: dict[Signature, int] = {}
+        for _ in range(self.cfg.repeats):
+            obs = yield from self.agent.query(spec, self.probes)
+            sig = self.agent.signature(obs)
+            self.answers.setdefault(sig, obs.probe_answers)
+            seen[sig] = seen.get(sig, 0) + 1
+        return max(seen, key=lambda s: seen[s])
 
     # (1) probes ----------------------------------------------------------------------------
     def choose_probes(self, k: int) -> Gen:

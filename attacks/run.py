@@ -192,6 +192,8 @@ def extract_and_score(cfg: AttackerConfig, sim: Simulation, ext: Extraction, vic
     models = np.concatenate([np.full(len(r), m) for m, r in ext.kept])
     x = _shifted(victim.pool.x, rows)
     answers = victim.zoo.outputs_grouped(models, x)
+    if sim.system.defense.changes_outputs:
+        answers = sim.system.defense.perturb_outputs(answers)
     s = cfg.surrogate
     surrogate = train_surrogate(
         x, answers if cfg.outputs == "probabilities" else answers.argmax(axis=1),

@@ -20,6 +20,7 @@ from defense.base import Defense
 from sim.request import Request
 from sim.rng import Buffered
 from sim.schema import Strict
+from sim.zoo import Zoo
 
 NonNegative = Annotated[float, Field(ge=0)]
 
@@ -37,9 +38,10 @@ class SpecNoise(Defense):
     """Adds unit-variance noise, scaled per metric, to each request's spec."""
 
     unit: Callable[[np.random.Generator, int], np.ndarray]
+    active = True
 
-    def __init__(self, params: NoiseParams, rng: np.random.Generator) -> None:
-        super().__init__(params, rng)
+    def __init__(self, params: NoiseParams, rng: np.random.Generator, zoo: Zoo) -> None:
+        super().__init__(params, rng, zoo)
         self.p = params
         draw = type(self).unit
         self._acc = Buffered(lambda n: draw(rng, n))
@@ -48,9 +50,9 @@ class SpecNoise(Defense):
     def perturb(self, req: Request) -> None:
         p = self.p
         za, zl = self._acc(), self._lat()
-        req.acc_spec = min(100.0, max(0.0, req.acc_req + p.accuracy_sd * za))
+        req.acc_spec = min(100.0, max(0.0, req.acc_spec + p.accuracy_sd * za))
         sd = p.latency_sd_ms + p.latency_sd_rel * req.lat_req_ms
-        req.lat_spec_ms = max(p.latency_min_ms, req.lat_req_ms + sd * zl)
+        req.lat_spec_ms = max(p.latency_min_ms, req.lat_spec_ms + sd * zl)
 
 
 class GaussianNoise(SpecNoise):

@@ -57,7 +57,7 @@ class Simulation:
                        scenario.zoo.latency_model)
         policy = POLICIES[scenario.policy.type](scenario.policy, self.zoo)
         defense = DEFENSES[scenario.defense.type](scenario.defense,
-                                                   self.seeds.generator("defense"))
+                                                   self.seeds.generator("defense"), self.zoo)
         service = SERVICE_TIMES[scenario.service_time.type](scenario.service_time,
                                                              self.seeds.generator("service"))
         try:

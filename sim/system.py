@@ -87,9 +87,13 @@ class ServingSystem:
         self.requests.append(req)
         m = req.model
         if m < 0:
-            if self.defense.active:
-                self.defense.perturb(req)
-            m, req.feasible = self.policy.select(req, self, now)
+            defense = self.defense
+            if defense.active:
+                defense.perturb(req)
+            if defense.selects:
+                m, req.feasible = defense.select(req)
+            else:
+                m, req.feasible = self.policy.select(req, self, now)
             req.model = m
         q = self.queues[m]
         q.append(req)

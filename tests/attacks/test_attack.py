@@ -114,3 +114,41 @@ def test_attack_cli_writes_the_contract(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["tenants"].keys() == {"web"}
     assert (tmp_path / "o" / "requests.parquet").is_file()
+
+
+def test_adaptive_attacker_keeps_its_budget_of_verified_answers_under_spec_noise() -> None:
+    base = attack_scenario("fingerprint", budget=200, target="median", verify=True,
+                           budget_counts="kept", fingerprint={"repeats": 3})
+    base["attacker"]["surrogate"] = {"epochs": 1}
+    clean = attack(base)
+    noisy_cfg = attack_scenario("fingerprint", budget=200, target="median", verify=True,
+                                budget_counts="kept", fingerprint={"repeats": 3})
+    noisy_cfg["attacker"]["surrogate"] = {"epochs": 1}
+    noisy_cfg["defense"] = {"type": "gaussian", "accuracy_sd": 1.0}
+    noisy = attack(noisy_cfg)
+    for r in (clean, noisy):
+        assert r["extraction"]["kept_inputs"] == 200
+        # verification keeps the answers of one model only (under noise the black-box
+        # attacker may have mapped the zoo differently and aimed at a neighbour)
+        assert list(r["extraction"]["served_by"].values()) == [200]
+    assert clean["extraction"]["served_by"] == {clean["target_model"]: 200}
+    assert clean["queries"]["discarded"] == 0
+    assert noisy["queries"]["discarded"] > 0
+    assert noisy["queries"]["extraction"] == 200 + noisy["queries"]["discarded"]
+
+
+def test_spec_noise_mixes_models_for_the_non_adaptive_attacker() -> None:
+    d = attack_scenario("fingerprint", budget=400, target="median")
+    d["attacker"]["surrogate"] = {"epochs": 1}
+    d["defense"] = {"type": "gaussian", "accuracy_sd": 1.0}
+    r = attack(d)
+    assert r["fingerprint"]["trigger_consistency"] < 0.95
+    assert len(r["extraction"]["served_by"]) >= 2
+
+
+def test_output_perturbation_reaches_the_attackers_answers() -> None:
+    d = attack_scenario("oracle", budget=100, target="median")
+    d["attacker"]["surrogate"] = {"epochs": 1}
+    d["defense"] = {"type": "top1"}
+    r = attack(d)
+    assert r["extraction"]["kept_inputs"] == 100   # answers arrive, as one-hot labels

@@ -33,7 +33,7 @@ def make(models: list[dict[str, Any]], **cluster: Any) -> tuple[simpy.Environmen
     zoo = Zoo(profile, opts["max_batch"])
     env = simpy.Environment()
     system = ServingSystem(env, zoo, policy=ParetoPolicy(ParetoPolicy.Params(), zoo),
-                           defense=NoDefense(NoDefense.Params(), None),  # type: ignore[arg-type]
+                           defense=NoDefense(NoDefense.Params(), None, zoo),  # type: ignore[arg-type]
                            service=ProfileTime(ProfileTime.Params(), None),  # type: ignore[arg-type]
                            **opts)
     return env, system

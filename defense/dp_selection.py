@@ -1,0 +1,119 @@
+"""Differentially private model selection over the Pareto front (a follow-up to PSML §5:
+taehyeok-jang/ppml, 2025; PAPER.md).
+
+Each request's model is drawn at random, favouring models of high L1 utility
+``u = ((1 - max(a_req - a_m, 0)/100) + (1 - max(l_m - l_req, 0)/L)) / 2`` for its
+(perturbed) spec, with ``L = latency_scale_ms`` (100 in PAPER.md): the exponential mechanism
+(McSherry and Talwar, FOCS'07) picks ``m`` with
+probability proportional to ``exp(eps * u_m / (2 * sensitivity))``; permute-and-flip (McKenna
+and Sheldon, NeurIPS'20) visits the candidates in a random order and accepts ``m`` with
+probability ``exp(eps * (u_m - u_max) / (2 * sensitivity))``. Larger ``eps``: closer to the
+best model, less protection. Latencies are the profiled batch-1 medians (with ``time_scale``).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import permutations
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from defense.base import Defense
+from sim.request import Request
+from sim.rng import Buffered
+from sim.schema import Strict
+from sim.zoo import Zoo
+
+
+class DPParams(Strict):
+    """Privacy parameter, utility sensitivity, and which models may be drawn."""
+
+    eps: Annotated[float, Field(gt=0)]
+    sensitivity: Annotated[float, Field(gt=0)] = 1.0
+    candidates: Literal["front", "all"] = "front"
+    latency_scale_ms: Annotated[float, Field(gt=0)] = 100.0
+    """The latency excess that costs a full utility point (PAPER.md's utility: 100 ms; a
+    sub-millisecond zoo wants a smaller scale, or its latency term is nearly flat)."""
+
+
+class DPSelection(Defense):
+    """Shared set-up: the candidate models and their accuracy/latency arrays."""
+
+    selects = True
+
+    def __init__(self, params: DPParams, rng: np.random.Generator, zoo: Zoo) -> None:
+        super().__init__(params, rng, zoo)
+        self.p = params
+        self.models = np.asarray(zoo.front if params.candidates == "front" else range(len(zoo)))
+        self.acc = np.asarray(zoo.accuracy)[self.models]
+        self.lat = np.asarray(zoo.lat1_ms)[self.models]
+        self._u01 = Buffered(lambda n: rng.random(n))
+
+    def utilities(self, acc_req: float, lat_req_ms: float) -> np.ndarray:
+        """The L1 utility of every candidate for a spec."""
+        scale = self.p.latency_scale_ms
+        u: np.ndarray = ((1 - np.maximum(acc_req - self.acc, 0) / 100)
+                         + (1 - np.maximum(self.lat - lat_req_ms, 0) / scale)) / 2
+        return u
+
+    def probabilities(self, acc_req: float, lat_req_ms: float) -> np.ndarray:
+        """The exact selection distribution over the candidates."""
+        raise NotImplementedError
+
+    def _done(self, req: Request, i: int) -> tuple[int, bool]:
+        feasible = self.acc[i] >= req.acc_spec and self.lat[i] <= req.lat_spec_ms
+        return int(self.models[i]), bool(feasible)
+
+
+class ExponentialMechanism(DPSelection):
+    """Draw a model with probability proportional to exp(eps u / (2 sensitivity))."""
+
+    class Params(DPParams):
+        type: Literal["exponential"] = "exponential"
+
+    def probabilities(self, acc_req: float, lat_req_ms: float) -> np.ndarray:
+        u = self.utilities(acc_req, lat_req_ms)
+        w = np.exp(self.p.eps * (u - u.max()) / (2 * self.p.sensitivity))
+        out: np.ndarray = w / w.sum()
+        return out
+
+    def select(self, req: Request) -> tuple[int, bool]:
+        cdf = np.cumsum(self.probabilities(req.acc_spec, req.lat_spec_ms))
+        i = int(np.searchsorted(cdf, self._u01() * cdf[-1], side="right"))
+        return self._done(req, min(i, len(cdf) - 1))
+
+
+class PermuteAndFlip(DPSelection):
+    """Visit candidates in random order; accept each with probability
+    exp(eps (u - u_max) / (2 sensitivity)); the best is always accepted."""
+
+    class Params(DPParams):
+        type: Literal["permute_and_flip"] = "permute_and_flip"
+
+    def select(self, req: Request) -> tuple[int, bool]:
+        u = self.utilities(req.acc_spec, req.lat_spec_ms)
+        accept = np.exp(self.p.eps * (u - u.max()) / (2 * self.p.sensitivity))
+        for i in self.rng.permutation(len(u)):
+            if self._u01() <= accept[i]:
+                return self._done(req, int(i))
+        raise AssertionError("unreachable: the best candidate is accepted with probability 1")
+
+    def probabilities(self, acc_req: float, lat_req_ms: float) -> np.ndarray:
+        """Exact, by enumerating the visiting orders (up to 9 candidates)."""
+        u = self.utilities(acc_req, lat_req_ms)
+        q = np.exp(self.p.eps * (u - u.max()) / (2 * self.p.sensitivity))
+        n = len(q)
+        if n > 9:
+            raise ValueError(f"exact permute-and-flip probabilities need <= 9 candidates, got {n}")
+        probs = np.zeros(n)
+        for order in permutations(range(n)):
+            reach = 1.0
+            for i in order:
+                probs[i] += reach * q[i]
+                reach *= 1 - q[i]
+                if reach == 0:
+                    break
+        out: np.ndarray = probs / math.factorial(n)
+        return out
