@@ -152,3 +152,26 @@ def test_output_perturbation_reaches_the_attackers_answers() -> None:
     d["defense"] = {"type": "top1"}
     r = attack(d)
     assert r["extraction"]["kept_inputs"] == 100   # answers arrive, as one-hot labels
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_naive_fidelity_is_below_fingerprint_fidelity_under_mixing_load(seed: int) -> None:
+    """The diverse MNIST-1D zoo under heavy benign load: infaas moves the naive attacker's
+    queries for the smallest model to other models; the fingerprinting attacker's loose
+    trigger spec keeps reaching it."""
+    from sim.config import load_scenario
+    from tests.conftest import REPO
+
+    pytest.importorskip("mnist1d")
+    overrides = ("attacker.target=least-accurate", "tenants.0.arrivals.rate_rps=7000",
+                 "attacker.budget=500", "attacker.surrogate.epochs=10", f"seed={seed}")
+    fid = {}
+    for strategy in ("naive", "fingerprint"):
+        sc = load_scenario(REPO / "experiments" / "attack_base_1d.yaml", AttackScenario,
+                           (*overrides, f"attacker.strategy={strategy}"))
+        assert isinstance(sc, AttackScenario)
+        r = run_attack(sc, REPO / "experiments").report
+        fid[strategy] = r["surrogate"]["fidelity"]
+        consistency = r["fingerprint"]["trigger_consistency"]
+        assert (consistency < 0.8) if strategy == "naive" else (consistency == 1.0)
+    assert fid["fingerprint"] > fid["naive"] + 5, fid

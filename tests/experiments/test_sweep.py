@@ -109,3 +109,18 @@ def test_bad_study_files_exit_2(tmp_path: Path, study: dict[str, Any], needle: s
     res = CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / "o")])
     assert res.exit_code == 2, res.output
     assert needle in res.output and "Traceback" not in res.output
+
+
+STUDIES = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml"))
+STUDIES = [s for s in STUDIES if "grid:" in s.read_text() or "zip:" in s.read_text()]
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[s.stem for s in STUDIES])
+def test_every_shipped_study_validates_every_point(path: Path) -> None:
+    try:
+        study = Study(path)
+    except Exception as e:  # the Azure replay studies need ../shared/traces
+        if "file not found" in str(e) and "traces" in str(e):
+            pytest.skip("the shared traces are not beside the repository")
+        raise
+    assert len(study.points) >= 2

@@ -1,0 +1,174 @@
+"""Reports of the defense studies (claims C3 and C4, and the protection/goodput frontier).
+
+    python -m experiments.defense_report goodput  out/defense_goodput [out/defense_goodput_azure]
+    python -m experiments.defense_report attack   out/defense_attack_1d
+    python -m experiments.defense_report frontier out/defense_frontier
+each writes ``report.md`` (and a figure) beside ``results.parquet``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments.analysis import markdown, mean_ci, table
+
+DEF = "param.defense"
+
+
+def label(d: Any) -> str:
+    """``gaussian(accuracy_sd=2)`` for a defense block (a dict, possibly with null fields)."""
+    if not isinstance(d, dict):
+        return str(d)
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in d.items() if k != "type" and v is not None)
+    return f"{d['type']}({args})" if args else str(d["type"])
+
+
+def noise(d: Any) -> float:
+    return float(d.get("accuracy_sd") or 0.0) if isinstance(d, dict) else 0.0
+
+
+def load(out_dir: Path) -> pd.DataFrame:
+    df = pd.read_parquet(out_dir / "results.parquet")
+    df["defense"] = df[DEF].map(label)
+    df["sd"] = df[DEF].map(noise)
+    return df
+
+
+def _paired(df: pd.DataFrame, by: list[str], metric: str, base: pd.Series,
+            ratio: bool = False) -> tuple[float, float]:
+    """Mean and 95 % half-width of metric minus (or over) its baseline, paired by seed."""
+    merged = df.set_index([*by, "param.seed"])[metric]
+    ref = base.reindex(merged.index)
+    vals = (merged / ref) if ratio else (merged - ref)
+    return mean_ci(vals.to_numpy(dtype=float))
+
+
+def goodput(dirs: list[Path]) -> str:
+    parts = []
+    for out_dir in dirs:
+        df = load(out_dir)
+        loads = "param.tenants.0.arrivals.rate_rps"
+        by = [loads] if loads in df else []
+        if by:
+            df[loads] = df[loads].astype(int)
+        df["latency_miss"] = 1 - df["slo_attainment.latency"]
+        df["accuracy_miss"] = 1 - df["slo_attainment.accuracy"]
+        base = df[df["sd"] == 0].set_index([*by, "param.seed"])["goodput"]
+        rows = []
+        for key, g in df.groupby([*by, "sd"]):
+            row: dict[str, Any] = dict(zip([*by, "sd"], key if isinstance(key, tuple)
+                                           else (key,), strict=True))
+            for m in ("goodput", "latency_miss", "accuracy_miss"):
+                row[m], row[f"{m}±"] = mean_ci(g[m].to_numpy())
+            row["relative"], row["relative±"] = _paired(g, by, "goodput", base, ratio=True)
+            rows.append(row)
+        t = pd.DataFrame(rows)
+        parts += [f"## Goodput vs spec noise ({out_dir.name}): mean ± 95 % t-interval; "
+                  "relative = goodput / goodput without noise, paired by seed", markdown(t, 3)]
+        ok = t[(t["goodput"] >= 0.8)]
+        keys = ok.groupby(by)["sd"].max().to_dict() if by else {"all": ok["sd"].max()}
+        parts.append("Largest noise sd (accuracy points) with goodput >= 0.80: " +
+                     ", ".join(f"{k} req/s: {v:g}" if by else f"{v:g}" for k, v in keys.items()))
+        _plot_goodput(df, by, out_dir / "goodput_vs_noise.png")
+    text = "\n\n".join(parts) + "\n"
+    (dirs[0] / "report.md").write_text(text)
+    return text
+
+
+def _plot_goodput(df: pd.DataFrame, by: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import seaborn as sns
+
+    ax = sns.lineplot(data=df, x="sd", y="goodput", hue=by[0] if by else None, marker="o",
+                      errorbar=("ci", 95), palette="viridis" if by else None)
+    ax.axhline(0.8, color="grey", ls="--", lw=1)
+    ax.set(xlabel="spec noise sd (accuracy points)", ylabel="benign goodput",
+           title="Goodput vs spec noise (mean, 95 % CI over seeds)")
+    ax.figure.savefig(path, dpi=110, bbox_inches="tight")
+    ax.figure.clf()
+
+
+def attack(out_dir: Path) -> str:
+    df = load(out_dir)
+    df["attacker"] = np.where(df["param.attacker.verify"], "adaptive", "paper")
+    by = ["attacker"]
+    means = table(df, [*by, "sd"], ["surrogate.fidelity", "surrogate.accuracy",
+                                    "fingerprint.trigger_consistency", "queries.total",
+                                    "fingerprint.models_found"])
+    rows = []
+    for (who, sd), g in df.groupby([*by, "sd"]):
+        base = df[(df["sd"] == 0) & (df["attacker"] == who)]
+        row: dict[str, Any] = {"attacker": who, "sd": sd}
+        for m, ratio in (("surrogate.fidelity", False), ("surrogate.accuracy", False),
+                         ("queries.total", True)):
+            ref = base.set_index([*by, "param.seed"])[m]
+            row[m], row[f"{m}±"] = _paired(g, by, m, ref, ratio=ratio)
+        rows.append(row)
+    gaps = pd.DataFrame(rows).rename(columns={
+        "surrogate.fidelity": "fidelity change", "surrogate.fidelity±": "fidelity change±",
+        "surrogate.accuracy": "accuracy change", "surrogate.accuracy±": "accuracy change±",
+        "queries.total": "query factor", "queries.total±": "query factor±"})
+    text = "\n\n".join([
+        f"## Attack vs spec noise ({out_dir.name}): mean ± 95 % t-interval", markdown(means, 2),
+        "## Change against no noise, paired by seed (points; query factor = queries / queries "
+        "without noise)", markdown(gaps, 2)]) + "\n"
+    (out_dir / "report.md").write_text(text)
+    return text
+
+
+def frontier(out_dir: Path) -> str:
+    df = load(out_dir)
+    base = df[df["defense"] == "none"].set_index("param.seed")
+    rows = []
+    for name, g in df.groupby("defense"):
+        g = g.set_index("param.seed")
+        prot = (base["surrogate.fidelity"] - g["surrogate.fidelity"]).to_numpy(dtype=float)
+        cost = (1 - g["benign.goodput"] / base["benign.goodput"]).to_numpy(dtype=float)
+        row: dict[str, Any] = {"defense": name, "family": str(name).split("(")[0]}
+        row["protection"], row["protection±"] = mean_ci(prot)
+        row["goodput cost"], row["goodput cost±"] = mean_ci(cost)
+        row["fidelity"], row["fidelity±"] = mean_ci(g["surrogate.fidelity"].to_numpy())
+        row["goodput"], row["goodput±"] = mean_ci(g["benign.goodput"].to_numpy())
+        rows.append(row)
+    t = pd.DataFrame(rows).sort_values(["family", "protection"])
+    text = ("## Protection (fidelity drop, points) and goodput cost (share of benign goodput "
+            "lost), paired by seed, mean ± 95 % t-interval\n\n" + markdown(t, 3) + "\n")
+    (out_dir / "report.md").write_text(text)
+    _plot_frontier(t, out_dir / "frontier.png")
+    return text
+
+
+def _plot_frontier(t: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    sns.scatterplot(data=t, x="goodput cost", y="protection", hue="family", s=70, ax=ax)
+    ax.errorbar(t["goodput cost"], t["protection"], xerr=t["goodput cost±"],
+                yerr=t["protection±"], fmt="none", ecolor="grey", alpha=0.5, lw=1)
+    for _, r in t.iterrows():
+        ax.annotate(r["defense"], (r["goodput cost"], r["protection"]), fontsize=6,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="goodput cost (share of benign goodput lost)",
+           ylabel="protection (surrogate fidelity drop, points)",
+           title="Protection vs goodput cost of every defense (95 % CI)")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    kind, *paths = sys.argv[1:]
+    dirs = [Path(p) for p in paths]
+    print({"goodput": lambda: goodput(dirs), "attack": lambda: attack(dirs[0]),
+           "frontier": lambda: frontier(dirs[0])}[kind]())
