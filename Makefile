@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run reproduce test lint bench clean
 
 setup: $(STAMP)
 
@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-run: setup  ## the main job: simulate the quickstart scenario
-	$(BIN)/zoosim simulate examples/poisson.yaml -o out/poisson
+run: setup  ## the main job: reproduce the paper's claims, quick version (minutes)
+	$(BIN)/zoosim reproduce --quick -o out/reproduce
+
+reproduce: setup  ## the full reproduction (see README for its time)
+	$(BIN)/zoosim reproduce -o out/reproduce-full
 
 test: setup  ## the test suite
 	$(BIN)/pytest

@@ -3,6 +3,7 @@
     python -m experiments.defense_report goodput  out/defense_goodput [out/defense_goodput_azure]
     python -m experiments.defense_report attack   out/defense_attack_1d
     python -m experiments.defense_report frontier out/defense_frontier
+    python -m experiments.defense_report whatif   out/whatif
 each writes ``report.md`` (and a figure) beside ``results.parquet``.
 """
 
@@ -167,8 +168,38 @@ def _plot_frontier(t: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def whatif(out_dir: Path) -> str:
+    """Heatmaps of benign goodput and attack fidelity over noise level x load scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    df = load(out_dir)
+    scale = "param.tenants.0.arrivals.scale"
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    parts = []
+    for ax, (metric, title) in zip(axes, (("benign.goodput", "benign goodput"),
+                                          ("surrogate.fidelity", "attack fidelity (%)"),
+                                          ("fingerprint.trigger_consistency",
+                                           "queries reaching the target")), strict=True):
+        grid = df.pivot_table(index=scale, columns="sd", values=metric, aggfunc="mean")
+        sns.heatmap(grid, annot=True, fmt=".2f" if "fidelity" not in metric else ".1f",
+                    cmap="viridis", ax=ax, cbar=False)
+        ax.set(title=title, xlabel="spec noise sd (accuracy points)", ylabel="trace rate x")
+        parts += [f"## {title} (mean over seeds)",
+                  markdown(grid.reset_index().rename(columns=str), 3)]
+    fig.tight_layout()
+    fig.savefig(out_dir / "whatif.png", dpi=110)
+    plt.close(fig)
+    text = "\n\n".join(parts) + "\n"
+    (out_dir / "report.md").write_text(text)
+    return text
+
+
 if __name__ == "__main__":
     kind, *paths = sys.argv[1:]
     dirs = [Path(p) for p in paths]
     print({"goodput": lambda: goodput(dirs), "attack": lambda: attack(dirs[0]),
-           "frontier": lambda: frontier(dirs[0])}[kind]())
+           "frontier": lambda: frontier(dirs[0]), "whatif": lambda: whatif(dirs[0])}[kind]())

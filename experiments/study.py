@@ -30,15 +30,37 @@ from sim.config_errors import describe_validation_error
 from sim.errors import ConfigError
 from sim.schema import Strict
 
+Values = Annotated[list[Any], Field(min_length=1)]
+
+
+class QuickConfig(Strict):
+    """A smaller version of the study (``zoosim reproduce --quick``): grid and zip entries
+    replaced, seeds replaced, and base-scenario overrides (``set``)."""
+
+    grid: dict[str, Values] = Field(default_factory=dict)
+    zip: dict[str, Values] = Field(default_factory=dict)
+    seeds: Annotated[list[int], Field(min_length=1)] | None = None
+    set: dict[str, Any] = Field(default_factory=dict)
+
 
 class StudyConfig(Strict):
     """The study file."""
 
     kind: Literal["attack", "simulate"]
     base: str
-    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
-    zip: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    grid: dict[str, Values] = Field(default_factory=dict)
+    zip: dict[str, Values] = Field(default_factory=dict)
     seeds: Annotated[list[int], Field(min_length=1)] = Field(default_factory=lambda: [0])
+    quick: QuickConfig | None = None
+
+    def quickened(self) -> StudyConfig:
+        """The quick version (itself when the study has no ``quick`` block)."""
+        q = self.quick
+        if q is None:
+            return self
+        return self.model_copy(update={"grid": {**self.grid, **q.grid},
+                                       "zip": {**self.zip, **q.zip},
+                                       "seeds": q.seeds or self.seeds})
 
     @model_validator(mode="after")
     def _shapes(self) -> StudyConfig:
@@ -53,7 +75,7 @@ class StudyConfig(Strict):
 class Study:
     """A loaded study: its points, each a dict of overrides (seed included)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, quick: bool = False) -> None:
         data = read_yaml(path)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a study is a mapping (kind, base, grid, zip, seeds)")
@@ -68,6 +90,10 @@ class Study:
         if not isinstance(base, dict):
             raise ConfigError(f"{self.base_path}: the base scenario must be a mapping")
         self.base: dict[str, Any] = base
+        if quick and self.cfg.quick is not None:
+            for key, value in self.cfg.quick.set.items():
+                apply_override(self.base, f"{key}={json.dumps(value)}")
+            self.cfg = self.cfg.quickened()
         self.points = self._expand()
         for p in self.points:   # validate every point before running any
             self.scenario(p)

@@ -133,6 +133,28 @@ def sweep(study: Path, out_dir: Path, backend: str, scheduler: str | None,
     click.echo(f"{len(s.points)} points -> {path}")
 
 
+@main.command()
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Folder for claims.md, figures/ and each study's results.")
+@click.option("--quick", is_flag=True, help="Smaller studies (minutes on 2 cores).")
+@click.option("--backend", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDR", help="Dask scheduler address.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel runs (default: the number of CPUs).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def reproduce(out_dir: Path, quick: bool, backend: str, scheduler: str | None,
+              workers: int | None, quiet: bool) -> None:
+    """Reproduce PSML's claims C1-C4: run the studies, draw the figures, write claims.md.
+
+    Finished runs are kept: running it again resumes."""
+    from experiments.reproduce import reproduce as run
+
+    path = run(out_dir, quick=quick, backend=backend, workers=workers,  # type: ignore[arg-type]
+               scheduler=scheduler, progress=not quiet)
+    click.echo(path.read_text())
+
+
 def _mount_groups() -> None:
     from zoo_profiles.cli import zoo  # imports neither torch nor seaborn until a command runs
 
