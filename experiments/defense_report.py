@@ -36,8 +36,12 @@ def noise(d: Any) -> float:
 
 def load(out_dir: Path) -> pd.DataFrame:
     df = pd.read_parquet(out_dir / "results.parquet")
-    df["defense"] = df[DEF].map(label)
-    df["sd"] = df[DEF].map(noise)
+    if DEF in df:
+        df["defense"] = df[DEF].map(label)
+        df["sd"] = df[DEF].map(noise)
+    else:  # the study varied only the noise level of the base scenario's defense
+        df["sd"] = df.get(f"{DEF}.accuracy_sd", 0.0)
+        df["defense"] = "gaussian(accuracy_sd=" + df["sd"].astype(str) + ")"
     return df
 
 
