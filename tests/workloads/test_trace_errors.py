@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from sim.errors import TraceError, UserError
 from workloads.arrivals import ARRIVALS
-from workloads.arrivals.azure_functions_2019 import spread_in_minutes
+from workloads.arrivals.functions2019 import spread_in_minutes
 from workloads.arrivals.replay import replay_times, scale_counts
 from workloads.traces import (
     load_azure_functions_2019_counts,

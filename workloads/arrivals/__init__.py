@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from workloads.arrivals.azure_functions_2019 import AzureFunctions2019Arrivals
-from workloads.arrivals.azure_functions_2021 import AzureFunctions2021Arrivals
-from workloads.arrivals.azure_llm_2023 import AzureLLM2023Arrivals
 from workloads.arrivals.base import ArrivalProcess
 from workloads.arrivals.constant import ConstantArrivals
 from workloads.arrivals.csv_trace import CsvArrivals
 from workloads.arrivals.diurnal import DiurnalArrivals
+from workloads.arrivals.functions2019 import AzureFunctions2019Arrivals
+from workloads.arrivals.functions2021 import AzureFunctions2021Arrivals
 from workloads.arrivals.gamma import GammaArrivals
+from workloads.arrivals.llm2023 import AzureLLM2023Arrivals
 from workloads.arrivals.mmpp import MMPPArrivals
 from workloads.arrivals.poisson import PoissonArrivals
 
