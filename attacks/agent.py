@@ -9,6 +9,7 @@ for scoring only.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,8 +168,10 @@ class Extraction:
         """Model that served each extraction request (ground truth, for scoring)."""
         self.sent = 0
         """Extraction inputs sent so far (discarded ones included)."""
-        self.todo: list[tuple[int, int, int]] = []
+        self.todo: deque[tuple[int, int, int]] = deque()
         """Discarded inputs, to be queried again first."""
+        self.n_kept = 0
+        """Inputs whose answers were kept."""
         self._fresh = self._inputs()
 
     def _inputs(self) -> Any:
@@ -207,6 +210,7 @@ class Extraction:
                     todo.extend(map(tuple, payload.extract.tolist()))
                     return self._maybe_finish(state, finished)
             self.kept.append((req.model, payload.extract))
+            self.n_kept += len(payload.extract)
             self._maybe_finish(state, finished)
 
         kept_mode = cfg.budget_counts == "kept"
@@ -216,14 +220,14 @@ class Extraction:
             if not kept_mode:
                 return cfg.budget - self.sent
             pending = (state["outstanding"]) * cfg.inputs_per_request
-            return cfg.budget - self.kept_inputs() - pending
+            return cfg.budget - self.n_kept - pending
 
         while self.sent < cap and still_needed() > 0:
             yield from agent.pace()
             if still_needed() <= 0:
                 break
             k = min(cfg.inputs_per_request, still_needed(), cap - self.sent)
-            rows = [todo.pop(0) if todo else next(self._fresh) for _ in range(k)]
+            rows = [todo.popleft() if todo else next(self._fresh) for _ in range(k)]
             state["outstanding"] += 1
             agent.send(spec, Payload(np.asarray(rows, dtype=np.int64), riders, "extraction"),
                        done, model)
@@ -231,11 +235,8 @@ class Extraction:
         state["sending"] = False
         if state["outstanding"]:
             yield finished
-        if kept_mode and self.kept_inputs() < cfg.budget and self.sent < cap:
+        if kept_mode and self.n_kept < cfg.budget and self.sent < cap:
             yield from self.run(spec, model, verify, probes)   # top up what was discarded
-
-    def kept_inputs(self) -> int:
-        return sum(len(rows) for _, rows in self.kept)
 
     @staticmethod
     def _maybe_finish(state: dict[str, Any], finished: simpy.Event) -> None:
