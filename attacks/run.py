@@ -210,11 +210,13 @@ def extract_and_score(cfg: AttackerConfig, sim: Simulation, ext: Extraction, vic
 
 
 def _benign_summary(result: SimResult, sim: Simulation) -> dict[str, Any]:
+    """summary.json of the benign tenants alone (no Little's-law check: the engine's
+    occupancy integral also counts the attacker's requests)."""
     df = result.records
     benign = df[df["tenant"] != "attacker"].copy()
     benign["tenant"] = benign["tenant"].cat.remove_categories(["attacker"])
     s = sim.system
     return summarize(benign, warmup_s=sim.scenario.warmup_s, n_workers=len(s.workers),
                      seed=sim.scenario.seed, wall_time_s=result.summary["wall_time_s"],
-                     sim_events=None, area=s.area, loads=result.summary["model_loads"],
+                     sim_events=None, area=None, loads=result.summary["model_loads"],
                      evictions=result.summary["evictions"])

@@ -44,7 +44,7 @@ def slo_summary(df: pd.DataFrame, window_s: float) -> dict[str, Any]:
 
 
 def summarize(df: pd.DataFrame, *, warmup_s: float, n_workers: int, seed: int,
-              wall_time_s: float, sim_events: int | None, area: float,
+              wall_time_s: float, sim_events: int | None, area: float | None,
               loads: int, evictions: int) -> dict[str, Any]:
     """The run's summary: overall figures, per tenant, per worker, and run statistics."""
     sim_time = float(df["finish_s"].max()) if len(df) else 0.0
@@ -58,11 +58,12 @@ def summarize(df: pd.DataFrame, *, warmup_s: float, n_workers: int, seed: int,
     out["mean_batch_size"] = float(batches["batch_size"].mean()) if len(batches) else 0.0
     out["tenants"] = {str(t): slo_summary(g, window)
                       for t, g in kept.groupby("tenant", observed=False)}
-    sojourn = float((df["finish_s"] - df["arrival_s"]).sum())
-    out["littles_law"] = {
-        "L": area / sim_time if sim_time > 0 else 0.0,
-        "lambda_W": sojourn / sim_time if sim_time > 0 else 0.0,
-    }
+    if area is not None:  # the engine's occupancy integral covers every request recorded here
+        sojourn = float((df["finish_s"] - df["arrival_s"]).sum())
+        out["littles_law"] = {
+            "L": area / sim_time if sim_time > 0 else 0.0,
+            "lambda_W": sojourn / sim_time if sim_time > 0 else 0.0,
+        }
     out["model_loads"] = loads
     out["evictions"] = evictions
     out["sim_time_s"] = sim_time
