@@ -25,7 +25,7 @@ test: setup  ## the test suite
 
 lint: setup  ## ruff + mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy sim workloads defense zoo_profiles attacks experiments
+	$(BIN)/mypy sim workloads defense zoo_profiles attacks experiments serve
 
 bench: setup  ## engine speed against bare SimPy (see README, "Performance")
 	$(BIN)/python benchmarks/engine.py --peak 1000000

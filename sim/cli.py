@@ -156,9 +156,11 @@ def reproduce(out_dir: Path, quick: bool, backend: str, scheduler: str | None,
 
 
 def _mount_groups() -> None:
+    from serve.cli import serve
     from zoo_profiles.cli import zoo  # imports neither torch nor seaborn until a command runs
 
     main.add_command(zoo)
+    main.add_command(serve)
 
 
 _mount_groups()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 import simpy
 
@@ -30,13 +30,30 @@ from sim.zoo import Zoo
 Preload = Literal["all", "spread", "none"]
 
 
+class Executor(Protocol):
+    """Runs batches and model loads for real (the live server); events succeed when done."""
+
+    def run(self, worker: int, model: int, batch: list[Request], inputs: int) -> simpy.Event:
+        """Serve ``batch`` (``inputs`` inputs in all) on ``model`` at ``worker``."""
+        ...
+
+    def load(self, worker: int, model: int) -> simpy.Event:
+        """Load ``model``'s weights at ``worker``."""
+        ...
+
+    def evict(self, worker: int, model: int) -> None:
+        """Drop ``model`` from ``worker``."""
+        ...
+
+
 class ServingSystem:
     """Front-end and workers of one simulated serving cluster."""
 
     def __init__(self, env: simpy.Environment, zoo: Zoo, *, workers: int, memory_mb: float,
                  max_batch: int, batch_timeout_ms: float, policy: Policy, defense: Defense,
                  service: ServiceTime, preload: Preload = "spread",
-                 replicate: bool = True) -> None:
+                 replicate: bool = True, executor: Executor | None = None,
+                 keep_requests: bool = True) -> None:
         too_big = [zoo.names[m] for m in range(len(zoo)) if zoo.memory_mb[m] > memory_mb]
         if too_big:
             raise ValueError(f"memory_mb ({memory_mb}) is smaller than models {too_big}")
@@ -48,6 +65,9 @@ class ServingSystem:
         self.defense = defense
         self.service = service
         self.replicate = replicate
+        self.executor = executor
+        """None in simulation; the live server's real batch runner otherwise."""
+        self.keep_requests = keep_requests
         n = len(zoo)
         self.cost_s = [zoo.batch_s[m][max_batch] / max_batch for m in range(n)]
         """Amortised service time per request at a full batch."""
@@ -84,7 +104,8 @@ class ServingSystem:
         self._t_last = now
         self.in_system += 1
         self.arrived += 1
-        self.requests.append(req)
+        if self.keep_requests:
+            self.requests.append(req)
         m = req.model
         if m < 0:
             defense = self.defense

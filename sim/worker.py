@@ -5,7 +5,9 @@ from the front-end queue of a model it holds (late binding, as Clockwork's contr
 among its models with waiting requests, the one whose oldest request arrived first. A batch is
 dispatched when it is full (``max_batch``) or when its oldest request has waited
 ``batch_timeout_ms``; it is served in the profile's time for that batch size. Models are loaded
-(``load_ms``) before serving, evicting least-recently-used models when memory is short.
+(``load_ms``) before serving, evicting least-recently-used models when memory is short. With an
+executor (the live server, :mod:`serve`), batches and loads run for real and the same loop waits
+for them on the wall clock instead of sampling their times.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class Worker:
         env, s = self.env, self.sys
         max_batch, timeout = s.max_batch, s.batch_timeout_s
         queues, inputs, batch_s, sample = s.queues, s.inputs, s.zoo.batch_s, s.service.sample
-        loaded, wid = self.loaded, self.id
+        loaded, wid, executor = self.loaded, self.id, s.executor
         while True:
             m = self._next_model()
             if m < 0:
@@ -106,9 +108,14 @@ class Worker:
             for r in batch:
                 r.batch = b
             loaded.move_to_end(m)
-            service = sample(batch_s[m][n] if n <= max_batch else s.zoo.batch_time_s(m, n))
-            self.busy_until = now + service
-            yield env.timeout(service)
+            expected = batch_s[m][n] if n <= max_batch else s.zoo.batch_time_s(m, n)
+            if executor is None:
+                service = sample(expected)
+                self.busy_until = now + service
+                yield env.timeout(service)
+            else:  # live: the batch runs for real; the estimate stands in until it is done
+                self.busy_until = now + expected
+                yield executor.run(wid, m, batch, n)
             b.finish = env.now
             s.complete(batch)
 
@@ -155,7 +162,10 @@ class Worker:
         self.used_mb += need
         s.log_event("load", self.id, m)
         self.busy_until = self.env.now + s.zoo.load_s[m]
-        yield self.env.timeout(s.zoo.load_s[m])
+        if s.executor is None:
+            yield self.env.timeout(s.zoo.load_s[m])
+        else:
+            yield s.executor.load(self.id, m)
         self.loaded[m] = None
 
     def _victim(self) -> int:
@@ -172,6 +182,8 @@ class Worker:
         self.held.remove(m)
         self.used_mb -= s.zoo.memory_mb[m]
         s.log_event("evict", self.id, m)
+        if s.executor is not None:
+            s.executor.evict(self.id, m)
         s.release(m, self)
 
 

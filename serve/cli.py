@@ -1,0 +1,66 @@
+"""``zoosim serve``: the live server (README, "Live serving")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--zoo", help="Zoo profile (a shipped name or a path); default mnist5k-cpu.")
+@click.option("--policy", help="Selection policy: infaas | pareto.")
+@click.option("--defense", help="Defense type (its parameters: --set defense.KEY=VALUE).")
+@click.option("--workers", type=int, help="Worker threads (one per simulated worker).")
+@click.option("--max-batch", type=int, help="Largest batch a worker runs.")
+@click.option("--batch-timeout-ms", type=float, help="How long a batch waits to fill.")
+@click.option("--host", help="Address to bind (default 127.0.0.1, loopback only).")
+@click.option("--port", type=int, help="Port (default 8000; 0 picks a free one).")
+@click.option("--outputs", type=click.Choice(["probabilities", "labels"]),
+              help="Answer with class probabilities (default) or top-1 labels only.")
+@click.option("--rate-limit", type=float, metavar="RPS",
+              help="Per-client request rate limit (token bucket, burst = 1 s of it).")
+@click.option("--records", is_flag=True, default=None,
+              help="Keep ground-truth records and serve them at GET /admin/records "
+              "(experiments only: they name the model behind each answer).")
+@click.option("--model-api", is_flag=True, default=None,
+              help="Accept a model name in requests (INFaaS's model-variant queries).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any field, e.g. --set defense.sd=2 (repeatable; VALUE is YAML).")
+def serve(config: Path | None, zoo: str | None, policy: str | None, defense: str | None,
+          workers: int | None, max_batch: int | None, batch_timeout_ms: float | None,
+          host: str | None, port: int | None, outputs: str | None, rate_limit: float | None,
+          records: bool | None, model_api: bool | None, overrides: tuple[str, ...]) -> None:
+    """Serve the zoo over HTTP (POST /v1/classify) with the simulator's policy and defense.
+
+    CONFIG is an optional scenario YAML (zoo, cluster, policy, defense, seed, api); the options
+    override it. Stop with Ctrl-C.
+    """
+    from serve.config import ServeScenario
+    from serve.live import servable_profile
+    from serve.server import serve_forever
+    from sim.config import apply_override, parse_scenario, read_yaml
+
+    data = read_yaml(config) if config is not None else {"zoo": {"profile": "mnist5k-cpu"}}
+    flags = {"zoo.profile": zoo, "policy.type": policy, "defense.type": defense,
+             "cluster.workers": workers, "cluster.max_batch": max_batch,
+             "cluster.batch_timeout_ms": batch_timeout_ms, "api.host": host, "api.port": port,
+             "api.outputs": outputs, "api.rate_limit_rps": rate_limit, "api.records": records,
+             "api.model_api": model_api}
+    assignments = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if isinstance(data, dict):
+        for o in [*assignments, *overrides]:
+            apply_override(data, o)
+    base_dir = config.resolve().parent if config is not None else Path.cwd()
+    scenario = parse_scenario(data, base_dir, str(config or "serve"), ServeScenario)
+    assert isinstance(scenario, ServeScenario)
+    servable_profile(scenario, base_dir)
+    if scenario.api.host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {scenario.api.host}, beyond this machine", err=True)
+
+    def announce(url: str) -> None:
+        click.echo(f"zoosim serve: {scenario.zoo.profile} ({scenario.policy.type}, defense "
+                   f"{scenario.defense.type}) listening on {url}", err=False)
+
+    serve_forever(scenario, base_dir, announce)

@@ -1,0 +1,113 @@
+"""Real batches on real worker threads: the live server's :class:`sim.system.Executor`.
+
+Each simulated worker of :mod:`sim.worker` becomes one thread with its own copies of the models
+it holds (weights read from the profile's safetensors files, no pickle). The worker's SimPy loop
+decides what to run, exactly as in simulation; this class runs it: the batch's inputs are
+stacked, one forward pass under ``torch.inference_mode`` gives the logits, the softmax is split
+back into the requests, and the SimPy event the worker waits on succeeds on the event loop's
+thread. Loads read the weights for real; evictions drop the module. torch releases the GIL in
+its kernels, so workers overlap as far as the machine's cores allow.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+import torch
+from torch import nn
+
+from attacks.victim import softmax
+from sim.clock import WallClockEnvironment
+from sim.profiles import ZooProfile
+from sim.request import Request
+from zoo_profiles.models import Shape, build_model
+from zoo_profiles.profiler import load_weights
+
+if TYPE_CHECKING:
+    from sim.system import ServingSystem
+
+
+class ThreadExecutor:
+    """One thread per worker, running its batches and loads."""
+
+    def __init__(self, env: WallClockEnvironment, profile: ZooProfile, profile_path: Path,
+                 in_shape: Shape, num_classes: int, workers: int) -> None:
+        self.env = env
+        self.profile = profile
+        self.base = profile_path.parent
+        self.in_shape = in_shape
+        self.num_classes = num_classes
+        self.modules: list[dict[int, nn.Module]] = [{} for _ in range(workers)]
+        self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"zoosim-worker-{w}")
+                      for w in range(workers)]
+        self.batches = 0
+
+    def preload(self, system: ServingSystem) -> None:
+        """Load, now, the models the system placed on its workers before starting."""
+        for w in system.workers:
+            for m in w.loaded:
+                self.modules[w.id][m] = self._module(m)
+
+    def _module(self, m: int) -> nn.Module:
+        spec = self.profile.models[m]
+        if spec.weights is None:
+            raise ValueError(f"model {spec.name!r} has no weights")
+        with torch.random.fork_rng(devices=[]):  # the init is overwritten by the weights
+            module = build_model(spec.arch, self.in_shape, self.num_classes)
+        return load_weights(module, (self.base / spec.weights).resolve(), "cpu").eval()
+
+    # -- sim.system.Executor -----------------------------------------------------------------
+    def run(self, worker: int, model: int, batch: list[Request], inputs: int) -> simpy.Event:
+        done = self.env.event()
+        module = self.modules[worker][model]
+        xs = [r.payload for r in batch]
+        self.batches += 1
+        self.pools[worker].submit(self._forward, module, xs, batch, done)
+        return done
+
+    def load(self, worker: int, model: int) -> simpy.Event:
+        done = self.env.event()
+
+        def work() -> None:
+            module = self._module(model)
+
+            def finish() -> None:
+                self.modules[worker][model] = module
+                done.succeed()
+
+            self.env.inject_threadsafe(finish)
+
+        self.pools[worker].submit(work)
+        return done
+
+    def evict(self, worker: int, model: int) -> None:
+        self.modules[worker].pop(model, None)
+
+    # -- on a worker thread ------------------------------------------------------------------
+    def _forward(self, module: nn.Module, xs: list[np.ndarray], batch: list[Request],
+                 done: simpy.Event) -> None:
+        result: Any
+        try:
+            x = torch.from_numpy(np.concatenate(xs) if len(xs) > 1 else xs[0])
+            with torch.inference_mode():
+                logits = module(x).numpy()
+            probs = softmax(logits)
+            bounds = np.cumsum([len(a) for a in xs])[:-1]
+            result = np.split(probs, bounds)
+        except Exception as e:  # reported to each waiting client, never kills the worker
+            result = e
+
+        def finish() -> None:
+            for i, r in enumerate(batch):
+                r.payload = result if isinstance(result, Exception) else result[i]
+            done.succeed()
+
+        self.env.inject_threadsafe(finish)
+
+    def shutdown(self) -> None:
+        for p in self.pools:
+            p.shutdown(wait=True, cancel_futures=True)

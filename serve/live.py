@@ -1,0 +1,187 @@
+"""The live serving system: :class:`sim.system.ServingSystem` itself, on the wall clock.
+
+The simulator's front-end (defense, selection policy, per-model queues, placement) and its
+workers (late binding, dynamic batching with a timeout, LRU loads) run unchanged in a
+:class:`~sim.clock.WallClockEnvironment`; a :class:`~serve.executor.ThreadExecutor` runs their
+batches for real. So the live system and the simulation make their decisions with the very same
+code (PSML §3 and §5), and differ only where reality does: real service times, and the HTTP
+front-end's own overhead (calibrated by :mod:`serve.simcheck`).
+
+All SimPy state lives on the event loop's thread: :meth:`LiveServer.classify` is called there
+and returns an awaitable answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from defense import DEFENSES
+from serve.config import ServeScenario
+from serve.executor import ThreadExecutor
+from sim.clock import WallClockEnvironment
+from sim.errors import ConfigError, UserError
+from sim.policies import POLICIES
+from sim.profiles import ZooProfile, load_profile, resolve_profile_path
+from sim.records import records_frame
+from sim.request import Request
+from sim.rng import SeedTree
+from sim.service_time import SERVICE_TIMES
+from sim.system import ServingSystem
+from sim.zoo import Zoo
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_TENANTS = 1024
+"""Distinct client names kept apart in the records; later ones are pooled as ``other``."""
+
+
+def servable_profile(scenario: ServeScenario, base_dir: Path | None) -> tuple[Path, ZooProfile]:
+    """The scenario's zoo profile, checked to have weights for every model (a UserError
+    otherwise, raised before any server starts)."""
+    path = resolve_profile_path(scenario.zoo.profile, base_dir)
+    profile = load_profile(path)
+    if any(m.weights is None for m in profile.models):
+        raise UserError(f"{path}: zoo {profile.name!r} ({profile.metadata.source}) has models "
+                        "without weights; a live server needs a measured zoo (e.g. mnist5k-cpu)")
+    missing = [m.weights for m in profile.models
+               if m.weights is not None and not (path.parent / m.weights).is_file()]
+    if missing:
+        raise UserError(f"{path}: weight files not found: {missing}")
+    too_big = [m.name for m in profile.models if m.memory_mb > scenario.cluster.memory_mb]
+    if too_big:
+        raise ConfigError(f"cluster: memory_mb ({scenario.cluster.memory_mb}) is smaller than "
+                          f"models {too_big}")
+    return path, profile
+
+
+class Answer:
+    """What a client gets: class probabilities (after any output defense) and the request id."""
+
+    __slots__ = ("id", "probabilities")
+
+    def __init__(self, rid: int, probabilities: np.ndarray) -> None:
+        self.id = rid
+        self.probabilities = probabilities
+
+
+class LiveServer:
+    """Zoo, policy, defense and workers of one live server, bound to an asyncio loop."""
+
+    def __init__(self, scenario: ServeScenario, base_dir: Path | None,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        import torch
+
+        self.scenario = scenario
+        api = scenario.api
+        torch.set_num_threads(api.threads)
+        path, profile = servable_profile(scenario, base_dir)
+        meta = profile.metadata.model_dump()
+        self.in_shape = tuple(int(v) for v in meta.get("input_shape") or (1, 28, 28))
+        self.num_classes = int(meta.get("num_classes", 10))
+        c = scenario.cluster
+        self.zoo = Zoo(profile, c.max_batch, scenario.zoo.time_scale, scenario.zoo.latency_model)
+        seeds = SeedTree(scenario.seed)
+        self.env = WallClockEnvironment(loop)
+        self.executor = ThreadExecutor(self.env, profile, path,
+                                       (self.in_shape[0], self.in_shape[1], self.in_shape[2]),
+                                       self.num_classes, c.workers)
+        self.defense = DEFENSES[scenario.defense.type](scenario.defense,
+                                                       seeds.generator("defense"), self.zoo)
+        try:
+            self.system = ServingSystem(
+                self.env, self.zoo, workers=c.workers, memory_mb=c.memory_mb,
+                max_batch=c.max_batch, batch_timeout_ms=c.batch_timeout_ms,
+                policy=POLICIES[scenario.policy.type](scenario.policy, self.zoo),
+                defense=self.defense,
+                service=SERVICE_TIMES[scenario.service_time.type](
+                    scenario.service_time, seeds.generator("service")),
+                preload=c.preload, replicate=c.replicate, executor=self.executor,
+                keep_requests=api.records)
+        except ValueError as e:
+            raise ConfigError(f"cluster: {e}") from None
+        self.executor.preload(self.system)
+        self.tenants: dict[str, int] = {}
+        self.tenant_names: list[str] = []
+        self._waiting: dict[int, asyncio.Future[Answer]] = {}
+        self._next_id = 0
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One untimed forward pass per loaded module (the first call of a torch module pays
+        one-off costs that are not serving time)."""
+        import torch
+
+        x = torch.zeros((1, *self.in_shape))
+        with torch.inference_mode():
+            for held in self.executor.modules:
+                for module in held.values():
+                    module(x)
+
+    # -- requests ----------------------------------------------------------------------------
+    def tenant(self, client: str) -> int:
+        """The records' tenant number of a client name."""
+        t = self.tenants.get(client)
+        if t is None:
+            if len(self.tenant_names) >= MAX_TENANTS:
+                return self.tenant("other")
+            t = len(self.tenant_names)
+            self.tenants[client] = t
+            self.tenant_names.append(client)
+            self.system.hooks[t] = self._completed
+        return t
+
+    def pending(self) -> int:
+        """Requests in the system (queued or being served)."""
+        return self.system.in_system
+
+    def classify(self, x: np.ndarray, accuracy: float, latency_ms: float, client: str,
+                 model: int = -1) -> asyncio.Future[Answer]:
+        """Submit ``x`` (n inputs) with a spec; the future resolves to the answer. Must be
+        called on the event loop's thread."""
+        if self.env.error is not None:
+            raise RuntimeError(f"the serving loop failed: {self.env.error!r}")
+        fut: asyncio.Future[Answer] = self.env.loop.create_future()
+        tenant = self.tenant(client)
+        rid = self._next_id
+        self._next_id += 1
+        self._waiting[rid] = fut
+
+        def submit() -> None:
+            self.system.submit(Request(rid, tenant, self.env.now, float(accuracy),
+                                       float(latency_ms), payload=x, size=len(x), model=model))
+
+        self.env.inject(submit)
+        return fut
+
+    def _completed(self, req: Request) -> None:
+        fut = self._waiting.pop(req.id, None)
+        result: Any = req.payload
+        req.payload = None  # inputs and answers are not kept, only the record
+        if fut is None or fut.done():
+            return
+        if isinstance(result, Exception):
+            fut.set_exception(result)
+            return
+        probs = result
+        if self.defense.changes_outputs:
+            probs = self.defense.perturb_outputs(probs)
+        fut.set_result(Answer(req.id, probs))
+
+    # -- ground truth, for experiments ------------------------------------------------------------
+    def records(self) -> pd.DataFrame:
+        """Per-request records (model, batch, times in seconds since start): what the
+        simulator writes, from the live run."""
+        return records_frame(self.system.requests, self.tenant_names or ["none"],
+                             self.zoo.names, self.zoo.accuracy)
+
+    def close(self) -> None:
+        self.env.close()
+        self.executor.shutdown()
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.cancel()

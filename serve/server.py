@@ -1,0 +1,124 @@
+"""Running the live API: in the foreground (``zoosim serve``) or on a thread (tests, checks).
+
+The listening socket is bound before uvicorn starts, so port 0 gives a free port that is
+known at once; the server announces its address only once the zoo is loaded and warm.
+SIGINT/SIGTERM (foreground) or :meth:`ServerThread.stop` stop it cleanly: uvicorn finishes the
+requests in flight, then the workers' threads are joined.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from serve.config import ServeScenario
+from sim.errors import UserError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when it is given;
+    # without it, a response's body waits ~40 ms behind its headers (Nagle + delayed ACK)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UserError(f"api: cannot listen on {host}:{port} ({e.strerror})") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _uvicorn_server(scenario: ServeScenario, base_dir: Path | None,
+                    on_ready: Callable[[Any], None]) -> Any:
+    import uvicorn
+
+    from serve.app import create_app
+
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # signals are the caller's: serve_forever installs handle_exit itself
+
+    app = create_app(scenario, base_dir, on_ready)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=10, backlog=2048)
+    return Server(config)
+
+
+def serve_forever(scenario: ServeScenario, base_dir: Path | None,
+                  announce: Callable[[str], None]) -> None:
+    """Serve until SIGINT/SIGTERM; ``announce(url)`` once ready."""
+    sock = bind(scenario.api.host, scenario.api.port)
+    url = url_of(sock)
+    server = _uvicorn_server(scenario, base_dir, lambda _: announce(url))
+    before = {sig: signal.signal(sig, server.handle_exit) for sig in STOP_SIGNALS}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        raise UserError("the server did not start (see the message above)")
+
+
+class ServerThread:
+    """A live server on a background thread, for tests and experiments in one process."""
+
+    def __init__(self, scenario: ServeScenario, base_dir: Path | None = None,
+                 timeout_s: float = 60.0) -> None:
+        self.sock = bind(scenario.api.host, scenario.api.port)
+        self.url = url_of(sock=self.sock)
+        self.live: Any = None
+        ready = threading.Event()
+
+        def on_ready(live: Any) -> None:
+            self.live = live
+            ready.set()
+
+        self.server = _uvicorn_server(scenario, base_dir, on_ready)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="zoosim-serve", daemon=True)
+        self.thread.start()
+        waited = 0.0
+        while not ready.wait(0.05) and self.thread.is_alive() and waited < timeout_s:
+            waited += 0.05
+        if not ready.is_set() or self.error is not None:
+            self.stop()
+            raise RuntimeError(f"live server failed to start: {self.error!r}")
+
+    def _run(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        except BaseException as e:  # surfaced by the constructor or stop()
+            self.error = e
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout_s)
+        self.sock.close()
+        if self.thread.is_alive():
+            raise RuntimeError("live server did not stop in time")
+
+    def __enter__(self) -> ServerThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
