@@ -62,7 +62,8 @@ def describe_validation_error(err: ValidationError, data: Any,
                               model: type[BaseModel] | None = None) -> str:
     """One line: where, what is wrong, and (for misspelled keys) what was probably meant."""
     errors = err.errors(include_url=False)
-    first = errors[0]
+    # a misspelled key also makes the real one "missing": name the misspelling first
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     where = _path(loc, data)
     kind = first["type"]
