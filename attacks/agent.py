@@ -1,10 +1,16 @@
-"""The attacker as a tenant of the simulated serving system (PSML §4).
+"""The attacker as a tenant of a model-zoo serving system (PSML §4).
 
 The agent sends requests (a spec plus a payload of pool inputs) at most ``rate_rps`` per
 second and sees, for each, only the answers on its inputs (probabilities or top-1 labels) and
 the end-to-end latency: never the serving model's name. A ledger counts every input and
-request it spends, by phase. The engine's ground truth (which model served) is logged apart,
-for scoring only.
+request it spends, by phase.
+
+The agent reaches the serving system through a :class:`Link`: :class:`SimLink` submits to the
+simulated system (answers come from the responder's table), :class:`attacks.live.HttpLink`
+sends the inputs to a live server over HTTP (answers are the server's). Which model served
+each request is ground truth for scoring only: the agent keeps the request objects and the
+harness reads ``request.model`` afterwards (the live link fills it in from the server's
+records, where it keeps them).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
@@ -21,6 +27,7 @@ from attacks.config import AttackerConfig, SpecConfig
 from attacks.responders import Responder
 from sim.request import Request
 from sim.run import Simulation
+from sim.zoo import Zoo
 
 Signature = bytes
 
@@ -61,20 +68,88 @@ class Ledger:
                 "requests": {**self.requests, "total": sum(self.requests.values())}}
 
 
-class AttackerAgent:
-    """Sends the attacker's requests and turns completions into observations."""
+class Link(Protocol):
+    """How the agent reaches a serving system (simulated or live)."""
 
-    def __init__(self, sim: Simulation, cfg: AttackerConfig, responder: Responder) -> None:
+    env: simpy.Environment
+    zoo: Zoo
+    """The zoo the harness knows (names, accuracies, Pareto front)."""
+
+    def submit(self, accuracy: float, latency_ms: float, payload: Payload, model: int,
+               on_done: Callable[[Request], None]) -> Request:
+        """Send a request now; ``on_done(request)`` runs (in the SimPy world) once answered.
+        ``model`` >= 0 names the model (the oracle's model API)."""
+        ...
+
+    def probe_answers(self, req: Request) -> np.ndarray:
+        """The answers (k, classes) on the request's probes, as the attacker sees them."""
+        ...
+
+    def latency_ms(self, req: Request) -> float:
+        """The latency the attacker saw for a completed request."""
+        ...
+
+    def offline_answers(self, model: int, probes: np.ndarray) -> np.ndarray:
+        """The answers ``model`` gives on ``probes``, computed with the attacker's copy of the
+        zoo (the known-zoo attacker)."""
+        ...
+
+
+class SimLink:
+    """The simulated serving system: requests go to ``sim.system``; a probe's answer is the
+    serving model's row of the responder's table, after any output defense."""
+
+    def __init__(self, sim: Simulation, responder: Responder) -> None:
         self.sim = sim
         self.env: simpy.Environment = sim.env
-        self.cfg = cfg
+        self.zoo = sim.zoo
         self.responder = responder
         self.tenant = sim.add_tenant("attacker")
         sim.system.hooks[self.tenant] = self._completed
-        self.ledger = Ledger()
-        self.truth: list[tuple[bytes, Signature, int]] = []
-        """(probe set, signature seen, model that really served): for scoring only."""
         self._waiting: dict[int, Callable[[Request], None]] = {}
+
+    def submit(self, accuracy: float, latency_ms: float, payload: Payload, model: int,
+               on_done: Callable[[Request], None]) -> Request:
+        size = max(len(payload.extract) + len(payload.probes), 1)
+        req = Request(self.sim.stop.new_id(), self.tenant, self.env.now, accuracy, latency_ms,
+                      payload=payload, size=size, model=model)
+        self._waiting[req.id] = on_done
+        self.sim.system.submit(req)
+        return req
+
+    def probe_answers(self, req: Request) -> np.ndarray:
+        payload: Payload = req.payload
+        return self.offline_answers(req.model, payload.probes)
+
+    def latency_ms(self, req: Request) -> float:
+        return req.latency_ms
+
+    def offline_answers(self, model: int, probes: np.ndarray) -> np.ndarray:
+        answers = self.responder.answers(model, probes)
+        defense = self.sim.system.defense
+        if defense.changes_outputs and len(answers):
+            answers = defense.perturb_outputs(answers)
+        return answers
+
+    def _completed(self, req: Request) -> None:
+        cb = self._waiting.pop(req.id, None)
+        if cb is not None:
+            cb(req)
+
+
+class AttackerAgent:
+    """Sends the attacker's requests through a link and turns answers into observations."""
+
+    def __init__(self, link: Link, cfg: AttackerConfig, responder: Responder) -> None:
+        self.link = link
+        self.env: simpy.Environment = link.env
+        self.zoo = link.zoo
+        self.cfg = cfg
+        self.responder = responder
+        self.ledger = Ledger()
+        self.truth: list[tuple[bytes, Signature, Request]] = []
+        """(probe set, signature seen, the request): ``request.model`` is the model that
+        really served, read at scoring time only."""
         self._gap = 1.0 / cfg.rate_rps
         self._next_send = cfg.start_s
         self.labels_only = cfg.outputs == "labels"
@@ -99,11 +174,7 @@ class AttackerAgent:
             self.ledger.inputs["verification"] += n_probe
         self.ledger.requests[payload.phase] += 1
         acc, lat = (100.0, 1e9) if spec is None else (spec.accuracy, spec.latency_ms)
-        req = Request(self.sim.stop.new_id(), self.tenant, self.env.now, acc, lat,
-                      payload=payload, size=max(n_extract + n_probe, 1), model=model)
-        self._waiting[req.id] = on_done
-        self.sim.system.submit(req)
-        return req
+        return self.link.submit(acc, lat, payload, model, on_done)
 
     def query(self, spec: SpecConfig | None, probes: np.ndarray, model: int = -1,
               identify: bool = True) -> Generator[simpy.Event, Any, Observation]:
@@ -119,35 +190,29 @@ class AttackerAgent:
         req: Request = yield done
         obs = self.observe(req)
         if identify:
-            self.truth.append((probes.tobytes(), self.signature(obs), req.model))
+            self.truth.append((probes.tobytes(), self.signature(obs), req))
         return obs
 
     # -- observing -------------------------------------------------------------------------
     def observe(self, req: Request) -> Observation:
-        payload: Payload = req.payload
-        answers = self.responder.answers(req.model, payload.probes)
-        defense = self.sim.system.defense
-        if defense.changes_outputs and len(answers):
-            answers = defense.perturb_outputs(answers)
-        return Observation(answers, req.latency_ms, req)
+        return Observation(self.link.probe_answers(req), self.link.latency_ms(req), req)
 
     def signature(self, obs: Observation) -> Signature:
         """Equal signatures, same model: top-1 labels (labels only) or rounded probabilities."""
-        a = obs.probe_answers
+        return self._signature(obs.probe_answers)
+
+    def signature_of(self, model: int, probes: np.ndarray) -> Signature:
+        """The signature ``model`` gives on ``probes`` (computable offline with its copy)."""
+        return self._signature(self.link.offline_answers(model, probes))
+
+    def _signature(self, a: np.ndarray) -> Signature:
         if self.labels_only:
             return bytes(np.argmax(a, axis=1).astype(np.int8).tobytes())
         return bytes(np.round(a, 2).astype(np.float32).tobytes())
 
-    def signature_of(self, model: int, probes: np.ndarray) -> Signature:
-        """The signature ``model`` gives on ``probes`` (computable offline with its copy)."""
-        req = Request(-1, self.tenant, 0.0, 0.0, 1.0, payload=Payload(probes=probes),
-                      model=model)
-        return self.signature(self.observe(req))
-
-    def _completed(self, req: Request) -> None:
-        cb = self._waiting.pop(req.id, None)
-        if cb is not None:
-            cb(req)
+    def truth_models(self) -> list[tuple[bytes, Signature, int]]:
+        """The identification attempts with the model that served each (-1: unknown)."""
+        return [(key, sig, req.model) for key, sig, req in self.truth]
 
 
 class Extraction:
@@ -161,11 +226,12 @@ class Extraction:
         self.pool_size = pool_size
         self.rng = rng
         self.augment = augment
-        self.kept: list[tuple[int, np.ndarray]] = []
-        """(serving model, rows of (pool index, dx, dy)): what the server answered, for the
-        harness to compute the real answers grouped by model."""
-        self.served: list[int] = []
-        """Model that served each extraction request (ground truth, for scoring)."""
+        self.kept: list[tuple[Request, np.ndarray]] = []
+        """(request, rows of (pool index, dx, dy)) whose answers are kept for training: the
+        harness gets the answers through the link (the simulation's are computed after the
+        run, grouped by ``request.model``; a live server's came with the response)."""
+        self.served: list[Request] = []
+        """Every extraction request answered; ``request.model`` is ground truth, for scoring."""
         self.sent = 0
         """Extraction inputs sent so far (discarded ones included)."""
         self.todo: deque[tuple[int, int, int]] = deque()
@@ -201,15 +267,15 @@ class Extraction:
         def done(req: Request) -> None:
             state["outstanding"] -= 1
             payload: Payload = req.payload
-            self.served.append(req.model)
+            self.served.append(req)
             if verify is not None:
                 sig = agent.signature(agent.observe(req))
-                agent.truth.append((payload.probes.tobytes(), sig, req.model))
+                agent.truth.append((payload.probes.tobytes(), sig, req))
                 if sig != verify:
                     agent.ledger.discarded += len(payload.extract)
                     todo.extend(map(tuple, payload.extract.tolist()))
                     return self._maybe_finish(state, finished)
-            self.kept.append((req.model, payload.extract))
+            self.kept.append((req, payload.extract))
             self.n_kept += len(payload.extract)
             self._maybe_finish(state, finished)
 

@@ -15,20 +15,25 @@ without weights (the published CIFAR figures) its answers then come from a Synth
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attacks.agent import AttackerAgent, Extraction
+from attacks.agent import AttackerAgent, Extraction, SimLink
 from attacks.config import AttackerConfig, AttackScenario, TargetRank
 from attacks.fingerprint import identification_accuracy
+from attacks.inputs import shifted as _shifted
 from attacks.responders import Responder, SyntheticResponder, TableResponder
 from attacks.strategies import STRATEGIES, Plan
 from sim.errors import ConfigError, UserError
+from sim.request import Request
+from sim.rng import SeedTree
 from sim.run import SimResult, Simulation
 from sim.summary import summarize
+from sim.zoo import Zoo
 
 if TYPE_CHECKING:
     from attacks.victim import VictimZoo
@@ -55,9 +60,8 @@ class AttackResult:
     sim: SimResult
 
 
-def resolve_target(target: str, sim: Simulation) -> tuple[int, float]:
+def resolve_target(target: str, zoo: Zoo) -> tuple[int, float]:
     """The target's model number and its rank on the Pareto front (0 = least accurate)."""
-    zoo = sim.zoo
     front = zoo.front
     if target in TargetRank:
         pos = {"least-accurate": 0, "median": len(front) // 2,
@@ -73,36 +77,11 @@ def resolve_target(target: str, sim: Simulation) -> tuple[int, float]:
     return m, front.index(m) / max(len(front) - 1, 1)
 
 
-def _shifted(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Pool inputs ``x[rows[:, 0]]`` shifted by ``dx`` (last axis) and, for images, ``dy``
-    (second to last) pixels, zero-filled: the attacker's query-time augmentation."""
-    out = np.zeros((len(rows), *x.shape[1:]), dtype=x.dtype)
-    for i, (idx, dx, dy) in enumerate(rows.tolist()):
-        shift = (dy, dx) if x.ndim == 4 else (dx,)
-        axes = tuple(range(-len(shift), 0))
-        out[i] = _shift(x[idx], shift, axes)
-    return out
-
-
-def _shift(a: np.ndarray, shift: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
-    """``a`` moved by ``shift`` along ``axes``, zero-filled (not wrapped)."""
-    if not any(shift):
-        return a
-    out = np.zeros_like(a)
-    src: list[slice] = [slice(None)] * a.ndim
-    dst: list[slice] = [slice(None)] * a.ndim
-    for s, ax in zip(shift, axes, strict=True):
-        n = a.shape[ax]
-        src[ax] = slice(max(-s, 0), n - max(s, 0))
-        dst[ax] = slice(max(s, 0), n - max(-s, 0))
-    out[tuple(dst)] = a[tuple(src)]
-    return out
-
-
-def prepare_victim(scenario: AttackScenario, sim: Simulation, base_dir: Path | None,
-                   rng: np.random.Generator) -> Victim:
+def prepare_victim(scenario: AttackScenario, n_models: int, base_dir: Path | None,
+                   rng: np.random.Generator, live: bool = False) -> Victim:
     """Load the victim zoo and the attacker's pool; precompute the probe candidates' answers
-    (one batched forward pass per model)."""
+    (one batched forward pass per model). ``live``: the pool is needed whatever ``extract``
+    says (real inputs are sent), so a zoo without weights is an error."""
     from attacks.victim import VictimZoo
     from zoo_profiles.datasets import load_dataset, load_pool
 
@@ -110,11 +89,11 @@ def prepare_victim(scenario: AttackScenario, sim: Simulation, base_dir: Path | N
     try:
         zoo = VictimZoo(scenario.zoo.profile, base_dir)
     except UserError:
-        if cfg.extract:
+        if cfg.extract or live:
             raise
         n = cfg.fingerprint.candidates
         cands = np.arange(n)
-        return Victim(SyntheticResponder(len(sim.zoo), n, 10, rng), cands, n)
+        return Victim(SyntheticResponder(n_models, n, 10, rng), cands, n)
     meta = zoo.profile.metadata.model_dump()
     split_seed = int(meta.get("split_seed", 0))
     dataset = load_dataset(str(meta.get("dataset", "mnist5k")), split_seed=split_seed)
@@ -136,10 +115,10 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
     """Simulate the attack, train the surrogate, score it."""
     cfg = scenario.attacker
     sim = Simulation(scenario, base_dir)
-    target, rank = resolve_target(cfg.target, sim)
+    target, rank = resolve_target(cfg.target, sim.zoo)
     rng = sim.seeds.generator("attacker")
-    victim = prepare_victim(scenario, sim, base_dir, rng)
-    agent = AttackerAgent(sim, cfg, victim.responder)
+    victim = prepare_victim(scenario, len(sim.zoo), base_dir, rng)
+    agent = AttackerAgent(SimLink(sim, victim.responder), cfg, victim.responder)
     ext = Extraction(agent, victim.pool_size, sim.seeds.generator("attacker", "inputs"),
                      augment=cfg.augment_queries)
     plan = Plan(target, rank)
@@ -151,36 +130,67 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
 
     sim.env.process(attacker())
     result = sim.run(progress)
-    fp = plan.fingerprint
-    served = np.asarray(ext.served)
-    report: dict[str, Any] = {
-        "strategy": cfg.strategy,
-        "target_model": sim.zoo.names[target],
-        "queries": agent.ledger.as_dict(),
-        "fingerprint": {
-            "models_found": len(fp.signatures) if fp else None,
-            "identification_accuracy": identification_accuracy(agent.truth) if fp else None,
-            "trigger_consistency": float((served == target).mean()) if len(served) else None,
-            "estimated_consistency": fp.consistency if fp else None,
-            "trigger_spec": fp.trigger.model_dump() if fp else None,
-            "thresholds": [round(s.lo, 3) for s in fp.segments[1:]] if fp else None,
-            "zoo_models": len(sim.zoo),
-            "front_models": len(sim.zoo.front),
-        },
-        **extract_and_score(cfg, sim, ext, victim, target),
-        "victim": {"accuracy": float(sim.zoo.accuracy[target])},
-        "outputs": cfg.outputs,
-        "verify": cfg.verify,
-        "seed": scenario.seed,
-        "benign": _benign_summary(result, sim),
-    }
+    defense = sim.system.defense
+
+    def answers(kept: list[tuple[Request, np.ndarray]], x: np.ndarray) -> np.ndarray:
+        """The real answers, one batched forward pass per serving model, after the run."""
+        assert victim.zoo is not None
+        models = np.concatenate([np.full(len(r), req.model) for req, r in kept])
+        out = victim.zoo.outputs_grouped(models, x)
+        if defense.changes_outputs:
+            out = defense.perturb_outputs(out)
+        return out
+
+    report = attack_report(scenario, sim.zoo, plan, agent, ext, victim, answers)
+    report["benign"] = _benign_summary(result, sim)
     return AttackResult(report, result)
 
 
-def extract_and_score(cfg: AttackerConfig, sim: Simulation, ext: Extraction, victim: Victim,
-                      target: int) -> dict[str, Any]:
-    """The real answers to the kept inputs (grouped by serving model), the surrogate trained
-    on them, and its accuracy and fidelity on the test split."""
+Answers = Callable[[list[tuple[Request, np.ndarray]], np.ndarray], np.ndarray]
+"""(kept extraction requests with their rows, the rows' inputs) -> the answers, row by row."""
+
+
+def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: AttackerAgent,
+                  ext: Extraction, victim: Victim, answers: Answers) -> dict[str, Any]:
+    """attack.json's common content. Ground truth comes from ``request.model`` of the
+    requests the agent kept; where one is unknown (-1: a live server without records), the
+    scores that need it are None."""
+    cfg = scenario.attacker
+    target = plan.target
+    fp = plan.fingerprint
+    truth = agent.truth_models()
+    truth_known = all(m >= 0 for _, _, m in truth)
+    served = np.asarray([r.model for r in ext.served])
+    consistency = (float((served == target).mean())
+                   if len(served) and (served >= 0).all() else None)
+    return {
+        "strategy": cfg.strategy,
+        "target_model": zoo.names[target],
+        "queries": agent.ledger.as_dict(),
+        "fingerprint": {
+            "models_found": len(fp.signatures) if fp else None,
+            "identification_accuracy": (identification_accuracy(truth)
+                                        if fp and truth_known else None),
+            "trigger_consistency": consistency,
+            "estimated_consistency": fp.consistency if fp else None,
+            "trigger_spec": fp.trigger.model_dump() if fp else None,
+            "thresholds": [round(s.lo, 3) for s in fp.segments[1:]] if fp else None,
+            "zoo_models": len(zoo),
+            "front_models": len(zoo.front),
+        },
+        **extract_and_score(cfg, zoo, ext, victim, target, answers,
+                            SeedTree(scenario.seed).integer_seed("attacker", "surrogate")),
+        "victim": {"accuracy": float(zoo.accuracy[target])},
+        "outputs": cfg.outputs,
+        "verify": cfg.verify,
+        "seed": scenario.seed,
+    }
+
+
+def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Victim,
+                      target: int, answers: Answers, seed: int) -> dict[str, Any]:
+    """The answers to the kept inputs (from ``answers``), the surrogate trained on them, and
+    its accuracy and fidelity on the test split."""
     from attacks.extraction import evaluate_surrogate, train_surrogate
 
     nan = {"accuracy": float("nan"), "fidelity": float("nan")}
@@ -189,22 +199,21 @@ def extract_and_score(cfg: AttackerConfig, sim: Simulation, ext: Extraction, vic
                 "surrogate": {"arch": cfg.surrogate.arch, **nan}}
     started = time.perf_counter()
     rows = np.concatenate([r for _, r in ext.kept])
-    models = np.concatenate([np.full(len(r), m) for m, r in ext.kept])
     x = _shifted(victim.pool.x, rows)
-    answers = victim.zoo.outputs_grouped(models, x)
-    if sim.system.defense.changes_outputs:
-        answers = sim.system.defense.perturb_outputs(answers)
+    y = answers(ext.kept, x)
     s = cfg.surrogate
     surrogate = train_surrogate(
-        x, answers if cfg.outputs == "probabilities" else answers.argmax(axis=1),
+        x, y if cfg.outputs == "probabilities" else y.argmax(axis=1),
         kind=cfg.outputs, arch=s.arch, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
-        augment=s.augment, num_classes=victim.zoo.num_classes,
-        seed=sim.seeds.integer_seed("attacker", "surrogate"))
+        augment=s.augment, num_classes=victim.zoo.num_classes, seed=seed)
     scores = evaluate_surrogate(surrogate, victim.test,
                                 victim.zoo.predictions(target, victim.test.x))
-    served = dict(zip(*np.unique(models, return_counts=True), strict=True))
-    return {"extraction": {"kept_inputs": len(x),
-                           "served_by": {sim.zoo.names[int(m)]: int(c) for m, c in served.items()},
+    models = np.concatenate([np.full(len(r), req.model) for req, r in ext.kept])
+    served_by: dict[str, int] | None = None
+    if (models >= 0).all():
+        served = dict(zip(*np.unique(models, return_counts=True), strict=True))
+        served_by = {zoo.names[int(m)]: int(c) for m, c in served.items()}
+    return {"extraction": {"kept_inputs": len(x), "served_by": served_by,
                            "training_s": round(time.perf_counter() - started, 3)},
             "surrogate": {"arch": s.arch, **scores}}
 

@@ -52,7 +52,7 @@ def naive(agent: AttackerAgent, ext: Extraction, plan: Plan, rng: np.random.Gene
           candidates: np.ndarray) -> Generator[simpy.Event, Any, None]:
     spec = agent.cfg.spec
     assert spec is not None  # validated: naive needs a spec
-    accuracy = spec.accuracy if spec.accuracy is not None else agent.sim.zoo.accuracy[plan.target]
+    accuracy = spec.accuracy if spec.accuracy is not None else agent.zoo.accuracy[plan.target]
     yield from ext.run(SpecConfig(accuracy=accuracy, latency_ms=spec.latency_ms))
 
 
@@ -99,7 +99,7 @@ def _split(group: list[int], key: np.ndarray) -> list[list[int]]:
 
 def known_zoo(agent: AttackerAgent, ext: Extraction, plan: Plan, rng: np.random.Generator,
               candidates: np.ndarray) -> Generator[simpy.Event, Any, None]:
-    n_models = len(agent.sim.zoo)
+    n_models = len(agent.zoo)
     probes = separating_probes(agent.responder, n_models, candidates,
                                agent.cfg.fingerprint.probes, agent.labels_only)
     target_sig = agent.signature_of(plan.target, probes)
