@@ -62,11 +62,12 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
     ``schedule`` has the columns of :func:`workloads.schedule.request_schedule`; ``t0`` is
     ``lead_s`` after the bodies are encoded. A request never waits for earlier answers; at
     most ``max_connections`` are on the wire at once (the rest queue in the client, and that
-    wait counts in their latency). Returns one row per request, by schedule order: ``id,
-    tenant, scheduled_s, sent_s, done_s`` (seconds since ``t0`` on the loop's clock),
-    ``latency_ms`` (``done_s - scheduled_s``), ``send_lag_ms``, ``status`` (HTTP status, 0 for
-    a transport error), ``error`` ("" when fine), ``server_id`` (-1 on error), ``label`` (the
-    first input's label, -1 on error).
+    wait counts in their latency). Times are ``time.perf_counter`` seconds since ``t0`` (some
+    event loops, e.g. uvloop, keep ``loop.time()`` in whole milliseconds). Returns one row per
+    request, in schedule order: ``id, tenant, scheduled_s, sent_s, done_s``, ``latency_ms``
+    (``done_s - scheduled_s``), ``send_lag_ms`` (``sent_s - scheduled_s``), ``acc_req``,
+    ``lat_req_ms``, ``status`` (HTTP status, 0 for a transport error), ``error`` ("" when
+    fine), ``server_id`` (-1 on error), ``label`` (the first input's label, -1 on error).
     """
     from tqdm import tqdm
 
@@ -86,15 +87,16 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
     label = np.full(n, -1, dtype="i8")
     errors = [""] * n
     loop = asyncio.get_running_loop()
+    now = time.perf_counter
     bar = tqdm(total=n, unit="req", desc="load", disable=not progress, leave=False)
 
     async def one(i: int, client: httpx.AsyncClient, t0: float) -> None:
         body = b"".join(bodies[i])
         headers = {CLIENT_HEADER: tenants[i], "Content-Type": "application/json"}
-        sent[i] = loop.time() - t0
+        sent[i] = now() - t0
         try:
             resp = await client.post("/v1/classify", content=body, headers=headers)
-            done[i] = loop.time() - t0
+            done[i] = now() - t0
             status[i] = resp.status_code
             data = resp.json()
             if resp.status_code == 200:
@@ -105,16 +107,16 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
                     else resp.text
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as e:
             if np.isnan(done[i]):
-                done[i] = loop.time() - t0
+                done[i] = now() - t0
             errors[i] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         finally:
             bar.update(1)
 
     async with async_client(url, max_connections=max_connections, timeout_s=timeout_s) as client:
         tasks: set[asyncio.Task[None]] = set()
-        t0 = loop.time() + lead_s
+        t0 = now() + lead_s
         for i in range(n):
-            delay = t0 + scheduled[i] - loop.time()
+            delay = t0 + scheduled[i] - now()
             if delay > 0:
                 await asyncio.sleep(delay)
             task = loop.create_task(one(i, client, t0))

@@ -85,7 +85,7 @@ def test_replay_against_live_server(server: ServerThread, inputs: np.ndarray) ->
     assert records["label"].between(0, 9).all()
     # open loop: each request leaves at its scheduled time, whatever the earlier ones do
     lag = records["send_lag_ms"]
-    assert (lag > -1.0).all() and lag.median() < 5.0 and lag.max() < 100.0
+    assert (lag > -1.0).all() and lag.median() < 10.0 and lag.max() < 250.0
 
     server_records = fetch_server_records(server.url)
     assert server_records is not None
@@ -93,7 +93,7 @@ def test_replay_against_live_server(server: ServerThread, inputs: np.ndarray) ->
     assert joined["model"].notna().all() and joined["met_accuracy"].notna().all()
     assert (joined["batch_size"] >= 1).all()
     # the client's latency (from the scheduled time) covers the server's
-    assert (joined["latency_ms"] >= joined["server_latency_ms"]).all()
+    assert (joined["latency_ms"] >= joined["server_latency_ms"] - 1.0).all()
     by_id = server_records.set_index("id")
     assert (by_id.loc[joined["server_id"], "tenant"].to_numpy()
             == joined["tenant"].astype(str).to_numpy()).all()
@@ -115,7 +115,7 @@ def test_replay_does_not_wait_for_answers(server: ServerThread, inputs: np.ndarr
                              "lat_req_ms": 1000.0, "size": 1})
     records = asyncio.run(replay(server.url, schedule, inputs, max_connections=2))
     assert (records["status"] == 200).all()
-    assert records["sent_s"].max() < 0.03 + 0.05
+    assert records["sent_s"].max() < 0.03 + 0.2
     assert records["done_s"].max() > records["sent_s"].max()
     assert records["latency_ms"].iloc[-1] > records["latency_ms"].iloc[0]
 
