@@ -35,14 +35,18 @@ class ThreadExecutor:
     """One thread per worker, running its batches and loads."""
 
     def __init__(self, env: WallClockEnvironment, profile: ZooProfile, profile_path: Path,
-                 in_shape: Shape, num_classes: int, workers: int) -> None:
+                 in_shape: Shape, num_classes: int, workers: int, threads: int = 1) -> None:
         self.env = env
         self.profile = profile
         self.base = profile_path.parent
         self.in_shape = in_shape
         self.num_classes = num_classes
         self.modules: list[dict[int, nn.Module]] = [{} for _ in range(workers)]
-        self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"zoosim-worker-{w}")
+        # torch's intra-op thread count is per OS thread (OpenMP): set it on each worker's own
+        # thread, or a worker runs with every core's worth of threads, unlike its profile
+        self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"zoosim-worker-{w}",
+                                         initializer=torch.set_num_threads,
+                                         initargs=(threads,))
                       for w in range(workers)]
         self.batches = 0
 

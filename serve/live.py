@@ -84,12 +84,13 @@ class LiveServer:
         self.in_shape = tuple(int(v) for v in meta.get("input_shape") or (1, 28, 28))
         self.num_classes = int(meta.get("num_classes", 10))
         c = scenario.cluster
-        self.zoo = Zoo(profile, c.max_batch, scenario.zoo.time_scale, scenario.zoo.latency_model)
+        self.zoo = Zoo(profile, c.max_batch, scenario.zoo.time_scale, scenario.zoo.latency_model,
+                       scenario.zoo.dispatch_ms)
         seeds = SeedTree(scenario.seed)
         self.env = WallClockEnvironment(loop)
         self.executor = ThreadExecutor(self.env, profile, path,
                                        (self.in_shape[0], self.in_shape[1], self.in_shape[2]),
-                                       self.num_classes, c.workers)
+                                       self.num_classes, c.workers, api.threads)
         self.defense = DEFENSES[scenario.defense.type](scenario.defense,
                                                        seeds.generator("defense"), self.zoo)
         try:

@@ -57,7 +57,10 @@ def _uvicorn_server(scenario: ServeScenario, base_dir: Path | None,
             yield  # signals are the caller's: serve_forever installs handle_exit itself
 
     app = create_app(scenario, base_dir, on_ready)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+    # the asyncio loop: uvloop's timers and clock have a resolution of 1 ms, too coarse for
+    # batching timeouts of a millisecond or less
+    config = uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False,
+                            lifespan="on",
                             timeout_graceful_shutdown=10, backlog=2048)
     return Server(config)
 

@@ -156,12 +156,13 @@ def reproduce(out_dir: Path, quick: bool, backend: str, scheduler: str | None,
 
 
 def _mount_groups() -> None:
-    from serve.cli import serve
+    from serve.cli import serve, simcheck
     from serve.load_cli import load
     from zoo_profiles.cli import zoo  # imports neither torch nor seaborn until a command runs
 
     main.add_command(zoo)
     main.add_command(serve)
+    main.add_command(simcheck)
     main.add_command(load)
 
 

@@ -2,7 +2,8 @@
 
 The live server (``zoosim serve``) and the live attacker run the simulator's own SimPy code
 (the serving front-end and workers of :mod:`sim.system`, the attacker's strategies) in real
-time: ``now`` is seconds of the loop's monotonic clock since the environment was made, a
+time: ``now`` is seconds of ``time.perf_counter`` since the environment was made (not the
+loop's own clock, which some loops, e.g. uvloop, keep in whole milliseconds), a
 timeout fires when that much wall time has passed, and events can come from outside SimPy
 (an HTTP request arriving, a batch finishing on a worker thread) through :meth:`inject`.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,15 +31,15 @@ class WallClockEnvironment(simpy.Environment):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(0.0)
         self.loop = loop
-        self.t0 = loop.time()
+        self.t0 = time.perf_counter()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self.error: BaseException | None = None
         """The first exception a SimPy process raised (the environment stops pumping)."""
 
     def wall(self) -> float:
-        """Seconds since the environment was made, by the loop's clock."""
-        return self.loop.time() - self.t0
+        """Seconds since the environment was made."""
+        return time.perf_counter() - self.t0
 
     def inject(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` at the current wall time (after the events already due) and process
@@ -73,7 +75,7 @@ class WallClockEnvironment(simpy.Environment):
             self._timer = None
         self._timer_at = nxt
         if nxt < math.inf:
-            self._timer = self.loop.call_at(self.t0 + nxt, self._fire)
+            self._timer = self.loop.call_later(max(0.0, nxt - self.wall()), self._fire)
 
     def _fire(self) -> None:
         self._timer = None

@@ -43,6 +43,8 @@ class ZooConfig(Strict):
 
     profile: Annotated[str, Field(min_length=1)]
     time_scale: Annotated[float, Field(gt=0)] = 1.0
+    dispatch_ms: Annotated[float, Field(ge=0)] = 0.0
+    """Fixed host time per batch beyond the profiled forward pass (see :mod:`sim.zoo`)."""
     latency_model: LatencyModel = "interpolate"
 
 

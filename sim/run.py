@@ -54,7 +54,7 @@ class Simulation:
         self.profile_ref = _portable_profile_ref(scenario.zoo.profile, base_dir)
         """The profile as a shipped name, or an absolute path (for config.resolved.yaml)."""
         self.zoo = Zoo(profile, c.max_batch, scenario.zoo.time_scale,
-                       scenario.zoo.latency_model)
+                       scenario.zoo.latency_model, scenario.zoo.dispatch_ms)
         policy = POLICIES[scenario.policy.type](scenario.policy, self.zoo)
         defense = DEFENSES[scenario.defense.type](scenario.defense,
                                                    self.seeds.generator("defense"), self.zoo)
