@@ -4,10 +4,12 @@
    the simulator's service times are this machine's.
 2. **Serve** the scenario live (``zoosim serve``, a separate process, records on) with that
    profile: the server runs the simulator's own policy, defense and worker code.
-3. **Calibrate**, at a low load and once, two fixed costs the profile does not contain: the
-   HTTP front-end's per request (parsing, JSON, the event loop, the answer's way back: the
-   median of *client-observed latency - the server's own latency*, arrival in the serving
-   system to the end of the batch), added to every simulated latency; and the worker's per
+3. **Calibrate**, at a low load and once, two costs the profile does not contain: the HTTP
+   front-end's per request (parsing, JSON, the event loop, the answer's way back: *client
+   latency - the server's own latency*, arrival in the serving system to the end of the
+   batch), whose samples are drawn from, one per simulated request, and added to its latency
+   (a load-independent overhead, not a constant: its spread makes the live tail); and the
+   worker's per
    batch (handing the batch to its thread and the answers back: the median of *live batch
    time - profiled time*), which becomes ``zoo.dispatch_ms`` of both the simulator and the
    server that is then compared (so the policy's estimates are the same on both sides).
@@ -32,7 +34,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +45,18 @@ from sim.config import Scenario, parse_scenario, read_yaml
 from sim.errors import ConfigError, UserError
 from sim.output import write_json, write_table
 from sim.profiles import ZooProfile, load_profile, resolve_profile_path
+from sim.rng import SeedTree
 
 RATE_KEY = "rate_rps"
 
 
 # -- the comparison (pure functions of records) --------------------------------------------------
-def overhead_ms(live: pd.DataFrame) -> dict[str, float]:
+def overhead_ms(live: pd.DataFrame) -> np.ndarray:
     """The HTTP front-end's own time per request: client latency - server latency (ms)."""
-    d = (live["latency_ms"] - live["server_latency_ms"]).dropna().to_numpy()
+    d: np.ndarray = (live["latency_ms"] - live["server_latency_ms"]).dropna().to_numpy(float)
     if not len(d):
         raise UserError("calibration: no answered request has a server record")
-    return _spread(d)
+    return d
 
 
 def dispatch_ms(server: pd.DataFrame, profile: ZooProfile) -> dict[str, float]:
@@ -88,16 +91,19 @@ def figures(latency_ms: np.ndarray, lat_req_ms: np.ndarray, met_accuracy: np.nda
             "mix": {str(k): float(v) for k, v in share.items()}}
 
 
-def compare(live: pd.DataFrame, sim: pd.DataFrame, overhead: float,
-            warmup_s: float = 0.0) -> dict[str, Any]:
+def compare(live: pd.DataFrame, sim: pd.DataFrame, overhead: np.ndarray,
+            rng: np.random.Generator, warmup_s: float = 0.0) -> dict[str, Any]:
     """Live records (client latency joined with the server's) against simulated ones, request
-    by request the same workload; the simulated latency is shifted by ``overhead``."""
+    by request the same workload. Each simulated latency gets a front-end overhead drawn from
+    the calibration's ``overhead`` samples (ms): the overhead does not depend on the load, but
+    it is not a constant either, and its spread is what the tail of live latency is made of."""
     live = live[(live["scheduled_s"] >= warmup_s) & (live["status"] == 200)
                 & live["model"].notna()]
     sim = sim[sim["arrival_s"] >= warmup_s]
     lv = figures(live["latency_ms"].to_numpy(float), live["lat_req_ms"].to_numpy(float),
                  live["met_accuracy"].to_numpy(bool), live["model"])
-    sm = figures(sim["latency_ms"].to_numpy(float) + overhead, sim["lat_req_ms"].to_numpy(float),
+    drawn = rng.choice(overhead, size=len(sim))
+    sm = figures(sim["latency_ms"].to_numpy(float) + drawn, sim["lat_req_ms"].to_numpy(float),
                  sim["met_accuracy"].to_numpy(bool), sim["model"])
     server = live["server_latency_ms"].to_numpy(float)
     engine = sim["latency_ms"].to_numpy(float)
@@ -108,7 +114,7 @@ def compare(live: pd.DataFrame, sim: pd.DataFrame, overhead: float,
         return float(100.0 * (sm[key] - lv[key]) / lv[key])
 
     return {
-        "live": lv, "sim": sm, "overhead_ms": overhead,
+        "live": lv, "sim": sm, "overhead_ms": _spread(overhead),
         "error_pct": {"mean": pct("mean_ms"), "p50": pct("p50_ms"), "p99": pct("p99_ms")},
         "goodput_error_points": 100.0 * (sm["goodput"] - lv["goodput"]),
         "mix_tvd": 0.5 * sum(abs(v["live"] - v["sim"]) for v in mix.values()),
@@ -231,32 +237,37 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
             server = fetch_server_records(url)
         assert server is not None  # the server keeps records
         server = server[server["id"].isin(live["server_id"])]
+        front = overhead_ms(live)
         cal = {"digest": cal_digest, "rate_rps": calibration_rps,
-               "frontend_ms": overhead_ms(live), "dispatch_ms": dispatch_ms(server, prof)}
+               "frontend_ms": {**_spread(front), "samples": front.round(4).tolist()},
+               "dispatch_ms": dispatch_ms(server, prof)}
         write_json(cal_path, cal)
-    front, dispatch = float(cal["frontend_ms"]["median"]), float(cal["dispatch_ms"]["median"])
-    dispatch = max(dispatch, 0.0)
-    echo(f"front-end overhead {front:.3f} ms per request, dispatch {dispatch:.3f} ms per batch")
+    front = np.asarray(cal["frontend_ms"]["samples"], dtype=float)
+    dispatch = max(float(cal["dispatch_ms"]["median"]), 0.0)
+    echo(f"front-end overhead {np.median(front):.3f} ms per request (median), dispatch "
+         f"{dispatch:.3f} ms per batch")
     results["calibration"] = cal
-    with live_server(serve_config(dispatch), out_dir / "serve.log") as url:
-        echo(f"live server at {url}")
-        for rate in loads:
-            path = out_dir / "loads" / f"{rate:g}.json"
-            d = _digest(digest, rate, front, dispatch)
-            row = _done(path, d)
-            if row is None:
-                sc = scenario_at(rate, requests, dispatch)
-                live, _ = run_load(url, request_schedule(sc), inputs, warmup_s=sc.warmup_s,
-                                   progress=progress)
-                sim = Simulation(sc, base_dir).run().records
-                row = {"digest": d, "rate_rps": rate,
-                       **compare(live, sim, front, sc.warmup_s)}
-                write_table(out_dir / "loads" / f"live-{rate:g}.parquet",
-                            live.astype({"tenant": str, "model": str}))
-                write_table(out_dir / "loads" / f"sim-{rate:g}.parquet", sim)
-                write_json(path, row)
+    rows: dict[float, dict[str, Any] | None] = {
+        rate: _done(out_dir / "loads" / f"{rate:g}.json", _digest(digest, rate, cal_digest))
+        for rate in loads}
+    todo = [rate for rate, row in rows.items() if row is None]
+    with (live_server(serve_config(dispatch), out_dir / "serve.log") if todo
+          else nullcontext("")) as url:
+        for rate in todo:
+            sc = scenario_at(rate, requests, dispatch)
+            live, _ = run_load(url, request_schedule(sc), inputs, warmup_s=sc.warmup_s,
+                               progress=progress)
+            sim = Simulation(sc, base_dir).run().records
+            rng = SeedTree(sc.seed).generator("simcheck", "overhead", f"{rate:g}")
+            row = {"digest": _digest(digest, rate, cal_digest), "rate_rps": rate,
+                   **compare(live, sim, front, rng, sc.warmup_s)}
+            write_table(out_dir / "loads" / f"live-{rate:g}.parquet",
+                        live.astype({"tenant": str, "model": str}))
+            write_table(out_dir / "loads" / f"sim-{rate:g}.parquet", sim)
+            write_json(out_dir / "loads" / f"{rate:g}.json", row)
+            rows[rate] = row
             echo(_line(row))
-            results["loads"].append(row)
+    results["loads"] = [rows[rate] for rate in loads]
     write_json(out_dir / "simcheck.json", results)
     (out_dir / "simcheck.md").write_text(table(results))
     return results
@@ -295,10 +306,11 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         "# Simulator against the live server",
         "",
-        f"Profile: `{results['profile']}`. Calibrated at {cal['rate_rps']:g} req/s (medians): "
-        f"front-end overhead **{fe['median']:.3f} ms** per request (p10 {fe['p10']:.3f}, "
-        f"p90 {fe['p90']:.3f}; {fe['n']} requests), dispatch **{dp['median']:.3f} ms** per "
-        f"batch (p10 {dp['p10']:.3f}, p90 {dp['p90']:.3f}; {dp['n']} batches).",
+        f"Profile: `{results['profile']}`. Calibrated at {cal['rate_rps']:g} req/s: front-end "
+        f"overhead per request median **{fe['median']:.3f} ms**, mean {fe['mean']:.3f} (p10 "
+        f"{fe['p10']:.3f}, p90 {fe['p90']:.3f}; {fe['n']} requests; the simulator draws from "
+        f"these samples), dispatch per batch **{dp['median']:.3f} ms** (median; p10 "
+        f"{dp['p10']:.3f}, p90 {dp['p90']:.3f}; {dp['n']} batches).",
         "",
         "| load req/s | mean ms live / sim | error | P50 error | P99 error | goodput live / sim "
         "| mix TVD | server-side mean error |",
