@@ -86,24 +86,47 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
               required=True, help="Folder for attack.json, summary.json, requests.parquet.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a field, e.g. --set attacker.budget=2000 (repeatable).")
+@click.option("--target", "target_url", metavar="URL", default=None,
+              help="Attack the live server at URL (e.g. http://127.0.0.1:8000, started with "
+              "`zoosim serve`) instead of simulating. The config's zoo must be the server's; "
+              "its tenants are ignored (make benign load with a separate load generator); "
+              "attacker.start_s is a wall-clock delay. Scores that need the model behind each "
+              "answer are null unless the server keeps records (--records). Writes attack.json "
+              "(with a `live` block), requests.parquet (the attacker's own requests) and no "
+              "summary.json.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
-def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], quiet: bool) -> None:
-    """Run the attack scenario CONFIG: fingerprint, extract, score (PSML §4)."""
+def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], target_url: str | None,
+           quiet: bool) -> None:
+    """Run the attack scenario CONFIG: fingerprint, extract, score (PSML §4).
+
+    Simulated by default; with --target URL against a live server."""
     from attacks.config import AttackScenario
-    from attacks.run import run_attack
     from sim.config import load_scenario
     from sim.output import write_json, write_table, write_yaml
     from sim.report import attack_table
 
     scenario = load_scenario(config, AttackScenario, overrides)
     assert isinstance(scenario, AttackScenario)
-    result = run_attack(scenario, config.resolve().parent, progress=not quiet)
-    write_table(out_dir / "requests.parquet", result.sim.records)
-    write_json(out_dir / "summary.json", result.report["benign"])
+    if target_url is not None:
+        from attacks.live import run_live_attack
+
+        if not target_url.startswith(("http://", "https://")):
+            raise UserError(f"--target: expected a URL like http://127.0.0.1:8000, got "
+                            f"{target_url!r}")
+        live = run_live_attack(scenario, target_url.rstrip("/"), config.resolve().parent)
+        report = live.report
+        write_table(out_dir / "requests.parquet", live.requests)
+    else:
+        from attacks.run import run_attack
+
+        result = run_attack(scenario, config.resolve().parent, progress=not quiet)
+        report = result.report
+        write_table(out_dir / "requests.parquet", result.sim.records)
+        write_json(out_dir / "summary.json", report["benign"])
     write_yaml(out_dir / "config.resolved.yaml", scenario.model_dump(mode="json"))
-    write_json(out_dir / "attack.json", result.report)
+    write_json(out_dir / "attack.json", report)
     if not quiet:
-        click.echo(attack_table(result.report))
+        click.echo(attack_table(report))
         click.echo(f"wrote {out_dir}/")
 
 

@@ -39,8 +39,15 @@ def attack_table(r: dict[str, Any]) -> str:
         ("trigger consistency", _fmt(fp["trigger_consistency"])),
         ("models found / identification",
          f"{_fmt(fp['models_found'])} / {_fmt(fp['identification_accuracy'])}"),
-        ("benign goodput", f"{r['benign']['goodput']:.3f}"),
     ]
+    if "benign" in r:
+        rows.append(("benign goodput", f"{r['benign']['goodput']:.3f}"))
+    if "live" in r:
+        live = r["live"]
+        rows.append(("live server", f"{live['url']} ({live['wall_s']:.1f} s, "
+                                    f"{live['http_requests']:,} HTTP requests, "
+                                    f"{live['retries']} retried; records "
+                                    f"{'on' if live['records'] else 'off'})"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
