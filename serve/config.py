@@ -31,8 +31,15 @@ class ApiConfig(Strict):
     """Per-client request rate limit (token bucket); None: no limit."""
     rate_burst: Annotated[float, Field(ge=1)] | None = None
     """Token-bucket depth; default: one second of ``rate_limit_rps`` (at least 1)."""
+    executor: Literal["process", "thread"] = "process"
+    """Where batches run: one process per worker (its forward passes never wait for the
+    front-end's GIL), or one thread per worker (lighter; slower under load)."""
     threads: Annotated[int, Field(ge=1)] = 1
     """torch intra-op threads (the profile's ``threads`` makes the simulator's times match)."""
+    precise_timers: bool = True
+    """Run on a ``select``-based event loop, whose timers fire within microseconds (epoll's
+    have a 1 ms resolution: a 1 ms batching timeout would fire after 1-2 ms); it serves at most
+    ~1000 open connections. False: the default (epoll) loop, for many more connections."""
     records: bool = False
     """Keep per-request records (ground truth: serving model, batch, times) and expose them at
     ``GET /admin/records``: for experiments only; it reveals the model behind each answer."""

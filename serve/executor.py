@@ -52,9 +52,12 @@ class ThreadExecutor:
 
     def preload(self, system: ServingSystem) -> None:
         """Load, now, the models the system placed on its workers before starting."""
+        x = torch.zeros((1, *self.in_shape))
         for w in system.workers:
             for m in w.loaded:
-                self.modules[w.id][m] = self._module(m)
+                module = self.modules[w.id][m] = self._module(m)
+                with torch.inference_mode():  # the first call pays one-off costs
+                    module(x)
 
     def _module(self, m: int) -> nn.Module:
         spec = self.profile.models[m]

@@ -2,10 +2,12 @@
 
 The simulator's front-end (defense, selection policy, per-model queues, placement) and its
 workers (late binding, dynamic batching with a timeout, LRU loads) run unchanged in a
-:class:`~sim.clock.WallClockEnvironment`; a :class:`~serve.executor.ThreadExecutor` runs their
-batches for real. So the live system and the simulation make their decisions with the very same
-code (PSML §3 and §5), and differ only where reality does: real service times, and the HTTP
-front-end's own overhead (calibrated by :mod:`serve.simcheck`).
+:class:`~sim.clock.WallClockEnvironment`; an executor runs their batches for real, in one
+process per worker (:class:`~serve.procexec.ProcessExecutor`, the default) or one thread per
+worker (:class:`~serve.executor.ThreadExecutor`). So the live system and the simulation make
+their decisions with the very same code (PSML §3 and §5), and differ only where reality does:
+real service times, and the HTTP front-end's own overhead (calibrated by
+:mod:`serve.simcheck`).
 
 All SimPy state lives on the event loop's thread: :meth:`LiveServer.classify` is called there
 and returns an awaitable answer.
@@ -22,6 +24,7 @@ import numpy as np
 from defense import DEFENSES
 from serve.config import ServeScenario
 from serve.executor import ThreadExecutor
+from serve.procexec import ProcessExecutor
 from sim.clock import WallClockEnvironment
 from sim.errors import ConfigError, UserError
 from sim.policies import POLICIES
@@ -88,9 +91,12 @@ class LiveServer:
                        scenario.zoo.dispatch_ms)
         seeds = SeedTree(scenario.seed)
         self.env = WallClockEnvironment(loop)
-        self.executor = ThreadExecutor(self.env, profile, path,
-                                       (self.in_shape[0], self.in_shape[1], self.in_shape[2]),
-                                       self.num_classes, c.workers, api.threads)
+        shape = (self.in_shape[0], self.in_shape[1], self.in_shape[2])
+        self.executor: ThreadExecutor | ProcessExecutor = (
+            ProcessExecutor(self.env, path, shape, self.num_classes, c.workers, api.threads)
+            if api.executor == "process" else
+            ThreadExecutor(self.env, profile, path, shape, self.num_classes, c.workers,
+                           api.threads))
         self.defense = DEFENSES[scenario.defense.type](scenario.defense,
                                                        seeds.generator("defense"), self.zoo)
         try:
@@ -110,18 +116,6 @@ class LiveServer:
         self.tenant_names: list[str] = []
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
         self._next_id = 0
-        self._warm_up()
-
-    def _warm_up(self) -> None:
-        """One untimed forward pass per loaded module (the first call of a torch module pays
-        one-off costs that are not serving time)."""
-        import torch
-
-        x = torch.zeros((1, *self.in_shape))
-        with torch.inference_mode():
-            for held in self.executor.modules:
-                for module in held.values():
-                    module(x)
 
     # -- requests ----------------------------------------------------------------------------
     def tenant(self, client: str) -> int:

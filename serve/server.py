@@ -57,12 +57,23 @@ def _uvicorn_server(scenario: ServeScenario, base_dir: Path | None,
             yield  # signals are the caller's: serve_forever installs handle_exit itself
 
     app = create_app(scenario, base_dir, on_ready)
-    # the asyncio loop: uvloop's timers and clock have a resolution of 1 ms, too coarse for
-    # batching timeouts of a millisecond or less
-    config = uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False,
-                            lifespan="on",
-                            timeout_graceful_shutdown=10, backlog=2048)
+    # the loop is ours (see _run): uvloop's clock and timers, and epoll's waits, have a
+    # resolution of 1 ms, too coarse for batching timeouts of a millisecond or less
+    config = uvicorn.Config(app, loop="none", log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=10, backlog=2048)
     return Server(config)
+
+
+def _run(server: Any, sock: socket.socket, precise: bool) -> None:
+    """Run a uvicorn server on the event loop the live system needs."""
+    import asyncio
+
+    from sim.clock import run_precise
+
+    if precise:
+        run_precise(server.serve(sockets=[sock]))
+    else:
+        asyncio.run(server.serve(sockets=[sock]))
 
 
 def serve_forever(scenario: ServeScenario, base_dir: Path | None,
@@ -73,7 +84,7 @@ def serve_forever(scenario: ServeScenario, base_dir: Path | None,
     server = _uvicorn_server(scenario, base_dir, lambda _: announce(url))
     before = {sig: signal.signal(sig, server.handle_exit) for sig in STOP_SIGNALS}
     try:
-        server.run(sockets=[sock])
+        _run(server, sock, scenario.api.precise_timers)
     finally:
         sock.close()
         for sig, handler in before.items():
@@ -97,6 +108,7 @@ class ServerThread:
             ready.set()
 
         self.server = _uvicorn_server(scenario, base_dir, on_ready)
+        self.precise = scenario.api.precise_timers
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="zoosim-serve", daemon=True)
         self.thread.start()
@@ -109,7 +121,7 @@ class ServerThread:
 
     def _run(self) -> None:
         try:
-            self.server.run(sockets=[self.sock])
+            _run(self.server, self.sock, self.precise)
         except BaseException as e:  # surfaced by the constructor or stop()
             self.error = e
 
