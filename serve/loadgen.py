@@ -23,6 +23,7 @@ import pandas as pd
 
 from serve.client import async_client, sync_client
 from serve.protocol import CLIENT_HEADER, encode_inputs
+from sim.clock import run_precise
 from sim.errors import UserError
 from sim.summary import _stats
 
@@ -269,7 +270,7 @@ def run_load(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *, warmup_s: 
     """Replay ``schedule`` against ``url``, join the server's records where it keeps them,
     and summarise: ``(records, summary)``."""
     start = time.perf_counter()
-    records = asyncio.run(replay(url, schedule, inputs, max_connections=max_connections,
+    records = run_precise(replay(url, schedule, inputs, max_connections=max_connections,
                                  progress=progress))
     wall = time.perf_counter() - start
     try:
