@@ -77,12 +77,12 @@ def serve(config: Path | None, zoo: str | None, policy: str | None, defense: str
               help="A profile measured on this machine [default: measure one now].")
 @click.option("--requests", type=int, default=None,
               help="Requests per load [default: the scenario's].")
-@click.option("--calibration-rps", type=float, default=20.0, show_default=True)
-@click.option("--calibration-requests", type=int, default=400, show_default=True)
+@click.option("--calibration-requests", type=int, default=2000, show_default=True,
+              help="Requests of the calibration run at each load (an independent run of the "
+              "same workload).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def simcheck(config: Path, out_dir: Path, loads: str, profile: str | None,
-             requests: int | None, calibration_rps: float, calibration_requests: int,
-             quiet: bool) -> None:
+             requests: int | None, calibration_requests: int, quiet: bool) -> None:
     """Simulator against reality: serve CONFIG live, replay its workload at each load, simulate
     the same requests, and report the errors (README, "Simulator against reality")."""
     from serve.simcheck import run_simcheck, table
@@ -94,10 +94,9 @@ def simcheck(config: Path, out_dir: Path, loads: str, profile: str | None,
         raise UserError(f"--loads {loads!r}: expected numbers, e.g. 100,250,400") from None
     if not rates or min(rates) <= 0:
         raise UserError(f"--loads {loads!r}: expected positive request rates")
-    if calibration_rps <= 0 or calibration_requests < 10:
-        raise UserError("--calibration-rps must be > 0 and --calibration-requests >= 10")
+    if calibration_requests < 10:
+        raise UserError("--calibration-requests must be >= 10")
     results = run_simcheck(config, out_dir, rates, profile=profile, requests=requests,
-                           calibration_rps=calibration_rps,
                            calibration_requests=calibration_requests, progress=not quiet,
                            echo=click.echo)
     click.echo(table(results))

@@ -4,23 +4,28 @@
    the simulator's service times are this machine's.
 2. **Serve** the scenario live (``zoosim serve``, a separate process, records on) with that
    profile: the server runs the simulator's own policy, defense and worker code.
-3. **Calibrate**, at a low load and once, two costs the profile does not contain: the HTTP
-   front-end's per request (parsing, JSON, the event loop, the answer's way back: *client
-   latency - the server's own latency*, arrival in the serving system to the end of the
-   batch), whose samples are drawn from, one per simulated request, and added to its latency
-   (a load-independent overhead, not a constant: its spread makes the live tail); and the
-   worker's per
-   batch (handing the batch to its thread and the answers back: the median of *live batch
-   time - profiled time*), which becomes ``zoo.dispatch_ms`` of both the simulator and the
-   server that is then compared (so the policy's estimates are the same on both sides).
+3. **Calibrate**, at each load, on an independent run of the same workload (another seed:
+   other requests) two things the profile does not contain. The HTTP front-end's overhead
+   per request (parsing, JSON, the event loop, the answer's way back): *client latency - the
+   server's own latency* (arrival in the serving system to the end of the batch); one of these
+   samples is drawn for each simulated request and added to its latency (it does not depend
+   on the requests, but it is not a constant: its spread is much of the live tail). And the
+   live batch times against the profile: the least-squares line ``live = time_scale *
+   profiled + dispatch_ms`` (``dispatch_ms``: the hand-off of a batch to its worker and back;
+   ``time_scale``: forward passes slowed by the front-end and the load generator sharing the
+   machine's cores), which become the ``zoo`` settings of both the simulator and the server
+   then compared, so the policy's estimates are the same on both sides. Both are measured at
+   the rate they are used at because, on this 2-core VM, they change with the load (an idle
+   vCPU is slow to wake up; a busy machine slows the forward passes).
 4. **Compare**, at each load: the very same requests (the scenario's schedule) replayed
    open-loop against the server, and simulated. Reported: the error of mean, P50 and P99
    latency (percent), of goodput (points), and of the per-model selection mix (total-variation
    distance, and per model); and, apart, the server-side latency against the simulator's
    (no overhead involved).
 
-Each finished step is written atomically (``calibration.json``, ``loads/<rps>.json``); running
-again with the same settings resumes, and ``simcheck.json`` / ``simcheck.md`` hold the result.
+Each finished step is written atomically (``loads/<rps>-calibration.json``,
+``loads/<rps>.json``); running again with the same settings resumes, and ``simcheck.json`` /
+``simcheck.md`` hold the result.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,8 @@ from sim.profiles import ZooProfile, load_profile, resolve_profile_path
 from sim.rng import SeedTree
 
 RATE_KEY = "rate_rps"
+CALIBRATION_SEED_OFFSET = 1_000_003
+"""The calibration run's seed is the scenario's plus this: the same workload, other requests."""
 
 
 # -- the comparison (pure functions of records) --------------------------------------------------
@@ -59,18 +66,26 @@ def overhead_ms(live: pd.DataFrame) -> np.ndarray:
     return d
 
 
-def dispatch_ms(server: pd.DataFrame, profile: ZooProfile) -> dict[str, float]:
-    """The worker's fixed cost per batch beyond the profiled forward pass: per batch, the
-    live batch time (start to end, as the server's records have it) - the profile's median
-    time of that model at that batch size (ms)."""
+def service_fit(server: pd.DataFrame, profile: ZooProfile) -> dict[str, float]:
+    """How live batch times relate to the profile: the least-squares line
+    ``live ms = time_scale * profiled ms + dispatch_ms`` over the batches in the server's
+    records (start to end of each batch; profiled: the model's median at that batch size).
+    ``dispatch_ms`` is the fixed host cost of a batch (the hand-off to the worker and back),
+    ``time_scale`` the slowdown of the forward passes on a machine whose cores the front-end
+    and the load generator share; both become the ``zoo`` settings of the compared runs."""
     batches = server.drop_duplicates("batch_id")
-    p50 = {m.name: m for m in profile.models}
-    d = np.array([(f - s) * 1000 - p50[m].latency_p50(int(b)) for s, f, m, b in zip(
-        batches["start_s"], batches["finish_s"], batches["model"], batches["batch_size"],
-        strict=True)])
-    if not len(d):
-        raise UserError("calibration: the server recorded no batch")
-    return _spread(d)
+    by_name = {m.name: m for m in profile.models}
+    prof = np.array([by_name[m].latency_p50(int(b))
+                     for m, b in zip(batches["model"], batches["batch_size"], strict=True)])
+    live = ((batches["finish_s"] - batches["start_s"]) * 1000).to_numpy(float)
+    if len(live) < 2 or np.ptp(prof) == 0:
+        raise UserError("calibration: too few batches (or a single batch time) to fit")
+    scale, dispatch = np.polyfit(prof, live, 1)
+    if dispatch < 0:  # no negative fixed cost: a line through the origin
+        scale, dispatch = float(prof @ live / (prof @ prof)), 0.0
+    resid = live - (scale * prof + dispatch)
+    return {"time_scale": float(max(scale, 1e-3)), "dispatch_ms": float(dispatch),
+            "residual_ms": float(np.sqrt(np.mean(resid ** 2))), "batches": len(live)}
 
 
 def _spread(d: np.ndarray) -> dict[str, float]:
@@ -187,9 +202,10 @@ def _done(path: Path, digest: str) -> dict[str, Any] | None:
 
 def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
                  profile: str | None = None, requests: int | None = None,
-                 calibration_rps: float = 20.0, calibration_requests: int = 400,
-                 progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Profile (unless given), serve, calibrate, and compare at each of ``loads`` (req/s)."""
+                 calibration_requests: int = 2000, progress: bool = True,
+                 echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Profile (unless given), then at each of ``loads`` (req/s): calibrate on an independent
+    run of the workload, serve the scenario's own requests live, simulate them, compare."""
     from serve.loadgen import fetch_server_records, run_load
     from sim.run import Simulation
     from workloads.schedule import request_schedule
@@ -200,6 +216,7 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
     if not isinstance(data, dict):
         raise ConfigError(f"{config}: a scenario is a YAML mapping")
     parse_scenario(data, base_dir, str(config))
+    at_rate(data, 1.0, None)  # every tenant must have a rate
     out_dir.mkdir(parents=True, exist_ok=True)
     data["zoo"]["profile"] = str(_profile(data["zoo"]["profile"], base_dir, profile, out_dir,
                                           progress, echo))
@@ -210,64 +227,82 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
     serve_data = {k: v for k, v in data.items() if k not in ("tenants", "requests",
                                                              "duration_s", "warmup_s")}
     serve_data["api"] = {**data.get("api", {}), "port": 0, "records": True}
-    digest = _digest(serve_data, data.get("tenants"), requests)
-    results: dict[str, Any] = {"config": str(config), "profile": data["zoo"]["profile"],
-                               "loads": []}
+    digest = _digest(serve_data, data.get("tenants"), requests, calibration_requests)
 
-    def serve_config(dispatch: float) -> Path:
-        cfg = copy.deepcopy(serve_data)
-        cfg["zoo"]["dispatch_ms"] = dispatch
-        path = out_dir / f"serve-{dispatch:.4f}.yaml"
-        write_json(path, cfg)  # JSON is YAML
+    def with_service(d: dict[str, Any], fit: dict[str, float] | None) -> dict[str, Any]:
+        d = copy.deepcopy(d)
+        if fit is not None:
+            d["zoo"]["time_scale"] = fit["time_scale"]
+            d["zoo"]["dispatch_ms"] = fit["dispatch_ms"]
+        return d
+
+    def serve_config(fit: dict[str, float] | None, name: str) -> Path:
+        path = out_dir / "serve" / f"{name}.yaml"
+        path.parent.mkdir(exist_ok=True)
+        write_json(path, with_service(serve_data, fit))  # JSON is YAML
         return path
 
-    def scenario_at(rate: float, n: int | None, dispatch: float) -> Scenario:
-        d = at_rate(data, rate, n)
-        d["zoo"]["dispatch_ms"] = dispatch
+    def scenario(rate: float, n: int | None, fit: dict[str, float] | None,
+                 seed_offset: int = 0) -> Scenario:
+        d = with_service(at_rate(data, rate, n), fit)
+        d["seed"] = int(d.get("seed", 0)) + seed_offset
         return parse_scenario(d, base_dir, str(config))
 
-    cal_path = out_dir / "calibration.json"
-    cal_digest = _digest(digest, calibration_rps, calibration_requests)
-    cal = _done(cal_path, cal_digest)
-    if cal is None:
-        echo(f"calibrating at {calibration_rps:g} req/s")
-        with live_server(serve_config(0.0), out_dir / "serve-calibration.log") as url:
-            sc = scenario_at(calibration_rps, calibration_requests, 0.0)
-            live, _ = run_load(url, request_schedule(sc), inputs, progress=progress)
-            server = fetch_server_records(url)
+    def calibrate(url: str, rate: float) -> dict[str, Any]:
+        sc = scenario(rate, calibration_requests, None, CALIBRATION_SEED_OFFSET)
+        live, _ = run_load(url, request_schedule(sc), inputs, progress=progress)
+        server = fetch_server_records(url)
         assert server is not None  # the server keeps records
         server = server[server["id"].isin(live["server_id"])]
         front = overhead_ms(live)
-        cal = {"digest": cal_digest, "rate_rps": calibration_rps,
-               "frontend_ms": {**_spread(front), "samples": front.round(4).tolist()},
-               "dispatch_ms": dispatch_ms(server, prof)}
-        write_json(cal_path, cal)
-    front = np.asarray(cal["frontend_ms"]["samples"], dtype=float)
-    dispatch = max(float(cal["dispatch_ms"]["median"]), 0.0)
-    echo(f"front-end overhead {np.median(front):.3f} ms per request (median), dispatch "
-         f"{dispatch:.3f} ms per batch")
-    results["calibration"] = cal
-    rows: dict[float, dict[str, Any] | None] = {
-        rate: _done(out_dir / "loads" / f"{rate:g}.json", _digest(digest, rate, cal_digest))
-        for rate in loads}
-    todo = [rate for rate, row in rows.items() if row is None]
-    with (live_server(serve_config(dispatch), out_dir / "serve.log") if todo
-          else nullcontext("")) as url:
-        for rate in todo:
-            sc = scenario_at(rate, requests, dispatch)
-            live, _ = run_load(url, request_schedule(sc), inputs, warmup_s=sc.warmup_s,
-                               progress=progress)
+        return {"digest": _digest(digest, rate), "rate_rps": rate,
+                "frontend_ms": {**_spread(front), "samples": front.round(4).tolist()},
+                "service": service_fit(server, prof)}
+
+    loads_dir = out_dir / "loads"
+    cals = {rate: _done(loads_dir / f"{rate:g}-calibration.json", _digest(digest, rate))
+            for rate in loads}
+    missing = [rate for rate, cal in cals.items() if cal is None]
+    if missing:
+        with live_server(serve_config(None, "calibration"),
+                         out_dir / "serve" / "calibration.log") as url:
+            for rate in missing:
+                echo(f"calibrating at {rate:g} req/s")
+                measured = calibrate(url, rate)
+                write_json(loads_dir / f"{rate:g}-calibration.json", measured)
+                cals[rate] = measured
+    rows: list[dict[str, Any]] = []
+    for rate in loads:
+        found = cals[rate]
+        assert found is not None
+        cal = found
+        front = np.asarray(cal["frontend_ms"]["samples"], dtype=float)
+        fit = cal["service"]
+        d = _digest(digest, rate, cal["digest"])
+        done = _done(loads_dir / f"{rate:g}.json", d)
+        if done is not None:
+            row = done
+        else:
+            sc = scenario(rate, requests, fit)
+            with live_server(serve_config(fit, f"{rate:g}"),
+                             out_dir / "serve" / f"{rate:g}.log") as url:
+                live, _ = run_load(url, request_schedule(sc), inputs, warmup_s=sc.warmup_s,
+                                   progress=progress)
             sim = Simulation(sc, base_dir).run().records
             rng = SeedTree(sc.seed).generator("simcheck", "overhead", f"{rate:g}")
-            row = {"digest": _digest(digest, rate, cal_digest), "rate_rps": rate,
+            row = {"digest": d, "rate_rps": rate,
+                   "calibration": {"frontend_ms": {k: v for k, v in cal["frontend_ms"].items()
+                                                   if k != "samples"},
+                                   "service": fit},
                    **compare(live, sim, front, rng, sc.warmup_s)}
-            write_table(out_dir / "loads" / f"live-{rate:g}.parquet",
+            write_table(loads_dir / f"live-{rate:g}.parquet",
                         live.astype({"tenant": str, "model": str}))
-            write_table(out_dir / "loads" / f"sim-{rate:g}.parquet", sim)
-            write_json(out_dir / "loads" / f"{rate:g}.json", row)
-            rows[rate] = row
-            echo(_line(row))
-    results["loads"] = [rows[rate] for rate in loads]
+            write_table(loads_dir / f"sim-{rate:g}.parquet", sim)
+            write_json(loads_dir / f"{rate:g}.json", row)
+        echo(_line(row))
+        rows.append(row)
+    results: dict[str, Any] = {"config": str(config), "profile": data["zoo"]["profile"],
+                               "calibration_requests": calibration_requests, "loads": rows}
     write_json(out_dir / "simcheck.json", results)
     (out_dir / "simcheck.md").write_text(table(results))
     return results
@@ -301,25 +336,28 @@ def _line(row: dict[str, Any]) -> str:
 
 def table(results: dict[str, Any]) -> str:
     """simcheck.md: one row per load."""
-    cal = results["calibration"]
-    fe, dp = cal["frontend_ms"], cal["dispatch_ms"]
     lines = [
         "# Simulator against the live server",
         "",
-        f"Profile: `{results['profile']}`. Calibrated at {cal['rate_rps']:g} req/s: front-end "
-        f"overhead per request median **{fe['median']:.3f} ms**, mean {fe['mean']:.3f} (p10 "
-        f"{fe['p10']:.3f}, p90 {fe['p90']:.3f}; {fe['n']} requests; the simulator draws from "
-        f"these samples), dispatch per batch **{dp['median']:.3f} ms** (median; p10 "
-        f"{dp['p10']:.3f}, p90 {dp['p90']:.3f}; {dp['n']} batches).",
+        f"Profile: `{results['profile']}`. At each load, a calibration run of "
+        f"{results['calibration_requests']} other requests of the same workload (seed + "
+        f"{CALIBRATION_SEED_OFFSET}) measured the front-end overhead per request (client "
+        "latency - server latency; the simulator draws from these samples) and fitted live "
+        "batch times to the profile (`time_scale` x profiled + `dispatch_ms`, the `zoo` "
+        "settings of both the simulator and the server compared).",
         "",
-        "| load req/s | mean ms live / sim | error | P50 error | P99 error | goodput live / sim "
-        "| mix TVD | server-side mean error |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| load req/s | overhead ms median / mean | time_scale, dispatch ms | mean ms live / sim "
+        "| error "
+        "| P50 error | P99 error | goodput live / sim | mix TVD | server-side mean error |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["loads"]:
         e = r["error_pct"]
+        fe, fit = r["calibration"]["frontend_ms"], r["calibration"]["service"]
         lines.append(
-            f"| {r['rate_rps']:g} | {r['live']['mean_ms']:.3f} / {r['sim']['mean_ms']:.3f} | "
+            f"| {r['rate_rps']:g} | {fe['median']:.3f} / {fe['mean']:.3f} | "
+            f"{fit['time_scale']:.2f}, {fit['dispatch_ms']:.3f} | "
+            f"{r['live']['mean_ms']:.3f} / {r['sim']['mean_ms']:.3f} | "
             f"{e['mean']:+.1f} % | {e['p50']:+.1f} % | {e['p99']:+.1f} % | "
             f"{r['live']['goodput']:.3f} / {r['sim']['goodput']:.3f} | {r['mix_tvd']:.3f} | "
             f"{r['server_side']['error_pct']:+.1f} % |")

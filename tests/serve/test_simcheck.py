@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from serve import simcheck
-from serve.simcheck import at_rate, compare, dispatch_ms, overhead_ms, run_simcheck
+from serve.simcheck import at_rate, compare, overhead_ms, run_simcheck, service_fit
 from sim.errors import ConfigError
 from sim.profiles import load_profile
 from tests.conftest import REPO
@@ -60,16 +60,17 @@ def test_selection_mix_distance() -> None:
     assert row["mix"]["a"] == {"live": 0.75, "sim": 0.25}
 
 
-def test_dispatch_is_live_batch_time_beyond_the_profile() -> None:
+def test_service_fit_recovers_scale_and_dispatch() -> None:
     prof = load_profile("mnist5k-cpu")
-    m = prof.models[0]
-    b1, b2 = m.latency_p50(1), m.latency_p50(2)
-    server = pd.DataFrame({"batch_id": [1, 2, 2, 3], "model": [m.name] * 4,
-                           "batch_size": [1, 2, 2, 1], "start_s": [0.0, 1.0, 1.0, 2.0],
-                           "finish_s": [(b1 + 0.3) / 1000, 1 + (b2 + 0.5) / 1000,
-                                        1 + (b2 + 0.5) / 1000, 2 + (b1 + 0.4) / 1000]})
-    d = dispatch_ms(server, prof)
-    assert d["n"] == 3 and d["median"] == pytest.approx(0.4)
+    rows = []
+    for i, (m, b) in enumerate([(0, 1), (3, 1), (3, 4), (6, 1), (7, 2), (7, 8)]):
+        spec = prof.models[m]
+        live_ms = 1.3 * spec.latency_p50(b) + 0.4
+        rows.append({"batch_id": i, "model": spec.name, "batch_size": b, "start_s": float(i),
+                     "finish_s": i + live_ms / 1000})
+    fit = service_fit(pd.DataFrame(rows), prof)
+    assert fit["time_scale"] == pytest.approx(1.3) and fit["dispatch_ms"] == pytest.approx(0.4)
+    assert fit["batches"] == 6 and fit["residual_ms"] < 1e-6
 
 
 def test_load_is_set_by_scaling_every_tenant_rate() -> None:
@@ -89,7 +90,7 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
     path = tmp_path / "check.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "out"
-    kw: dict[str, Any] = {"profile": "mnist5k-cpu", "requests": 300, "calibration_rps": 60.0,
+    kw: dict[str, Any] = {"profile": "mnist5k-cpu", "requests": 300,
                           "calibration_requests": 150, "progress": False, "echo": lambda _: None}
     res = run_simcheck(path, out, [60.0, 150.0], **kw)
     assert [r["rate_rps"] for r in res["loads"]] == [60.0, 150.0]
@@ -97,8 +98,10 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
         assert r["live"]["requests"] > 150 and r["sim"]["requests"] > 150
         assert r["mix_tvd"] < 0.15                    # the same policy code decides
         assert abs(r["error_pct"]["mean"]) < 60        # loose: a busy CI machine
-    cal = res["calibration"]
-    assert cal["frontend_ms"]["median"] > 0 and len(cal["frontend_ms"]["samples"]) >= 140
+    for rate in (60, 150):
+        cal = json.loads((out / "loads" / f"{rate}-calibration.json").read_text())
+        assert cal["frontend_ms"]["median"] > 0 and len(cal["frontend_ms"]["samples"]) >= 140
+        assert cal["service"]["time_scale"] > 0 and cal["service"]["dispatch_ms"] >= 0
     assert json.loads((out / "simcheck.json").read_text())["loads"][1]["rate_rps"] == 150.0
     assert "| 150 |" in (out / "simcheck.md").read_text()
     assert (out / "loads" / "live-60.parquet").is_file()
