@@ -282,24 +282,6 @@ def check_server(info: dict[str, Any], cfg: AttackerConfig, victim: Victim, url:
                         + f") exceeds the {info['max_inputs']} inputs per request {url} takes")
 
 
-def fetch_info(url: str, timeout_s: float = 10.0) -> dict[str, Any]:
-    """``GET /v1/info`` of the server at ``url``; a UserError if it cannot be reached."""
-    import httpx
-
-    from serve.client import sync_client
-
-    try:
-        with sync_client(url, timeout_s=timeout_s) as client:
-            r = client.get("/v1/info")
-    except httpx.HTTPError as e:
-        raise UserError(f"cannot reach the live server at {url} "
-                        f"({type(e).__name__}: {e or 'no answer'})") from None
-    if r.status_code != 200:
-        raise UserError(f"{url}/v1/info answered {r.status_code}: is it a zoosim server?")
-    info: dict[str, Any] = r.json()
-    return info
-
-
 def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = None,
                     timeout_s: float = 60.0) -> LiveAttackResult:
     """Run the attack against the live server at ``url``, train the surrogate, score it."""
@@ -308,7 +290,9 @@ def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = 
     zoo = Zoo(load_profile(scenario.zoo.profile, base_dir), c.max_batch,
               scenario.zoo.time_scale, scenario.zoo.latency_model)
     target, rank = resolve_target(cfg.target, zoo)
-    info = fetch_info(url)
+    from serve.client import server_info
+
+    info = server_info(url, timeout_s=10.0)
     seeds = SeedTree(scenario.seed)
     rng = seeds.generator("attacker")
     victim = prepare_victim(scenario, len(zoo), base_dir, rng, live=True)

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from sim.errors import UserError
+
 SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
@@ -27,3 +29,29 @@ def sync_client(base_url: str, timeout_s: float = 60.0, **kwargs: Any) -> httpx.
     transport = httpx.HTTPTransport(socket_options=SOCKET_OPTIONS)
     return httpx.Client(base_url=base_url, transport=transport,
                         timeout=httpx.Timeout(timeout_s), **kwargs)
+
+
+def server_info(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """``GET /v1/info`` of the target, or a :class:`UserError` saying why it is unusable."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as e:
+        raise UserError(f"--target {url!r}: not a URL ({e})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UserError(f"--target {url!r}: expected http://HOST:PORT")
+    try:
+        with sync_client(url, timeout_s=timeout_s) as client:
+            resp = client.get("/v1/info")
+    except httpx.HTTPError as e:
+        raise UserError(f"--target {url}: cannot reach the server ({type(e).__name__}: "
+                        f"{e or 'no answer'})") from None
+    if resp.status_code != 200:
+        raise UserError(f"--target {url}: GET /v1/info answered {resp.status_code}; is it a "
+                        "zoosim server?")
+    try:
+        info = resp.json()
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or "input_shape" not in info:
+        raise UserError(f"--target {url}: GET /v1/info is not a zoosim answer")
+    return info

@@ -24,7 +24,8 @@ def load(config: Path, target: str, out_dir: Path, overrides: tuple[str, ...],
     """Send the requests of scenario CONFIG (its tenants' arrivals and SLOs, seeded as in
     simulate) to the server at --target, open-loop, with inputs from the test split of the
     zoo profile's dataset; write per-request records and a summary to OUT."""
-    from serve.loadgen import check_target, load_table, run_load
+    from serve.client import server_info
+    from serve.loadgen import load_table, run_load
     from sim.config import load_scenario
     from sim.errors import UserError
     from sim.output import write_json, write_table
@@ -38,7 +39,7 @@ def load(config: Path, target: str, out_dir: Path, overrides: tuple[str, ...],
     if not meta.get("dataset"):
         raise UserError(f"{config}: zoo profile {scenario.zoo.profile!r} names no dataset "
                         "(metadata.dataset), so there are no inputs to send")
-    info = check_target(target)
+    info = server_info(target)
     inputs = load_dataset(str(meta["dataset"]), split_seed=int(meta.get("split_seed", 0))).test.x
     shape = [int(v) for v in info["input_shape"]]
     if list(inputs.shape[1:]) != shape:

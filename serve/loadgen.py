@@ -24,7 +24,6 @@ import pandas as pd
 from serve.client import async_client, sync_client
 from serve.protocol import CLIENT_HEADER, encode_inputs
 from sim.clock import run_precise
-from sim.errors import UserError
 from sim.summary import _stats
 
 JOINED_COLUMNS = ("model", "batch_size", "server_latency_ms", "met_accuracy")
@@ -236,32 +235,6 @@ def load_summary(records: pd.DataFrame, warmup_s: float = 0.0,
     if wall_time_s is not None:
         out["wall_time_s"] = wall_time_s
     return out
-
-
-def check_target(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
-    """``GET /v1/info`` of the target, or a :class:`UserError` saying why it is unusable."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as e:
-        raise UserError(f"--target {url!r}: not a URL ({e})") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UserError(f"--target {url!r}: expected http://HOST:PORT")
-    try:
-        with sync_client(url, timeout_s=timeout_s) as client:
-            resp = client.get("/v1/info")
-    except httpx.HTTPError as e:
-        raise UserError(f"--target {url}: cannot reach the server ({type(e).__name__}: "
-                        f"{e or 'no answer'})") from None
-    if resp.status_code != 200:
-        raise UserError(f"--target {url}: GET /v1/info answered {resp.status_code}; is it a "
-                        "zoosim server?")
-    try:
-        info = resp.json()
-    except ValueError:
-        info = None
-    if not isinstance(info, dict) or "input_shape" not in info:
-        raise UserError(f"--target {url}: GET /v1/info is not a zoosim answer")
-    return info
 
 
 def run_load(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *, warmup_s: float = 0.0,

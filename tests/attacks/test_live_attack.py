@@ -138,5 +138,5 @@ def test_attack_cli_unreachable_target_exits_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["attack", str(write_config(tmp_path)), "-o",
                                     str(tmp_path / "o"), "--target", f"http://127.0.0.1:{port}"])
     assert res.exit_code == 2, res.output
-    assert "cannot reach the live server" in res.output and "Traceback" not in res.output
+    assert "cannot reach the server" in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
