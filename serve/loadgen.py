@@ -62,7 +62,8 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
     ``schedule`` has the columns of :func:`workloads.schedule.request_schedule`; ``t0`` is
     ``lead_s`` after the bodies are encoded. A request never waits for earlier answers; at
     most ``max_connections`` are on the wire at once (the rest queue in the client, and that
-    wait counts in their latency). Times are ``time.perf_counter`` seconds since ``t0`` (some
+    wait counts in their latency; ``sent_s`` is when a request went on the wire). Times are
+    ``time.perf_counter`` seconds since ``t0`` (some
     event loops, e.g. uvloop, keep ``loop.time()`` in whole milliseconds). Returns one row per
     request, in schedule order: ``id, tenant, scheduled_s, sent_s, done_s``, ``latency_ms``
     (``done_s - scheduled_s``), ``send_lag_ms`` (``sent_s - scheduled_s``), ``acc_req``,
@@ -90,13 +91,19 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
     now = time.perf_counter
     bar = tqdm(total=n, unit="req", desc="load", disable=not progress, leave=False)
 
+    # at most max_connections requests are handed to httpx at once; the others wait here, in
+    # arrival order and at O(1) each (httpcore's pool rescans its whole queue on every change,
+    # quadratic in the backlog of an overloaded server)
+    slots = asyncio.Semaphore(max_connections)
+
     async def one(i: int, client: httpx.AsyncClient, t0: float) -> None:
         body = b"".join(bodies[i])
         headers = {CLIENT_HEADER: tenants[i], "Content-Type": "application/json"}
-        sent[i] = now() - t0
         try:
-            resp = await client.post("/v1/classify", content=body, headers=headers)
-            done[i] = now() - t0
+            async with slots:
+                sent[i] = now() - t0
+                resp = await client.post("/v1/classify", content=body, headers=headers)
+                done[i] = now() - t0
             status[i] = resp.status_code
             data = resp.json()
             if resp.status_code == 200:
