@@ -31,16 +31,27 @@ if TYPE_CHECKING:
     from sim.system import ServingSystem
 
 
+def warm_up(module: nn.Module, in_shape: tuple[int, ...], max_batch: int) -> None:
+    """Run ``module`` once at every batch size it may serve: the first call at a new input
+    shape pays one-off costs (oneDNN builds its kernels per shape) that are not serving time
+    and that the profile, taken after warm-up passes, does not contain."""
+    with torch.inference_mode():
+        for b in range(1, max_batch + 1):
+            module(torch.zeros((b, *in_shape)))
+
+
 class ThreadExecutor:
     """One thread per worker, running its batches and loads."""
 
     def __init__(self, env: WallClockEnvironment, profile: ZooProfile, profile_path: Path,
-                 in_shape: Shape, num_classes: int, workers: int, threads: int = 1) -> None:
+                 in_shape: Shape, num_classes: int, workers: int, threads: int = 1,
+                 max_batch: int = 1) -> None:
         self.env = env
         self.profile = profile
         self.base = profile_path.parent
         self.in_shape = in_shape
         self.num_classes = num_classes
+        self.max_batch = max_batch
         self.modules: list[dict[int, nn.Module]] = [{} for _ in range(workers)]
         # torch's intra-op thread count is per OS thread (OpenMP): set it on each worker's own
         # thread, or a worker runs with every core's worth of threads, unlike its profile
@@ -52,12 +63,10 @@ class ThreadExecutor:
 
     def preload(self, system: ServingSystem) -> None:
         """Load, now, the models the system placed on its workers before starting."""
-        x = torch.zeros((1, *self.in_shape))
         for w in system.workers:
             for m in w.loaded:
-                module = self.modules[w.id][m] = self._module(m)
-                with torch.inference_mode():  # the first call pays one-off costs
-                    module(x)
+                self.modules[w.id][m] = self._module(m)
+                warm_up(self.modules[w.id][m], self.in_shape, self.max_batch)
 
     def _module(self, m: int) -> nn.Module:
         spec = self.profile.models[m]
@@ -81,6 +90,7 @@ class ThreadExecutor:
 
         def work() -> None:
             module = self._module(model)
+            warm_up(module, self.in_shape, self.max_batch)
 
             def finish() -> None:
                 self.modules[worker][model] = module

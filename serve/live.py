@@ -93,10 +93,11 @@ class LiveServer:
         self.env = WallClockEnvironment(loop)
         shape = (self.in_shape[0], self.in_shape[1], self.in_shape[2])
         self.executor: ThreadExecutor | ProcessExecutor = (
-            ProcessExecutor(self.env, path, shape, self.num_classes, c.workers, api.threads)
+            ProcessExecutor(self.env, path, shape, self.num_classes, c.workers, api.threads,
+                            c.max_batch)
             if api.executor == "process" else
             ThreadExecutor(self.env, profile, path, shape, self.num_classes, c.workers,
-                           api.threads))
+                           api.threads, c.max_batch))
         self.defense = DEFENSES[scenario.defense.type](scenario.defense,
                                                        seeds.generator("defense"), self.zoo)
         try:

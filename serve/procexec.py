@@ -35,11 +35,12 @@ READY = b"ready"
 
 
 def _worker_main(conn: Connection, profile_path: str, in_shape: tuple[int, ...],
-                 num_classes: int, threads: int, preload: list[int]) -> None:
+                 num_classes: int, threads: int, max_batch: int, preload: list[int]) -> None:
     """A worker process: serve the pipe's commands until told to quit or the pipe closes."""
     import torch
 
     from attacks.victim import softmax
+    from serve.executor import warm_up
     from sim.profiles import load_profile
     from zoo_profiles.models import build_model
     from zoo_profiles.profiler import load_weights
@@ -55,8 +56,7 @@ def _worker_main(conn: Connection, profile_path: str, in_shape: tuple[int, ...],
         with torch.random.fork_rng(devices=[]):  # the init is overwritten by the weights
             module = build_model(spec.arch, shape, num_classes)
         module = load_weights(module, (path.parent / spec.weights).resolve(), "cpu").eval()
-        with torch.inference_mode():  # the first call pays one-off costs: not serving time
-            module(torch.zeros((1, *in_shape)))
+        warm_up(module, in_shape, max_batch)
         return module
 
     modules = {m: load(m) for m in preload}
@@ -91,8 +91,9 @@ class ProcessExecutor:
     """One process per worker, running its batches and loads."""
 
     def __init__(self, env: WallClockEnvironment, profile_path: Path, in_shape: tuple[int, ...],
-                 num_classes: int, workers: int, threads: int = 1) -> None:
+                 num_classes: int, workers: int, threads: int = 1, max_batch: int = 1) -> None:
         self.env = env
+        self.max_batch = max_batch
         self.profile_path = profile_path
         self.in_shape = in_shape
         self.num_classes = num_classes
@@ -112,7 +113,8 @@ class ProcessExecutor:
             parent, child = ctx.Pipe(duplex=True)
             proc = ctx.Process(target=_worker_main, name=f"zoosim-worker-{w.id}", daemon=True,
                                args=(child, str(self.profile_path), self.in_shape,
-                                     self.num_classes, self.threads, list(w.loaded)))
+                                     self.num_classes, self.threads, self.max_batch,
+                                     list(w.loaded)))
             proc.start()
             child.close()
             self.conns.append(parent)

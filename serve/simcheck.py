@@ -53,6 +53,8 @@ from sim.profiles import ZooProfile, load_profile, resolve_profile_path
 from sim.rng import SeedTree
 
 RATE_KEY = "rate_rps"
+VERSION = 3
+"""Bumped when the method changes, so that a rerun does not resume older results."""
 CALIBRATION_SEED_OFFSET = 1_000_003
 """The calibration run's seed is the scenario's plus this: the same workload, other requests."""
 
@@ -67,25 +69,35 @@ def overhead_ms(live: pd.DataFrame) -> np.ndarray:
 
 
 def service_fit(server: pd.DataFrame, profile: ZooProfile) -> dict[str, float]:
-    """How live batch times relate to the profile: the least-squares line
-    ``live ms = time_scale * profiled ms + dispatch_ms`` over the batches in the server's
-    records (start to end of each batch; profiled: the model's median at that batch size).
-    ``dispatch_ms`` is the fixed host cost of a batch (the hand-off to the worker and back),
-    ``time_scale`` the slowdown of the forward passes on a machine whose cores the front-end
-    and the load generator share; both become the ``zoo`` settings of the compared runs."""
+    """How live batch times relate to the profile: the line ``live ms = time_scale *
+    profiled ms + dispatch_ms``, fitted by least squares to the median live time of each
+    (model, batch size) the server ran, weighted by its number of batches (medians, like the
+    profile's own figures, so that a few stalled batches do not tilt it). ``dispatch_ms`` is
+    the fixed host cost of a batch (the hand-off to the worker and back), ``time_scale`` the
+    slowdown of the forward passes on a machine whose cores the front-end and the load
+    generator share; both become the ``zoo`` settings of the compared runs. ``cv``, the
+    spread of live / fitted (median absolute deviation, scaled to a standard deviation),
+    becomes the simulator's lognormal service-time jitter."""
     batches = server.drop_duplicates("batch_id")
     by_name = {m.name: m for m in profile.models}
-    prof = np.array([by_name[m].latency_p50(int(b))
-                     for m, b in zip(batches["model"], batches["batch_size"], strict=True)])
-    live = ((batches["finish_s"] - batches["start_s"]) * 1000).to_numpy(float)
-    if len(live) < 2 or np.ptp(prof) == 0:
-        raise UserError("calibration: too few batches (or a single batch time) to fit")
-    scale, dispatch = np.polyfit(prof, live, 1)
+    df = pd.DataFrame({
+        "prof": [by_name[m].latency_p50(int(b))
+                 for m, b in zip(batches["model"], batches["batch_size"], strict=True)],
+        "live": ((batches["finish_s"] - batches["start_s"]) * 1000).to_numpy(float),
+        "key": batches["model"].astype(str) + "/" + batches["batch_size"].astype(str)})
+    groups = df.groupby("key").agg(prof=("prof", "first"), live=("live", "median"),
+                                   n=("live", "size"))
+    if len(groups) < 2 or np.ptp(groups["prof"]) == 0:
+        raise UserError("calibration: too few kinds of batch (model, size) to fit")
+    x, y, w = (groups[c].to_numpy(float) for c in ("prof", "live", "n"))
+    scale, dispatch = np.polyfit(x, y, 1, w=np.sqrt(w))
     if dispatch < 0:  # no negative fixed cost: a line through the origin
-        scale, dispatch = float(prof @ live / (prof @ prof)), 0.0
-    resid = live - (scale * prof + dispatch)
-    return {"time_scale": float(max(scale, 1e-3)), "dispatch_ms": float(dispatch),
-            "residual_ms": float(np.sqrt(np.mean(resid ** 2))), "batches": len(live)}
+        scale, dispatch = float((w * x) @ y / ((w * x) @ x)), 0.0
+    scale = max(float(scale), 1e-3)
+    ratio = df["live"].to_numpy() / (scale * df["prof"].to_numpy() + dispatch)
+    mad = float(np.median(np.abs(ratio - np.median(ratio))))
+    return {"time_scale": scale, "dispatch_ms": float(dispatch),
+            "cv": max(1.4826 * mad, 1e-6), "batches": len(df), "kinds": len(groups)}
 
 
 def _spread(d: np.ndarray) -> dict[str, float]:
@@ -227,13 +239,14 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
     serve_data = {k: v for k, v in data.items() if k not in ("tenants", "requests",
                                                              "duration_s", "warmup_s")}
     serve_data["api"] = {**data.get("api", {}), "port": 0, "records": True}
-    digest = _digest(serve_data, data.get("tenants"), requests, calibration_requests)
+    digest = _digest(VERSION, serve_data, data.get("tenants"), requests, calibration_requests)
 
     def with_service(d: dict[str, Any], fit: dict[str, float] | None) -> dict[str, Any]:
         d = copy.deepcopy(d)
         if fit is not None:
             d["zoo"]["time_scale"] = fit["time_scale"]
             d["zoo"]["dispatch_ms"] = fit["dispatch_ms"]
+            d["service_time"] = {"type": "lognormal", "cv": fit["cv"]}
         return d
 
     def serve_config(fit: dict[str, float] | None, name: str) -> Path:
@@ -251,6 +264,7 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
     def calibrate(url: str, rate: float) -> dict[str, Any]:
         sc = scenario(rate, calibration_requests, None, CALIBRATION_SEED_OFFSET)
         live, _ = run_load(url, request_schedule(sc), inputs, progress=progress)
+        live = live[(live["scheduled_s"] >= sc.warmup_s) & (live["status"] == 200)]
         server = fetch_server_records(url)
         assert server is not None  # the server keeps records
         server = server[server["id"].isin(live["server_id"])]

@@ -70,7 +70,7 @@ def test_service_fit_recovers_scale_and_dispatch() -> None:
                      "finish_s": i + live_ms / 1000})
     fit = service_fit(pd.DataFrame(rows), prof)
     assert fit["time_scale"] == pytest.approx(1.3) and fit["dispatch_ms"] == pytest.approx(0.4)
-    assert fit["batches"] == 6 and fit["residual_ms"] < 1e-6
+    assert fit["batches"] == 6 and fit["kinds"] == 6 and fit["cv"] < 1e-5
 
 
 def test_load_is_set_by_scaling_every_tenant_rate() -> None:
@@ -100,7 +100,7 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
         assert abs(r["error_pct"]["mean"]) < 60        # loose: a busy CI machine
     for rate in (60, 150):
         cal = json.loads((out / "loads" / f"{rate}-calibration.json").read_text())
-        assert cal["frontend_ms"]["median"] > 0 and len(cal["frontend_ms"]["samples"]) >= 140
+        assert cal["frontend_ms"]["median"] > 0 and len(cal["frontend_ms"]["samples"]) >= 40
         assert cal["service"]["time_scale"] > 0 and cal["service"]["dispatch_ms"] >= 0
     assert json.loads((out / "simcheck.json").read_text())["loads"][1]["rate_rps"] == 150.0
     assert "| 150 |" in (out / "simcheck.md").read_text()
