@@ -25,6 +25,7 @@ from serve.config import ServeScenario
 from serve.live import LiveServer
 from serve.protocol import CLIENT_HEADER, BadInput, ClassifyBody, decode_inputs
 from serve.ratelimit import RateLimiter
+from sim.clock import freeze_heap
 from sim.config_errors import describe_validation_error
 
 
@@ -46,6 +47,7 @@ def create_app(scenario: ServeScenario, base_dir: Path | None = None,
 
         server = LiveServer(scenario, base_dir, asyncio.get_running_loop())
         state["server"] = server
+        freeze_heap()
         if on_ready is not None:
             on_ready(server)
         try:

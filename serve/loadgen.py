@@ -23,7 +23,7 @@ import pandas as pd
 
 from serve.client import async_client, sync_client
 from serve.protocol import CLIENT_HEADER, encode_inputs
-from sim.clock import run_precise
+from sim.clock import freeze_heap, run_precise
 from sim.summary import _stats
 
 JOINED_COLUMNS = ("model", "batch_size", "server_latency_ms", "met_accuracy")
@@ -119,6 +119,7 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
         finally:
             bar.update(1)
 
+    freeze_heap()  # no full collection of the whole heap in the middle of the run
     async with async_client(url, max_connections=max_connections, timeout_s=timeout_s) as client:
         tasks: set[asyncio.Task[None]] = set()
         t0 = now() + lead_s

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from sim.clock import WallClockEnvironment
+from sim.clock import WallClockEnvironment, freeze_heap
 from sim.request import Request
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ def _worker_main(conn: Connection, profile_path: str, in_shape: tuple[int, ...],
         return module
 
     modules = {m: load(m) for m in preload}
+    freeze_heap()
     conn.send_bytes(READY)
     size = int(np.prod(in_shape))
     while True:
