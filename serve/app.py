@@ -107,8 +107,7 @@ def create_app(scenario: ServeScenario, base_dir: Path | None = None,
         try:
             x = decode_inputs(req.inputs, server.in_shape, api.max_inputs)
         except BadInput as e:
-            status = 413 if "at most" in str(e) else 422
-            return _error(status, str(e))
+            return _error(e.status, str(e))
         if server.pending() >= api.max_pending:
             return _error(503, f"overloaded: {server.pending()} requests pending", {
                 "Retry-After": "1"})

@@ -48,6 +48,14 @@ class ClassifyBody(Strict):
 class BadInput(ValueError):
     """Inputs that do not fit the server's models; the message says how."""
 
+    status = 422
+
+
+class TooManyInputs(BadInput):
+    """More inputs in one request than the server takes."""
+
+    status = 413
+
 
 def encode_inputs(x: np.ndarray) -> dict[str, Any]:
     """The compact binary form of ``x`` (sent as float32)."""
@@ -68,7 +76,7 @@ def decode_inputs(obj: Any, in_shape: tuple[int, ...], max_inputs: int) -> np.nd
     if len(x) == 0:
         raise BadInput("inputs: no inputs (n = 0)")
     if len(x) > max_inputs:
-        raise BadInput(f"inputs: {len(x)} inputs in one request; this server takes at most "
+        raise TooManyInputs(f"inputs: {len(x)} inputs in one request; this server takes at most "
                        f"{max_inputs}")
     if not np.isfinite(x).all():
         raise BadInput("inputs: values must be finite numbers (found NaN or infinity)")
