@@ -23,7 +23,6 @@ other error status, an unreachable server or a timeout ends the attack with a
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -249,9 +248,9 @@ def _message(r: httpx.Response) -> str:
         return r.text[:200]
 
 
-LiveRun = tuple[AttackerAgent, Extraction, HttpLink, bool, AttackerConfig]
-"""What the live run leaves for scoring: agent, extraction, link, whether the server kept
-records, the attacker config as run (latency range clamped to the server's)."""
+LiveRun = tuple[AttackerAgent, Extraction, HttpLink, AttackerConfig]
+"""What the live run leaves for scoring: agent, extraction, link, and the attacker config as
+run (latency range clamped to the server's)."""
 
 
 @dataclass
@@ -290,7 +289,9 @@ def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = 
     zoo = Zoo(load_profile(scenario.zoo.profile, base_dir), c.max_batch,
               scenario.zoo.time_scale, scenario.zoo.latency_model)
     target, rank = resolve_target(cfg.target, zoo)
-    from serve.client import server_info
+    import httpx
+
+    from serve.client import fetch_server_records, server_info
 
     info = server_info(url, timeout_s=10.0)
     seeds = SeedTree(scenario.seed)
@@ -299,9 +300,17 @@ def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = 
     check_server(info, cfg, victim, url)
     plan = Plan(target, rank)
     started = time.perf_counter()
-    agent, ext, link, records, cfg = asyncio.run(
+    agent, ext, link, cfg = asyncio.run(
         _attack(scenario, url, info, zoo, victim, plan, rng, seeds, timeout_s))
     wall = time.perf_counter() - started
+    try:
+        server = fetch_server_records(url)
+    except httpx.HTTPError as e:
+        raise UserError(f"live server {url}: GET /admin/records failed "
+                        f"({type(e).__name__}: {e})") from None
+    records = server is not None
+    if server is not None:
+        link.fill_models(server)
 
     def answers(kept: list[tuple[Request, np.ndarray]], x: np.ndarray) -> np.ndarray:
         return np.concatenate([link.extraction_answers(req) for req, _ in kept])
@@ -316,9 +325,6 @@ def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = 
 async def _attack(scenario: AttackScenario, url: str, info: dict[str, Any], zoo: Zoo,
                   victim: Victim, plan: Plan, rng: np.random.Generator, seeds: SeedTree,
                   timeout_s: float) -> LiveRun:
-    import httpx
-    import pandas as pd
-
     from serve.client import async_client
 
     loop = asyncio.get_running_loop()
@@ -365,12 +371,4 @@ async def _attack(scenario: AttackScenario, url: str, info: dict[str, Any], zoo:
         finally:
             link.cancel()
             env.close()
-        try:
-            r = await client.get("/admin/records")
-        except httpx.HTTPError as e:
-            raise UserError(f"live server {url}: GET /admin/records failed "
-                            f"({type(e).__name__}: {e})") from None
-        records = r.status_code == 200
-        if records:
-            link.fill_models(pd.read_json(io.StringIO(r.text), orient="split"))
-    return agent, ext, link, records, cfg
+    return agent, ext, link, cfg

@@ -5,11 +5,15 @@ algorithm the body waits for the server's delayed ACK, about 40 ms on Linux)."""
 from __future__ import annotations
 
 import socket
-from typing import Any
+from io import StringIO
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from sim.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
@@ -55,3 +59,16 @@ def server_info(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
     if not isinstance(info, dict) or "input_shape" not in info:
         raise UserError(f"--target {url}: GET /v1/info is not a zoosim answer")
     return info
+
+
+def fetch_server_records(url: str, timeout_s: float = 60.0) -> pd.DataFrame | None:
+    """The server's per-request ground truth (``GET /admin/records``), or None where the
+    server keeps none (404)."""
+    import pandas as pd
+
+    with sync_client(url, timeout_s=timeout_s) as client:
+        resp = client.get("/admin/records")
+    if resp.status_code == 404:
+        return None
+    resp.raise_for_status()
+    return pd.read_json(StringIO(resp.text), orient="split")

@@ -59,7 +59,6 @@ class ThreadExecutor:
                                          initializer=torch.set_num_threads,
                                          initargs=(threads,))
                       for w in range(workers)]
-        self.batches = 0
 
     def preload(self, system: ServingSystem) -> None:
         """Load, now, the models the system placed on its workers before starting."""
@@ -81,7 +80,6 @@ class ThreadExecutor:
         done = self.env.event()
         module = self.modules[worker][model]
         xs = [r.payload for r in batch]
-        self.batches += 1
         self.pools[worker].submit(self._forward, module, xs, batch, done)
         return done
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from io import StringIO
 from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
 
-from serve.client import async_client, sync_client
+from serve.client import async_client, fetch_server_records
 from serve.protocol import CLIENT_HEADER, encode_inputs
 from sim.clock import freeze_heap, run_precise
 from sim.summary import _stats
@@ -148,17 +147,6 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
         "server_id": server_id,
         "label": label,
     })
-
-
-def fetch_server_records(url: str, timeout_s: float = 60.0) -> pd.DataFrame | None:
-    """The server's per-request ground truth (``GET /admin/records``), or None where the
-    server keeps none (404)."""
-    with sync_client(url, timeout_s=timeout_s) as client:
-        resp = client.get("/admin/records")
-    if resp.status_code == 404:
-        return None
-    resp.raise_for_status()
-    return pd.read_json(StringIO(resp.text), orient="split")
 
 
 def join_server_records(records: pd.DataFrame, server: pd.DataFrame) -> pd.DataFrame:

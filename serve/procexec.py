@@ -104,7 +104,6 @@ class ProcessExecutor:
         self.procs: list[Any] = []
         self.waiting: list[deque[tuple[simpy.Event, list[Request] | None]]] = [
             deque() for _ in range(workers)]
-        self.batches = 0
 
     def preload(self, system: ServingSystem) -> None:
         """Start the worker processes with the models the system placed on them, and wait
@@ -130,7 +129,6 @@ class ProcessExecutor:
         done = self.env.event()
         xs = [r.payload for r in batch]
         x = np.concatenate(xs) if len(xs) > 1 else xs[0]
-        self.batches += 1
         self.waiting[worker].append((done, batch))
         self._send(worker, HEADER.pack(b"R", model, len(x)) +
                    np.ascontiguousarray(x, dtype="<f4").tobytes())

@@ -219,7 +219,8 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
                  echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Profile (unless given), then at each of ``loads`` (req/s): calibrate on an independent
     run of the workload, serve the scenario's own requests live, simulate them, compare."""
-    from serve.loadgen import fetch_server_records, run_load
+    from serve.client import fetch_server_records
+    from serve.loadgen import run_load
     from sim.run import Simulation
     from workloads.schedule import request_schedule
     from zoo_profiles.datasets import load_dataset
