@@ -1,8 +1,10 @@
 """Run a study's points on a local process pool or a Dask cluster; resumable.
 
 Each point's result is written atomically to ``DIR/points/<key>.json`` as soon as it is done,
-so a killed sweep loses nothing finished; ``resume`` skips the points already there. At the
-end every point is gathered into ``DIR/results.parquet`` (one flat row per point). Dask's
+so a killed sweep loses nothing finished; ``resume`` skips the points already there. The key
+(:meth:`Study.key`) hashes the point's fully resolved scenario and the files it names, so a
+point whose inputs changed since is run again, and files of other keys are ignored. At the
+end the current points are gathered into ``DIR/results.parquet`` (one flat row per point). Dask's
 ``Client.get_executor()`` is a ``concurrent.futures`` executor, so both backends share one
 code path; with no scheduler address, Dask starts a ``LocalCluster``.
 """
@@ -17,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from experiments.study import Study, point_key
+from experiments.study import Study
 from sim.errors import UserError
 from sim.output import write_json, write_table
 
@@ -83,7 +85,8 @@ def run_study(study: Study, out_dir: Path, *, backend: Literal["local", "dask"] 
     if done and not resume:
         raise UserError(f"{out_dir} already holds results of a sweep: pass --resume to "
                         "continue it, or choose another folder")
-    todo = [p for p in study.points if point_key(p) not in done]
+    keys = [study.key(p) for p in study.points]
+    todo = [(p, k) for p, k in zip(study.points, keys, strict=True) if k not in done]
     workers = workers or max(1, min(len(todo), os.cpu_count() or 1))
     threads = 1 if workers > 1 else max(1, os.cpu_count() or 1)
     base_dir = str(study.base_path.parent)
@@ -94,22 +97,23 @@ def run_study(study: Study, out_dir: Path, *, backend: Literal["local", "dask"] 
                 tqdm(total=len(study.points), initial=len(study.points) - len(todo),
                      desc="sweep", unit="point", disable=not progress) as bar:
             futures = {ex.submit(run_point, study.cfg.kind, study.scenario(p), base_dir,
-                                 threads): p for p in todo}
+                                 threads): (p, k) for p, k in todo}
             for fut in as_completed(futures):
-                point = futures[fut]
+                point, key = futures[fut]
                 row = {**{f"param.{k}": v for k, v in point.items()}, **fut.result()}
-                write_json(points_dir / f"{point_key(point)}.json", row)
+                write_json(points_dir / f"{key}.json", row)
                 bar.update(1)
-    return gather(study, out_dir)
+    return gather(study, out_dir, keys)
 
 
-def gather(study: Study, out_dir: Path) -> Path:
-    """All points' rows (in the study's order) into ``results.parquet``."""
+def gather(study: Study, out_dir: Path, keys: list[str] | None = None) -> Path:
+    """The rows of the study's points (in its order; files of other keys are not read) into
+    ``results.parquet``."""
     import pandas as pd
 
     rows = []
-    for p in study.points:
-        f = out_dir / "points" / f"{point_key(p)}.json"
+    for key in [study.key(p) for p in study.points] if keys is None else keys:
+        f = out_dir / "points" / f"{key}.json"
         if f.is_file():
             rows.append(json.loads(f.read_text()))
     path = out_dir / "results.parquet"

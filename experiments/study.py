@@ -12,14 +12,21 @@ seeds: [1, 2, 3]
 ```
 Every point is validated (by the scenario schema) before anything runs: an unknown parameter
 path or an empty grid is a ConfigError naming it.
+
+A point's result file is named by :meth:`Study.key`: a hash of everything its result depends
+on that the study can see (the fully resolved scenario, the files it names, zoosim's version),
+so that ``--resume`` after an edit of the base scenario, a profile or a trace, or a ``--quick``
+run followed by a full one, recomputes the points that changed instead of returning stale ones.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.metadata
 import itertools
 import json
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -127,8 +134,74 @@ class Study:
         model = AttackScenario if self.cfg.kind == "attack" else Scenario
         return parse_scenario(data, self.base_path.parent, f"{self.path} point {point}", model)
 
+    def key(self, point: dict[str, Any]) -> str:
+        """A name for the point's result file that changes whenever its result may.
 
-def point_key(point: dict[str, Any]) -> str:
-    """A stable name for a point's result file."""
-    text = json.dumps(point, sort_keys=True)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        The hash covers the validated scenario (base file, ``quick.set``, grid values and seed,
+        defaults filled in), the kind, zoosim's version and the content of every file the
+        scenario names: the zoo profile, the weights that profile lists, and any file path in
+        the scenario (traces). What it cannot see (code changed without a version bump,
+        datasets downloaded elsewhere) is not covered.
+        """
+        from sim.profiles import resolve_profile_path
+
+        resolved = self.scenario(point).model_dump(mode="json")
+        profile = resolve_profile_path(resolved["zoo"]["profile"], self.base_path.parent)
+        files = {"zoo.profile": _digest(profile)}
+        for ref in _profile_files(str(profile), *_stamp(profile)):
+            files[f"zoo.profile:{ref}"] = _digest(profile.parent / ref)
+        for path in _file_paths(resolved):
+            files[path] = _digest(Path(path))
+        text = json.dumps({"zoosim": _version(), "kind": self.cfg.kind, "scenario": resolved,
+                           "files": files}, sort_keys=True)
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+@cache
+def _version() -> str:
+    try:
+        return importlib.metadata.version("zoosim")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _digest(path: Path) -> str:
+    """The content hash of a file (cached on its path, size and mtime: keys are asked for many
+    points naming the same few files)."""
+    return _digest_cached(str(path.resolve()), *_stamp(path))
+
+
+@cache
+def _digest_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@cache
+def _profile_files(profile: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    """The files a profile lists (model weights, relative to its folder) that exist."""
+    data = read_yaml(profile)
+    models = data.get("models") if isinstance(data, dict) else None
+    refs = [m.get("weights") for m in models or [] if isinstance(m, dict)]
+    folder = Path(profile).parent
+    return tuple(sorted(r for r in refs if isinstance(r, str) and (folder / r).is_file()))
+
+
+def _file_paths(value: Any) -> list[str]:
+    """Every string in a dumped scenario that is an absolute path to a file (the schema
+    resolves the files a scenario names, e.g. traces, to absolute paths)."""
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _file_paths(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in _file_paths(v)]
+    if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_file():
+        return [value]
+    return []

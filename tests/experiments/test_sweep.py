@@ -1,4 +1,5 @@
-"""Sweeps: grid expansion, resumption after a kill, Dask = local, bad study files."""
+"""Sweeps: grid expansion, resumption after a kill, keys that follow the inputs, Dask = local,
+bad study files."""
 
 from __future__ import annotations
 
@@ -82,6 +83,58 @@ def test_killed_sweep_resumes_without_redoing_or_losing(tmp_path: Path) -> None:
     assert len(after) == 8
     assert all(after[name] == mtime for name, mtime in finished.items()), "redone points"
     assert len(pd.read_parquet(out / "results.parquet")) == 8
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")}
+
+
+def test_resume_recomputes_exactly_the_points_whose_inputs_changed(tmp_path: Path) -> None:
+    path = write_study(tmp_path, requests=300, seeds=[1])
+    out = tmp_path / "o"
+    sweep = ["sweep", str(path), "-o", str(out), "--workers", "1", "--quiet", "--resume"]
+    assert CliRunner().invoke(main, sweep).exit_code == 0
+    first = _mtimes(out)
+    assert len(first) == 4
+    assert CliRunner().invoke(main, sweep).exit_code == 0
+    assert _mtimes(out) == first, "an unchanged study recomputed points"
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["tenants"][0]["arrivals"]["rate_rps"] = 7   # every point sets it: no point changes
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    assert CliRunner().invoke(main, sweep).exit_code == 0
+    assert _mtimes(out) == first, "an edit that no point sees recomputed points"
+    base["requests"] = 200                              # every point changes
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    assert CliRunner().invoke(main, sweep).exit_code == 0
+    after = _mtimes(out)
+    assert len(after) == 8 and set(first) < set(after), "stale results were reused"
+    assert all(after[name] == mtime for name, mtime in first.items())
+    df = pd.read_parquet(out / "results.parquet")
+    assert len(df) == 4 and (df["requests"] == 200).all(), "stale rows were gathered"
+    assert {c for c in df.columns if c.startswith("param.")} == \
+        {"param.seed", "param.policy.type", "param.tenants.0.arrivals.rate_rps"}
+
+
+def test_quick_and_full_runs_share_only_identical_points(tmp_path: Path) -> None:
+    path = write_study(tmp_path, quick={"seeds": [1]})
+    full, quick = Study(path), Study(path, quick=True)
+    assert {quick.key(p) for p in quick.points} < {full.key(p) for p in full.points}
+    path = write_study(tmp_path, quick={"seeds": [1], "set": {"requests": 100}})
+    full, quick = Study(path), Study(path, quick=True)
+    assert not {quick.key(p) for p in quick.points} & {full.key(p) for p in full.points}
+
+
+def test_keys_follow_the_zoo_profile_file(tmp_path: Path) -> None:
+    from sim.profiles import resolve_profile_path
+
+    profile = tmp_path / "zoo.yaml"
+    text = resolve_profile_path("synthetic-7").read_text()
+    profile.write_text(text)
+    path = write_study(tmp_path, grid={"zoo.profile": ["zoo.yaml"], "policy.type": ["pareto"]})
+    before = Study(path).key(Study(path).points[0])
+    assert Study(path).key(Study(path).points[0]) == before
+    profile.write_text(text + "\n# measured again\n")
+    assert Study(path).key(Study(path).points[0]) != before
 
 
 def test_dask_backend_gives_the_same_results_as_local(tmp_path: Path) -> None:
