@@ -9,7 +9,9 @@ idle worker also loads a model whose backlog would outlast the load (scale-out u
 
 A worker's queued work is the requests waiting for the models it holds, at the amortised cost
 of a full batch, shared among each model's holders; the INFaaS-style latency estimate reads it
-only when a load-aware policy asks, so load-oblivious runs pay nothing for it.
+only when a load-aware policy asks, so load-oblivious runs pay nothing for it. The estimate
+takes the other models' queued work from it and counts the model's own queue once, as the
+batches ahead of the request and the batch it joins.
 """
 
 from __future__ import annotations
@@ -161,22 +163,51 @@ class ServingSystem:
         return sum(1 for w in self.holders[model] if model in w.loaded)
 
     def estimate_latency_s(self, model: int, now: float) -> float:
-        """INFaaS-style estimate of the latency of a request joining ``model``'s queue now.
+        """INFaaS-style estimate of the latency of a one-input request joining ``model``'s queue
+        now.
 
-        The soonest a holder of the model can start it (its current batch, a pending load of
-        the model, and the queued work of every model it holds), plus the profiled time of the
-        batch it will join, plus the batching timeout when that batch will not fill. With no
-        holder: the load time plus a batch-1 time.
+        With ``q`` inputs already queued for the model and ``B = max_batch``, the request
+        waits behind ``q // B`` full batches and joins a batch of ``q % B + 1`` inputs
+        (taking queued requests as one input each, and foreseeing no later arrivals). The
+        estimate counts the model's queued inputs once, through those batches:
+
+        - the soonest a holder can turn to the model: its current batch or load, a pending
+          load of the model, and its share of the *other* models' queued work
+          (:meth:`ready_s` with ``own=False``); the load time if nothing holds the model;
+        - plus the full batches ahead, ``q // B`` times the profiled full-batch time, shared
+          among the model's holders;
+        - the batch it joins starts then, or when its oldest request has waited
+          ``batch_timeout`` if that is later and the batch will not fill;
+        - plus the profiled time of the batch it joins.
+
+        Exact for one holder, deterministic service and no later arrivals to the worker.
         """
-        n = self.inputs[model] + 1
-        b = n if n < self.max_batch else self.max_batch
-        est = self.ready_s(model, now) + self.zoo.batch_s[model][b]
-        if b < self.max_batch:
-            est += self.batch_timeout_s
-        return est
+        max_batch = self.max_batch
+        batch_s = self.zoo.batch_s[model]
+        full, ahead = divmod(self.inputs[model], max_batch)
+        start = self.ready_s(model, now, own=False)
+        if full:
+            start += full * batch_s[max_batch] / (len(self.holders[model]) or 1)
+        b = ahead + 1
+        timeout = self.batch_timeout_s
+        if b < max_batch and timeout > 0.0:
+            oldest = now
+            if ahead:
+                q = self.queues[model]
+                i = full * max_batch  # the batch's first request, at one input per request
+                oldest = q[i if i < len(q) else -1].arrival
+            t = oldest + timeout - now
+            if t > start:
+                start = t
+        return start + batch_s[b]
 
-    def ready_s(self, m: int, now: float) -> float:
-        """How long until some holder of ``m`` has worked off what is ahead of a new request."""
+    def ready_s(self, m: int, now: float, own: bool = True) -> float:
+        """How long until some holder of ``m`` has worked off what is ahead of a new request.
+
+        A holder's current batch or load, a pending load of ``m``, and its share of the queued
+        work of the models it holds: ``m``'s own included with ``own`` (the model's backlog),
+        left out without (what stands before the model's queue).
+        """
         holders = self.holders[m]
         load = self.zoo.load_s[m]
         if not holders:
@@ -184,7 +215,7 @@ class ServingSystem:
         best = float("inf")
         for w in holders:
             t = w.busy_until - now
-            t = (t if t > 0.0 else 0.0) + w.queued_s()
+            t = (t if t > 0.0 else 0.0) + (w.queued_s() if own else w.queued_other_s(m))
             if m in w.pending:
                 t += load
             if t < best:

@@ -66,6 +66,15 @@ class Worker:
             self._queued = (version, sum([per_holder(m) for m in self.held]))
         return self._queued[1]
 
+    def queued_other_s(self, m: int) -> float:
+        """:meth:`queued_s` less model ``m``'s share: the queued work of the other models.
+
+        For a worker holding ``m``. Cheap: the memoised total less one term (clamped at 0
+        against rounding).
+        """
+        t = self.queued_s() - self.sys.work_per_holder_s(m)
+        return t if t > 0.0 else 0.0
+
     def wake(self) -> None:
         """Wake the worker if it sleeps (idle, or waiting for a batch to fill)."""
         ev = self._wake
