@@ -3,7 +3,10 @@ taehyeok-jang/ppml, 2025; PAPER.md).
 
 Each request's model is drawn at random, favouring models of high L1 utility
 ``u = ((1 - max(a_req - a_m, 0)/100) + (1 - max(l_m - l_req, 0)/L)) / 2`` for its
-(perturbed) spec, with ``L = latency_scale_ms`` (100 in PAPER.md): the exponential mechanism
+(perturbed) spec, with ``L = latency_scale_ms`` (100 in PAPER.md), each term clipped to
+[0, 1] so that ``u`` lies in [0, 1] (a latency excess beyond ``L``, or an accuracy shortfall
+beyond 100 points, costs no more than a full point): a spec's change moves ``u`` by at most
+1, and the default ``sensitivity`` of 1 holds. The exponential mechanism
 (McSherry and Talwar, FOCS'07) picks ``m`` with
 probability proportional to ``exp(eps * u_m / (2 * sensitivity))``; permute-and-flip (McKenna
 and Sheldon, NeurIPS'20) visits the candidates in a random order and accepts ``m`` with
@@ -52,10 +55,16 @@ class DPSelection(Defense):
         self._u01 = Buffered(lambda n: rng.random(n))
 
     def utilities(self, acc_req: float, lat_req_ms: float) -> np.ndarray:
-        """The L1 utility of every candidate for a spec."""
+        """The L1 utility of every candidate for a spec, in [0, 1].
+
+        Each term (accuracy, latency) is clipped to [0, 1]: without the clip a latency excess
+        beyond ``latency_scale_ms`` made ``u`` negative, its range exceeded the sensitivity
+        of 1 and the mechanism's real privacy loss exceeded ``eps``.
+        """
         scale = self.p.latency_scale_ms
-        u: np.ndarray = ((1 - np.maximum(acc_req - self.acc, 0) / 100)
-                         + (1 - np.maximum(self.lat - lat_req_ms, 0) / scale)) / 2
+        acc_term = np.clip(1 - np.maximum(acc_req - self.acc, 0) / 100, 0.0, 1.0)
+        lat_term = np.clip(1 - np.maximum(self.lat - lat_req_ms, 0) / scale, 0.0, 1.0)
+        u: np.ndarray = (acc_term + lat_term) / 2
         return u
 
     def probabilities(self, acc_req: float, lat_req_ms: float) -> np.ndarray:
