@@ -29,6 +29,7 @@ class Zoo:
         self.profile = profile
         self.time_scale = time_scale
         self.latency_model = latency_model
+        self.dispatch_ms = dispatch_ms
         self.dispatch_s = dispatch_ms / 1000
         self.names = profile.names
         self.index = {n: i for i, n in enumerate(self.names)}
@@ -36,14 +37,20 @@ class Zoo:
         self.memory_mb = [m.memory_mb for m in profile.models]
         self.load_s = [m.load_ms * time_scale / 1000 for m in profile.models]
         self.batch_s: list[list[float]] = []
+        self.lat1_ms: list[float] = []
+        """Batch-1 latency (ms) straight from the profile: ``p50 * time_scale + dispatch_ms``,
+        exactly the profile's p50 when ``time_scale`` is 1 and ``dispatch_ms`` 0 (not a round
+        trip through seconds, which turned 31.3203125 into 31.320312500000004 and made a
+        request asking exactly that latency infeasible). ``batch_s[m][1]`` is this / 1000, so a
+        target in ms divided by 1000 compares with it the same way."""
         for m in profile.models:
             if latency_model == "linear":
                 slope, icpt = m.linear_fit()
                 ms = [0.0] + [max(icpt + slope * b, 1e-6) for b in range(1, max_batch + 1)]
             else:
                 ms = [0.0] + [m.latency_p50(b) for b in range(1, max_batch + 1)]
-            self.batch_s.append([0.0] + [x * time_scale / 1000 + self.dispatch_s for x in ms[1:]])
-        self.lat1_ms = [t[1] * 1000 for t in self.batch_s]
+            self.batch_s.append([0.0] + [self._ms(x) / 1000 for x in ms[1:]])
+            self.lat1_ms.append(self._ms(ms[1]))
         self.front = [self.index[m.name] for m in profile.pareto_front]
         """Pareto-front model numbers, fastest (and least accurate) first."""
 
@@ -55,8 +62,12 @@ class Zoo:
         model = self.profile.models[m]
         if self.latency_model == "linear":
             slope, icpt = model.linear_fit()
-            return max(icpt + slope * inputs, 1e-6) * self.time_scale / 1000 + self.dispatch_s
-        return model.latency_p50(inputs) * self.time_scale / 1000 + self.dispatch_s
+            return self._ms(max(icpt + slope * inputs, 1e-6)) / 1000
+        return self._ms(model.latency_p50(inputs)) / 1000
+
+    def _ms(self, profiled_ms: float) -> float:
+        """A profiled batch time (ms) as served: scaled, plus the per-batch dispatch cost."""
+        return profiled_ms * self.time_scale + self.dispatch_ms
 
     def __len__(self) -> int:
         return len(self.names)

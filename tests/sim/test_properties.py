@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+import numpy as np
+import simpy
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from defense.base import NoDefense
+from defense.dp_selection import ExponentialMechanism
+from sim.policies.infaas import InfaasPolicy
 from sim.policies.pareto import ParetoPolicy
 from sim.profiles import ZooProfile
 from sim.request import Request
+from sim.service_time import ProfileTime
+from sim.system import ServingSystem
 from sim.zoo import Zoo
 from tests.conftest import scenario_dict, write_profile
 from tests.sim.helpers import build
@@ -17,13 +24,14 @@ from tests.sim.helpers import build
 model_st = st.tuples(st.floats(50, 100), st.floats(0.01, 50))
 
 
-def _zoo(models: list[tuple[float, float]]) -> Zoo:
+def _zoo(models: list[tuple[float, float]], time_scale: float = 1.0,
+         dispatch_ms: float = 0.0) -> Zoo:
     profile = ZooProfile.model_validate({
         "name": "h", "metadata": {"source": "synthetic"},
         "models": [{"name": f"m{i}", "arch": "t", "params": 1, "accuracy": a,
                     "latency_ms": {1: {"p50": lat, "p99": lat}}, "memory_mb": 1,
                     "load_ms": 0} for i, (a, lat) in enumerate(models)]})
-    return Zoo(profile, 1)
+    return Zoo(profile, 1, time_scale=time_scale, dispatch_ms=dispatch_ms)
 
 
 @given(st.lists(model_st, min_size=1, max_size=12), st.floats(40, 100), st.floats(0.005, 60))
@@ -38,6 +46,39 @@ def test_pareto_picks_the_cheapest_feasible_model(models: list[tuple[float, floa
         assert zoo.accuracy[m] >= acc, "never picks a model below the accuracy target"
         assert zoo.lat1_ms[m] <= lat
         assert zoo.lat1_ms[m] == min(zoo.lat1_ms[i] for i in ok)
+
+
+@example(models=[(90.0, 31.3203125)], pick=0, scaled=None)  # was 31.320312500000004 ms
+@example(models=[(95.7, 0.1245)], pick=0, scaled=None)          # mnist5k-cpu's m3
+@example(models=[(90.0, 31.3203125)], pick=0, scaled=(1.3, 0.4))
+@given(models=st.lists(model_st, min_size=1, max_size=12), pick=st.integers(0, 11),
+       scaled=st.none() | st.tuples(st.floats(0.1, 20), st.floats(0, 5)))
+def test_asking_exactly_a_front_models_spec_is_feasible(
+        models: list[tuple[float, float]], pick: int,
+        scaled: tuple[float, float] | None) -> None:
+    """A request asking exactly a front model's accuracy and batch-1 latency is feasible and
+    served by that model (pareto), feasible for DP selection, and met by an idle ``infaas``
+    server. Unscaled, the latency asked is the profile's p50 itself, which ``lat1_ms`` keeps
+    exactly; with a time scale and a dispatch cost it is the zoo's ``lat1_ms``."""
+    zoo = _zoo(models) if scaled is None else _zoo(models, *scaled)
+    m = zoo.front[pick % len(zoo.front)]
+    lat = models[m][1] if scaled is None else zoo.lat1_ms[m]
+    if scaled is None:
+        assert zoo.lat1_ms[m] == lat
+    req = Request(0, 0, 0.0, zoo.accuracy[m], lat)
+    assert ParetoPolicy(ParetoPolicy.Params(), zoo).select(req, None, 0.0) == (m, True)  # type: ignore[arg-type]
+    dp = ExponentialMechanism(ExponentialMechanism.Params(eps=1.0), np.random.default_rng(0),
+                              zoo)
+    assert dp._done(req, list(dp.models).index(m)) == (m, True)
+    infaas = InfaasPolicy(InfaasPolicy.Params(), zoo)
+    idle = ServingSystem(simpy.Environment(), zoo, workers=1, memory_mb=100.0, max_batch=1,
+                         batch_timeout_ms=0.0, policy=infaas,
+                         defense=NoDefense(NoDefense.Params(), None, zoo),  # type: ignore[arg-type]
+                         service=ProfileTime(ProfileTime.Params(), None),  # type: ignore[arg-type]
+                         preload="all")
+    chosen, feasible = infaas.select(req, idle, 0.0)
+    assert feasible and zoo.accuracy[chosen] >= zoo.accuracy[m]
+    assert zoo.lat1_ms[chosen] <= zoo.lat1_ms[m]
 
 
 @settings(max_examples=25, deadline=None,
