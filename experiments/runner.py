@@ -7,12 +7,22 @@ point whose inputs changed since is run again, and files of other keys are ignor
 end the current points are gathered into ``DIR/results.parquet`` (one flat row per point). Dask's
 ``Client.get_executor()`` is a ``concurrent.futures`` executor, so both backends share one
 code path; with no scheduler address, Dask starts a ``LocalCluster``.
+
+A sweep leaves no worker behind, however it ends. Every worker process we start (the local
+pool's, via ``initializer``; a ``LocalCluster``'s, via a preload calling :func:`dask_setup`)
+runs :func:`exit_with_parent`, a watchdog thread that ends the process once its parent (the
+sweep process) is gone, even if that was killed with SIGKILL. On Ctrl-C, SIGTERM or an error,
+the sweep does not wait for running points: it cancels the rest and stops the workers at once
+(SIGTERM raises ``SystemExit`` while a sweep runs, so this teardown runs for it too).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -55,25 +65,112 @@ def run_point(kind: str, scenario: Any, base_dir: str, threads: int) -> dict[str
     return flatten(simulate(scenario, Path(base_dir)).summary)
 
 
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """In a worker process: exit (``os._exit``) as soon as the process that started it is
+    gone, checked every ``poll_s`` seconds from a daemon thread.
+
+    The parent is the process's parent at start-up (the sweep process for the local pool and
+    for a ``LocalCluster``, whose nannies live in the client process); when it dies the
+    worker is re-parented and ``getppid`` changes. (A parent gone before this runs, a window
+    of milliseconds, is not noticed.) Polling, not ``PR_SET_PDEATHSIG``: that signal fires
+    when the *thread* that started the worker ends, and Dask starts its workers from a
+    helper thread.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _local_worker_start() -> None:
+    """Initializer of the local pool's workers: the watchdog; SIGINT (a Ctrl-C goes to the
+    whole process group) is left to the sweep process, which stops the workers itself, and
+    SIGTERM kills (a forked worker would otherwise inherit the sweep's handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    exit_with_parent()
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask preload hook (``LocalCluster(preload=["experiments.runner"])``): the watchdog in
+    every worker process of a cluster this sweep started."""
+    exit_with_parent()
+
+
+def _stop_pool(ex: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and kill the workers now, without waiting for points."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())  # no public accessor
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(5)
+        if p.is_alive():
+            p.kill()
+
+
 @contextmanager
 def executor(backend: Literal["local", "dask"], workers: int,
              scheduler: str | None) -> Iterator[Executor]:
+    """A pool of ``workers`` processes; on any exception (KeyboardInterrupt, SystemExit
+    included) its workers are stopped at once rather than left to finish their points."""
     if backend == "local":
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        ex = ProcessPoolExecutor(max_workers=workers, initializer=_local_worker_start)
+        try:
             yield ex
+        except BaseException:
+            _stop_pool(ex)
+            raise
+        ex.shutdown()
         return
     from dask.distributed import Client, LocalCluster
 
-    if scheduler:
+    if scheduler:  # someone else's workers: only our client (and its tasks) go away
         client = Client(scheduler)
         try:
             yield client.get_executor()
         finally:
             client.close()
-    else:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, preload=[__name__]) as cluster, \
+            Client(cluster) as client:
+        try:
             yield client.get_executor()
+        except BaseException:
+            # A closing nanny gives a busy worker 4 s before killing it; 0.4 s here.
+            cluster.sync(_close_nannies, list(cluster.workers.values()))
+            raise
+
+
+async def _close_nannies(nannies: list[Any]) -> None:
+    import asyncio
+
+    await asyncio.gather(*(n.close(timeout=0.5) for n in nannies), return_exceptions=True)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While a sweep runs, SIGTERM raises ``SystemExit(143)`` in the main thread (so the pool
+    is torn down as on Ctrl-C); a second SIGTERM kills at once. The previous handler is put
+    back afterwards. Outside the main thread signals cannot be handled: nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def run_study(study: Study, out_dir: Path, *, backend: Literal["local", "dask"] = "local",
@@ -93,7 +190,7 @@ def run_study(study: Study, out_dir: Path, *, backend: Literal["local", "dask"] 
     if todo:
         from tqdm import tqdm
 
-        with executor(backend, workers, scheduler) as ex, \
+        with _sigterm_raises(), executor(backend, workers, scheduler) as ex, \
                 tqdm(total=len(study.points), initial=len(study.points) - len(todo),
                      desc="sweep", unit="point", disable=not progress) as bar:
             futures = {ex.submit(run_point, study.cfg.kind, study.scenario(p), base_dir,
