@@ -15,8 +15,9 @@ records, where it keeps them).
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,7 +40,8 @@ class Payload:
     extract: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
     """Rows of (pool index, dx, dy)."""
     probes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    phase: str = "fingerprint"
+    phase: str = "mapping"
+    """``screening``, ``mapping``, ``consistency`` (fingerprinting) or ``extraction``."""
 
 
 @dataclass
@@ -52,20 +54,37 @@ class Observation:
     """Kept for bookkeeping by the harness; strategies must not read ``request.model``."""
 
 
+FINGERPRINT_PHASES = ("screening", "mapping", "consistency")
+"""The phases of fingerprinting; with ``extraction`` (and its ``verification`` riders) they
+make up everything an attacker sends."""
+
+
+class BudgetExhausted(Exception):
+    """The next query would take the attacker past its budget (``budget_counts: sent``)."""
+
+
 @dataclass
 class Ledger:
     """Queries spent: inputs and requests, by phase."""
 
-    inputs: dict[str, int] = field(default_factory=lambda: {"fingerprint": 0, "extraction": 0,
-                                                            "verification": 0})
-    requests: dict[str, int] = field(default_factory=lambda: {"fingerprint": 0,
-                                                              "extraction": 0})
+    inputs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        (*FINGERPRINT_PHASES, "extraction", "verification"), 0))
+    requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        (*FINGERPRINT_PHASES, "extraction"), 0))
     discarded: int = 0
 
+    @property
+    def total(self) -> int:
+        """Every input sent so far."""
+        return sum(self.inputs.values())
+
     def as_dict(self) -> dict[str, Any]:
-        total = sum(self.inputs.values())
-        return {**self.inputs, "discarded": self.discarded, "total": total,
-                "requests": {**self.requests, "total": sum(self.requests.values())}}
+        fp = sum(self.inputs[p] for p in FINGERPRINT_PHASES)
+        fp_requests = sum(self.requests[p] for p in FINGERPRINT_PHASES)
+        return {**self.inputs, "fingerprint": fp, "discarded": self.discarded,
+                "total": self.total,
+                "requests": {**self.requests, "fingerprint": fp_requests,
+                             "total": sum(self.requests.values())}}
 
 
 class Link(Protocol):
@@ -162,31 +181,51 @@ class AttackerAgent:
             yield self.env.timeout(delay)
         self._next_send = max(self._next_send, self.env.now) + self._gap
 
+    def allowance(self, phase: str) -> float:
+        """Inputs that ``phase`` may still send under the budget (``inf``: not capped)."""
+        cfg, spent = self.cfg, self.ledger.inputs
+        if cfg.budget_counts == "sent":
+            return cfg.budget - self.ledger.total
+        if phase != "extraction":
+            return float("inf")
+        if cfg.budget_counts == "kept":
+            return cfg.budget * cfg.max_sent_factor - spent["extraction"]
+        return cfg.budget - spent["extraction"]
+
     def send(self, spec: SpecConfig | None, payload: Payload,
              on_done: Callable[[Request], None], model: int = -1) -> Request:
         """Submit a request now; ``on_done`` runs at its completion. ``model`` names the model
         explicitly (the single-model API of the oracle attack)."""
         n_extract, n_probe = len(payload.extract), len(payload.probes)
-        if payload.phase == "fingerprint":
-            self.ledger.inputs["fingerprint"] += n_probe
-        else:
+        riders_free = payload.phase == "extraction" and self.cfg.budget_counts != "sent"
+        charged = n_extract + (0 if riders_free else n_probe)
+        if charged > self.allowance(payload.phase):
+            raise BudgetExhausted(f"{payload.phase}: {charged} inputs exceed the "
+                                  f"{self.allowance(payload.phase):g} left")
+        if payload.phase == "extraction":
             self.ledger.inputs["extraction"] += n_extract
             self.ledger.inputs["verification"] += n_probe
+        else:
+            self.ledger.inputs[payload.phase] += n_probe
         self.ledger.requests[payload.phase] += 1
         acc, lat = (100.0, 1e9) if spec is None else (spec.accuracy, spec.latency_ms)
         return self.link.submit(acc, lat, payload, model, on_done)
 
     def query(self, spec: SpecConfig | None, probes: np.ndarray, model: int = -1,
-              identify: bool = True) -> Generator[simpy.Event, Any, Observation]:
+              identify: bool = True, phase: str = "mapping"
+              ) -> Generator[simpy.Event, Any, Observation]:
         """Send the probes with ``spec`` (paced) and wait for the answer. ``identify``: the
-        answer's signature is an identification attempt (scored against the truth)."""
+        answer's signature is an identification attempt (scored against the truth). Raises
+        :class:`BudgetExhausted` (before waiting) when the budget cannot pay for it."""
+        if len(probes) > self.allowance(phase):
+            raise BudgetExhausted(f"{phase}: {len(probes)} inputs exceed the budget left")
         yield from self.pace()
         done = self.env.event()
 
         def finished(r: Request) -> None:
             done.succeed(r)
 
-        self.send(spec, Payload(probes=probes), finished, model)
+        self.send(spec, Payload(probes=probes, phase=phase), finished, model)
         req: Request = yield done
         obs = self.observe(req)
         if identify:
@@ -216,16 +255,18 @@ class AttackerAgent:
 
 
 class Extraction:
-    """The extraction phase: send ``budget`` pool inputs with one spec, at the agent's rate,
-    pipelined; with a ``verify`` signature, probes ride along and answers from another model
-    are discarded and their inputs re-queried (the budget counts them all)."""
+    """The extraction phase: send pool inputs with one spec, at the agent's rate, pipelined,
+    while the budget allows (:meth:`AttackerAgent.allowance`); with a ``verify`` signature,
+    probes ride along and answers from another model are discarded and their inputs
+    re-queried (the budget counts them all). Each pool input is sent once unless
+    ``beyond_pool`` asks for repeats or shifted copies; when the pool runs out first the
+    extraction stops and says so (``pool_exhausted``)."""
 
-    def __init__(self, agent: AttackerAgent, pool_size: int, rng: np.random.Generator,
-                 augment: bool) -> None:
+    def __init__(self, agent: AttackerAgent, pool_size: int, rng: np.random.Generator) -> None:
         self.agent = agent
         self.pool_size = pool_size
         self.rng = rng
-        self.augment = augment
+        self.beyond_pool = agent.cfg.beyond_pool
         self.kept: list[tuple[Request, np.ndarray]] = []
         """(request, rows of (pool index, dx, dy)) whose answers are kept for training: the
         harness gets the answers through the link (the simulation's are computed after the
@@ -238,20 +279,30 @@ class Extraction:
         """Discarded inputs, to be queried again first."""
         self.n_kept = 0
         """Inputs whose answers were kept."""
+        self.pool_exhausted = False
+        """Every pool input was sent and ``beyond_pool`` is ``stop``."""
         self._fresh = self._inputs()
 
-    def _inputs(self) -> Any:
-        """Pool indices in seeded random passes; passes after the first are shifted copies
-        (up to 2 px) when ``augment`` is on, exact repeats otherwise."""
+    def _inputs(self) -> Iterator[tuple[int, int, int]]:
+        """Pool indices in a seeded random order; after one pass, more passes only if
+        ``beyond_pool`` asks (shifted copies of up to 2 px, or exact repeats)."""
         epoch = 0
-        while True:
+        while epoch == 0 or self.beyond_pool != "stop":
             for i in self.rng.permutation(self.pool_size):
-                if epoch and self.augment:
+                if epoch and self.beyond_pool == "augment":
                     dx, dy = self.rng.integers(-2, 3, size=2)
                     yield (int(i), int(dx), int(dy))
                 else:
                     yield (int(i), 0, 0)
             epoch += 1
+
+    def _take(self, k: int) -> list[tuple[int, int, int]]:
+        """Up to ``k`` inputs: discarded ones first, then fresh ones while the pool lasts."""
+        rows = [self.todo.popleft() for _ in range(min(k, len(self.todo)))]
+        rows += itertools.islice(self._fresh, k - len(rows))
+        if len(rows) < k:
+            self.pool_exhausted = True
+        return rows
 
     def run(self, spec: SpecConfig | None, model: int = -1, verify: Signature | None = None,
             probes: np.ndarray | None = None) -> Generator[simpy.Event, Any, None]:
@@ -280,28 +331,32 @@ class Extraction:
             self._maybe_finish(state, finished)
 
         kept_mode = cfg.budget_counts == "kept"
-        cap = int(cfg.budget * cfg.max_sent_factor) if kept_mode else cfg.budget
 
-        def still_needed() -> int:
-            if not kept_mode:
-                return cfg.budget - self.sent
-            pending = (state["outstanding"]) * cfg.inputs_per_request
-            return cfg.budget - self.n_kept - pending
+        def next_size() -> int:
+            """Extraction inputs the next request may carry (0: stop sending)."""
+            room = agent.allowance("extraction")
+            if cfg.budget_counts == "sent":   # the riders are paid from the same budget
+                room -= len(riders)
+            if kept_mode:   # what is still missing, counting the answers on their way
+                room = min(room, cfg.budget - self.n_kept
+                           - state["outstanding"] * cfg.inputs_per_request)
+            return int(max(min(cfg.inputs_per_request, room), 0))
 
-        while self.sent < cap and still_needed() > 0:
+        while next_size() > 0 and not (self.pool_exhausted and not todo):
             yield from agent.pace()
-            if still_needed() <= 0:
+            k = next_size()
+            rows = self._take(k) if k > 0 else []
+            if not rows:
                 break
-            k = min(cfg.inputs_per_request, still_needed(), cap - self.sent)
-            rows = [todo.popleft() if todo else next(self._fresh) for _ in range(k)]
             state["outstanding"] += 1
             agent.send(spec, Payload(np.asarray(rows, dtype=np.int64), riders, "extraction"),
                        done, model)
-            self.sent += k
+            self.sent += len(rows)
         state["sending"] = False
         if state["outstanding"]:
             yield finished
-        if kept_mode and self.n_kept < cfg.budget and self.sent < cap:
+        if (kept_mode and self.n_kept < cfg.budget and next_size() > 0
+                and (todo or not self.pool_exhausted)):
             yield from self.run(spec, model, verify, probes)   # top up what was discarded
 
     @staticmethod

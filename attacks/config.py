@@ -15,6 +15,8 @@ from sim.config import Scenario, TenantConfig
 from sim.schema import Strict
 
 Strategy = Literal["oracle", "naive", "fingerprint", "known-zoo"]
+BudgetCounts = Literal["sent", "kept", "extraction"]
+BeyondPool = Literal["stop", "repeat", "augment"]
 TargetRank = ("most-accurate", "median", "least-accurate")
 
 
@@ -26,13 +28,35 @@ class SpecConfig(Strict):
 
 
 class SurrogateConfig(Strict):
-    """The attacker's own model, trained on the victim's answers."""
+    """The attacker's own model, trained on the victim's answers.
+
+    Training runs a fixed number of optimiser ``steps`` whatever the number of answers, so a
+    budget curve measures what the answers teach, not how many optimiser steps the budget
+    happened to buy (``epochs`` instead ties the steps to the data size, as before).
+    """
 
     arch: str = "cnn_small"
-    epochs: Annotated[int, Field(ge=1)] = 15
-    lr: Annotated[float, Field(gt=0)] = 3e-3
+    steps: Annotated[int, Field(ge=1)] | None = None
+    """Optimiser steps (mini-batches); the default when neither this nor ``epochs`` is set."""
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    """Passes over the answers instead of ``steps`` (the step count then grows with them)."""
+    lr: Annotated[float, Field(gt=0)] = 1e-2
     batch_size: Annotated[int, Field(ge=1)] = 64
     augment: bool = False
+
+    DEFAULT_STEPS: ClassVar[int] = 1000
+
+    @model_validator(mode="after")
+    def _one_length(self) -> SurrogateConfig:
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give the training length as steps or as epochs, not both")
+        return self
+
+    def train_steps(self, n_answers: int) -> int:
+        """Optimiser steps for ``n_answers`` training answers."""
+        if self.epochs is not None:
+            return self.epochs * -(-n_answers // self.batch_size)
+        return self.steps if self.steps is not None else self.DEFAULT_STEPS
 
 
 class FingerprintConfig(Strict):
@@ -77,10 +101,14 @@ class AttackerConfig(Strict):
     spec: NaiveSpecConfig | None = None
     """The fixed spec of the naive strategy (accuracy defaults to the target's)."""
     budget: Annotated[int, Field(ge=1)]
-    """Extraction inputs sent, discarded ones included (fingerprint queries count apart)."""
-    budget_counts: Literal["sent", "kept"] = "sent"
-    """``kept``: with ``verify``, query until ``budget`` verified answers are kept (at most
-    ``max_sent_factor`` times the budget sent): the adaptive attacker's cost measure."""
+    """Inputs the attacker may send; what counts is ``budget_counts``."""
+    budget_counts: BudgetCounts = "sent"
+    """``sent``: every input sent, in every phase (screening, mapping, consistency checks,
+    extraction, verification; discarded ones too): strategies compared at one budget cost the
+    same. ``kept``: with ``verify``, query until ``budget`` verified answers are kept (at most
+    ``max_sent_factor`` times the budget of extraction inputs sent; fingerprinting is not
+    capped): the adaptive attacker's cost measure. ``extraction``: extraction inputs only,
+    fingerprinting free: the "equal extraction budget" view, never an equal-cost comparison."""
     max_sent_factor: Annotated[float, Field(ge=1)] = 20.0
     inputs_per_request: Annotated[int, Field(ge=1)] = 8
     extract: bool = True
@@ -90,8 +118,10 @@ class AttackerConfig(Strict):
     """Verify each extraction response with probes riding along; discard and re-query what
     another model answered (the adaptive attacker)."""
     pool: str = "mnist5k-attacker"
-    augment_queries: bool = False
-    """When the budget exceeds the pool, send shifted copies (up to 2 px) instead of repeats."""
+    beyond_pool: BeyondPool = "stop"
+    """When every pool input has been sent once: ``stop`` (extraction inputs are distinct; the
+    attack ends there and reports it), ``repeat`` (exact repeats, in a new random order) or
+    ``augment`` (shifted copies, up to 2 px)."""
     outputs: Literal["probabilities", "labels"] = "probabilities"
     surrogate: SurrogateConfig = SurrogateConfig()
     rate_rps: Annotated[float, Field(gt=0)] = 50.0

@@ -78,15 +78,18 @@ def init_surrogate(arch: str, in_shape: Shape, num_classes: int, seed: int) -> n
 
 
 def train_surrogate(x: np.ndarray, answers: np.ndarray, *, kind: OutputKind,
-                    arch: str = "cnn_small", epochs: int = 15, seed: int,
-                    batch_size: int = 64, lr: float = 3e-3, augment: bool = False,
+                    arch: str = "cnn_small", steps: int = 1000, seed: int,
+                    batch_size: int = 64, lr: float = 1e-2, augment: bool = False,
                     max_shift: int = 2, noise_sd: float = 0.0,
                     num_classes: int = 10) -> nn.Module:
     """Train a surrogate ``arch`` on inputs ``x`` and the victim's ``answers`` (eval mode).
 
     ``answers`` are (N, classes) probabilities or, for ``kind="labels"``, (N,) labels (or
-    probabilities, of which only the top-1 is used). ``augment`` redraws, every epoch, a shift
-    of up to ``max_shift`` pixels per image and, if ``noise_sd`` > 0, Gaussian pixel noise.
+    probabilities, of which only the top-1 is used). Training runs ``steps`` mini-batches
+    (passes over the data in seeded random orders, the last one cut short), the rate
+    cosine-annealed to zero over them: the same optimiser budget whatever the number of
+    answers. ``augment`` redraws, every pass, a shift of up to ``max_shift`` pixels per image
+    and, if ``noise_sd`` > 0, Gaussian pixel noise.
     Same arguments and seed: bit-identical weights (on one machine, torch build and thread
     count).
     """
@@ -95,7 +98,7 @@ def train_surrogate(x: np.ndarray, answers: np.ndarray, *, kind: OutputKind,
         raise ValueError("cannot train a surrogate on an empty training set (no answers)")
     if x.ndim != 4:
         raise ValueError(f"x must be images (N, C, H, W), got shape {x.shape}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if lr <= 0:
@@ -108,11 +111,11 @@ def train_surrogate(x: np.ndarray, answers: np.ndarray, *, kind: OutputKind,
     aug_gen = torch.Generator().manual_seed(tree.integer_seed("surrogate", "augment"))
     inputs = torch.from_numpy(x)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * -(-len(x) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     model.train()
+    done = 0
     with deterministic():
-        for _ in range(epochs):
+        while done < steps:
             xs = jitter(inputs, aug_gen, max_shift, noise_sd) if augment else inputs
             order = torch.randperm(len(x), generator=order_gen)
             for start in range(0, len(x), batch_size):
@@ -121,6 +124,9 @@ def train_surrogate(x: np.ndarray, answers: np.ndarray, *, kind: OutputKind,
                 torch.autograd.backward(_loss(model(xs[idx]), target[idx]))
                 opt.step()
                 sched.step()
+                done += 1
+                if done == steps:
+                    break
     return model.eval()
 
 

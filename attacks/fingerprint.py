@@ -92,7 +92,8 @@ class Fingerprinter:
         answers = []
         for acc in (0.0, 100.0):
             obs = yield from self.agent.query(
-                SpecConfig(accuracy=float(acc), latency_ms=self.lat_max), cands, identify=False)
+                SpecConfig(accuracy=float(acc), latency_ms=self.lat_max), cands, identify=False,
+                phase="screening")
             answers.append(obs.probe_answers)
         a = np.stack(answers)                                  # (specs, candidates, classes)
         labels = a.argmax(axis=2)
@@ -137,7 +138,7 @@ class Fingerprinter:
     def consistency(self, spec: SpecConfig, target: Signature, n: int) -> Gen:
         hits = 0
         for _ in range(n):
-            obs = yield from self.agent.query(spec, self.probes)
+            obs = yield from self.agent.query(spec, self.probes, phase="consistency")
             hits += self.agent.signature(obs) == target
         return hits / n
 

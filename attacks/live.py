@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from attacks.agent import AttackerAgent, Extraction, Payload
+from attacks.agent import FINGERPRINT_PHASES, AttackerAgent, Extraction, Payload
 from attacks.config import AttackerConfig, AttackScenario
 from attacks.inputs import shifted
 from attacks.responders import Responder
@@ -216,8 +216,8 @@ class HttpLink:
         c = self.calls
         return pd.DataFrame({
             "id": np.arange(len(c), dtype=np.int64),
-            "phase": pd.Categorical([x.phase for x in c], categories=["fingerprint",
-                                                                     "extraction"]),
+            "phase": pd.Categorical([x.phase for x in c],
+                                    categories=[*FINGERPRINT_PHASES, "extraction"]),
             "acc_req": [x.req.acc_req for x in c],
             "lat_req_ms": [x.req.lat_req_ms for x in c],
             "extract_inputs": [x.n_extract for x in c],
@@ -347,8 +347,7 @@ async def _attack(scenario: AttackScenario, url: str, info: dict[str, Any], zoo:
         link = HttpLink(env, zoo, client, victim.pool.x, victim.responder, info,
                         cfg.outputs == "labels", fail)
         agent = AttackerAgent(link, cfg, victim.responder)
-        ext = Extraction(agent, victim.pool_size, seeds.generator("attacker", "inputs"),
-                         augment=cfg.augment_queries)
+        ext = Extraction(agent, victim.pool_size, seeds.generator("attacker", "inputs"))
         flow = STRATEGIES[cfg.strategy]
 
         def attacker() -> Any:

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from attacks.victim import VictimZoo
     from zoo_profiles.datasets import Split
 
+FINGERPRINTING = ("fingerprint", "known-zoo")
+"""The strategies that fingerprint (and so can run out of budget before extracting)."""
+
 
 @dataclass
 class Victim:
@@ -83,7 +86,7 @@ def prepare_victim(scenario: AttackScenario, n_models: int, base_dir: Path | Non
     (one batched forward pass per model). ``live``: the pool is needed whatever ``extract``
     says (real inputs are sent), so a zoo without weights is an error."""
     from attacks.victim import VictimZoo
-    from zoo_profiles.datasets import load_dataset, load_pool
+    from zoo_profiles.datasets import load_pool
 
     cfg = scenario.attacker
     try:
@@ -94,9 +97,8 @@ def prepare_victim(scenario: AttackScenario, n_models: int, base_dir: Path | Non
         n = cfg.fingerprint.candidates
         cands = np.arange(n)
         return Victim(SyntheticResponder(n_models, n, 10, rng), cands, n)
-    meta = zoo.profile.metadata.model_dump()
-    split_seed = int(meta.get("split_seed", 0))
-    dataset = load_dataset(str(meta.get("dataset", "mnist5k")), split_seed=split_seed)
+    dataset = zoo.dataset()
+    split_seed = dataset.split_seed
     pool = dataset.attacker if cfg.pool == f"{dataset.name}-attacker" else \
         load_pool(cfg.pool, split_seed=split_seed)
     if tuple(pool.x.shape[1:]) != tuple(zoo.in_shape):
@@ -119,8 +121,7 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
     rng = sim.seeds.generator("attacker")
     victim = prepare_victim(scenario, len(sim.zoo), base_dir, rng)
     agent = AttackerAgent(SimLink(sim, victim.responder), cfg, victim.responder)
-    ext = Extraction(agent, victim.pool_size, sim.seeds.generator("attacker", "inputs"),
-                     augment=cfg.augment_queries)
+    ext = Extraction(agent, victim.pool_size, sim.seeds.generator("attacker", "inputs"))
     plan = Plan(target, rank)
     flow = STRATEGIES[cfg.strategy]
 
@@ -166,8 +167,10 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
     return {
         "strategy": cfg.strategy,
         "target_model": zoo.names[target],
-        "queries": agent.ledger.as_dict(),
+        "queries": {**agent.ledger.as_dict(), "budget": cfg.budget,
+                    "budget_counts": cfg.budget_counts},
         "fingerprint": {
+            "complete": plan.fingerprint_complete if cfg.strategy in FINGERPRINTING else None,
             "models_found": len(fp.signatures) if fp else None,
             "identification_accuracy": (identification_accuracy(truth)
                                         if fp and truth_known else None),
@@ -195,16 +198,18 @@ def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Vi
 
     nan = {"accuracy": float("nan"), "fidelity": float("nan")}
     if not ext.kept or victim.zoo is None or victim.pool is None or victim.test is None:
-        return {"extraction": {"kept_inputs": 0, "served_by": {}},
-                "surrogate": {"arch": cfg.surrogate.arch, **nan}}
+        return {"extraction": {"kept_inputs": 0, "served_by": {},
+                               "pool_exhausted": ext.pool_exhausted},
+                "surrogate": {"arch": cfg.surrogate.arch, "steps": 0, **nan}}
     started = time.perf_counter()
     rows = np.concatenate([r for _, r in ext.kept])
     x = _shifted(victim.pool.x, rows)
     y = answers(ext.kept, x)
     s = cfg.surrogate
+    steps = s.train_steps(len(x))
     surrogate = train_surrogate(
         x, y if cfg.outputs == "probabilities" else y.argmax(axis=1),
-        kind=cfg.outputs, arch=s.arch, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+        kind=cfg.outputs, arch=s.arch, steps=steps, batch_size=s.batch_size, lr=s.lr,
         augment=s.augment, num_classes=victim.zoo.num_classes, seed=seed)
     scores = evaluate_surrogate(surrogate, victim.test,
                                 victim.zoo.predictions(target, victim.test.x))
@@ -213,9 +218,15 @@ def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Vi
     if (models >= 0).all():
         served = dict(zip(*np.unique(models, return_counts=True), strict=True))
         served_by = {zoo.names[int(m)]: int(c) for m, c in served.items()}
-    return {"extraction": {"kept_inputs": len(x), "served_by": served_by,
+    return {"extraction": {"kept_inputs": len(x), "distinct_inputs": _distinct(rows),
+                           "served_by": served_by, "pool_exhausted": ext.pool_exhausted,
                            "training_s": round(time.perf_counter() - started, 3)},
-            "surrogate": {"arch": s.arch, **scores}}
+            "surrogate": {"arch": s.arch, "steps": steps, **scores}}
+
+
+def _distinct(rows: np.ndarray) -> int:
+    """Distinct inputs among the kept rows of (pool index, dx, dy)."""
+    return len(np.unique(rows, axis=0))
 
 
 def _benign_summary(result: SimResult, sim: Simulation) -> dict[str, Any]:

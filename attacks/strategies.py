@@ -4,7 +4,9 @@
   extraction, the paper's reference.
 - ``naive``: one fixed spec; takes whatever model answers.
 - ``fingerprint``: black-box mapping of the spec space (attacks.fingerprint), then extraction
-  at the most robust trigger spec for the target (verified per response if ``verify``).
+  at the most robust trigger spec for the target (verified per response if ``verify``). Its
+  mapping is paid from the same budget as its extraction (``budget_counts: sent``); if the
+  budget runs out before the mapping is done, it stops there and reports it.
 - ``known-zoo``: the same with copies of the zoo in hand: probes chosen offline to separate
   every model, and the target's signature known exactly (an upper bound).
 Each is a SimPy generator run as the attacker's process.
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from attacks.agent import AttackerAgent, Extraction, Signature
+from attacks.agent import AttackerAgent, BudgetExhausted, Extraction, Signature
 from attacks.config import SpecConfig
 from attacks.fingerprint import Fingerprinter, FingerprintResult
 from attacks.responders import Responder
@@ -35,6 +37,9 @@ class Plan:
     """The target's place on the Pareto front, 0 (least accurate) .. 1 (most accurate): what a
     black-box attacker is told to aim at."""
     fingerprint: FingerprintResult | None = None
+    fingerprint_complete: bool = True
+    """False when the budget ran out before the mapping and the trigger spec were done (the
+    attack then has nothing left to extract with: a legitimate, reported outcome)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,7 +70,11 @@ def _pick_by_rank(rank: float) -> Callable[[list[Signature]], Signature]:
 def fingerprint(agent: AttackerAgent, ext: Extraction, plan: Plan, rng: np.random.Generator,
                 candidates: np.ndarray) -> Generator[simpy.Event, Any, None]:
     fp = Fingerprinter(agent, agent.cfg.fingerprint, candidates, rng)
-    result: FingerprintResult = yield from fp.run(_pick_by_rank(plan.target_rank))
+    try:
+        result: FingerprintResult = yield from fp.run(_pick_by_rank(plan.target_rank))
+    except BudgetExhausted:
+        plan.fingerprint_complete = False   # nothing left to extract with
+        return
     plan.fingerprint = result
     verify = result.target if agent.cfg.verify else None
     yield from ext.run(result.trigger, verify=verify, probes=result.probes)
@@ -109,7 +118,11 @@ def known_zoo(agent: AttackerAgent, ext: Extraction, plan: Plan, rng: np.random.
     def pick(order: list[Signature]) -> Signature:
         return target_sig if target_sig in order else by_rank(order)
 
-    result: FingerprintResult = yield from fp.run(pick, probes=probes)
+    try:
+        result: FingerprintResult = yield from fp.run(pick, probes=probes)
+    except BudgetExhausted:
+        plan.fingerprint_complete = False
+        return
     plan.fingerprint = result
     verify = target_sig if agent.cfg.verify else None
     yield from ext.run(result.trigger, verify=verify, probes=probes)

@@ -17,6 +17,7 @@ figures) cannot be extracted from: loading one is a :class:`~sim.errors.UserErro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from sim.profiles import ZooProfile, load_profile, resolve_profile_path
 from zoo_profiles.models import MNIST_SHAPE, Shape, build_model
 from zoo_profiles.profiler import load_weights
 from zoo_profiles.train import predict_logits
+
+if TYPE_CHECKING:
+    from zoo_profiles.datasets import Dataset
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -69,6 +73,15 @@ class VictimZoo:
 
     def __len__(self) -> int:
         return len(self._models)
+
+    def dataset(self) -> Dataset:
+        """The dataset the zoo was trained and tested on (its profile's metadata), with the
+        same split."""
+        from zoo_profiles.datasets import load_dataset
+
+        meta = self.profile.metadata.model_dump()
+        return load_dataset(str(meta.get("dataset", "mnist5k")),
+                            split_seed=int(meta.get("split_seed", 0)))
 
     @property
     def names(self) -> list[str]:

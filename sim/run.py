@@ -47,6 +47,7 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, base_dir: Path | None = None) -> None:
         self.scenario = scenario
+        self.base_dir = base_dir
         self.seeds = SeedTree(scenario.seed)
         self.env = simpy.Environment()
         c = scenario.cluster
@@ -96,12 +97,30 @@ class Simulation:
         wall = time.perf_counter() - start
         s = self.system
         df = records_frame(s.requests, self.tenant_names, self.zoo.names, self.zoo.accuracy)
+        if s.defense.changes_outputs:
+            df["answer_ok"] = self._answers_intact(df)
         kinds = [e[1] for e in s.events]
         summary = summarize(
             df, warmup_s=self.scenario.warmup_s, n_workers=len(s.workers),
             seed=self.scenario.seed, wall_time_s=wall, sim_events=_scheduled_events(self.env),
             area=s.area, loads=kinds.count("load"), evictions=kinds.count("evict"))
         return SimResult(df, summary, list(s.events))
+
+    def _answers_intact(self, df: pd.DataFrame) -> pd.Series:
+        """Whether each request's answer kept its top-1 under the output defense (nullable:
+        unknown on a zoo without weights); see :mod:`defense.answers`."""
+        import pandas as pd
+
+        from defense.answers import answers_intact
+
+        sc = self.scenario
+        defense = DEFENSES[sc.defense.type](sc.defense, self.seeds.generator("defense", "answers"),
+                                            self.zoo)
+        ok = answers_intact(df["model"].cat.codes.to_numpy(), sc.zoo.profile, self.base_dir,
+                            defense, self.seeds.generator("answers", "inputs"))
+        if ok is None:
+            return pd.Series(pd.NA, index=df.index, dtype="boolean")
+        return pd.Series(ok, index=df.index, dtype="boolean")
 
     def _advance(self, progress: bool) -> None:
         """Run the event loop in slices of simulated time, updating a progress bar between

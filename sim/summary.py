@@ -3,6 +3,8 @@
 Goodput follows PAPER.md: the fraction of requests whose serving model's profiled accuracy
 meets the *original* accuracy target and whose end-to-end latency meets the original latency
 target; ``goodput_rps`` is the number of such requests per second of the measured window.
+``goodput_answers`` also requires the answer's top-1 to have survived an output defense
+(:mod:`defense.answers`).
 Requests that arrived before ``warmup_s`` are left out.
 """
 
@@ -22,6 +24,19 @@ def _stats(lat: np.ndarray) -> dict[str, float]:
     return {"mean": float(lat.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
 
+def _goodput_answers(df: pd.DataFrame, met: int) -> float | None:
+    """Share of requests meeting their SLO *and* answered with an intact top-1
+    (:mod:`defense.answers`); equal to goodput without an output defense, None when unknown."""
+    n = len(df)
+    if "answer_ok" not in df:
+        return met / n if n else float("nan")
+    ok = df["answer_ok"]
+    if ok.isna().any():
+        return None
+    return float((df["met_slo"].to_numpy() & ok.to_numpy(dtype=bool)).sum() / n) if n \
+        else float("nan")
+
+
 def slo_summary(df: pd.DataFrame, window_s: float) -> dict[str, Any]:
     """Counts, goodput, SLO attainment and latency of a set of records."""
     n = len(df)
@@ -30,6 +45,7 @@ def slo_summary(df: pd.DataFrame, window_s: float) -> dict[str, Any]:
         "requests": n,
         "completed": int((df["finish_s"] >= 0).sum()),
         "goodput": met / n if n else float("nan"),
+        "goodput_answers": _goodput_answers(df, met),
         "goodput_rps": met / window_s if window_s > 0 else float("nan"),
         "slo_attainment": {
             "latency": float(df["met_latency"].mean()) if n else float("nan"),

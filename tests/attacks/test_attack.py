@@ -26,8 +26,8 @@ def attack(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_fingerprint_finds_every_front_model_and_its_threshold() -> None:
-    d = attack_scenario("fingerprint", budget=40, target="median")
-    d["attacker"]["surrogate"] = {"epochs": 1}
+    d = attack_scenario("fingerprint", budget=40, target="median", budget_counts="extraction")
+    d["attacker"]["surrogate"] = {"steps": 2}
     r = attack(d)
     front = load_profile(ZOO).pareto_front
     fp = r["fingerprint"]
@@ -47,7 +47,7 @@ def test_fingerprint_finds_every_front_model_and_its_threshold() -> None:
 
 def test_oracle_extraction_reaches_a_fidelity_floor_with_a_small_budget() -> None:
     d = attack_scenario("oracle", budget=1500, target="most-accurate")
-    d["attacker"]["surrogate"] = {"epochs": 6}
+    d["attacker"]["surrogate"] = {"steps": 150}
     r = attack(d)
     assert r["extraction"]["served_by"] == {r["target_model"]: 1500}
     assert r["queries"]["extraction"] == 1500 and r["queries"]["fingerprint"] == 0
@@ -57,8 +57,8 @@ def test_oracle_extraction_reaches_a_fidelity_floor_with_a_small_budget() -> Non
 
 def test_labels_only_and_verification_count_their_queries() -> None:
     d = attack_scenario("fingerprint", budget=200, target="least-accurate",
-                        outputs="labels", verify=True)
-    d["attacker"]["surrogate"] = {"epochs": 1}
+                        outputs="labels", verify=True, budget_counts="extraction")
+    d["attacker"]["surrogate"] = {"steps": 2}
     r = attack(d)
     q = r["queries"]
     assert q["extraction"] == 200
@@ -70,8 +70,8 @@ def test_labels_only_and_verification_count_their_queries() -> None:
 
 
 def test_known_zoo_is_an_upper_bound_on_identification() -> None:
-    d = attack_scenario("known-zoo", budget=40, target="median")
-    d["attacker"]["surrogate"] = {"epochs": 1}
+    d = attack_scenario("known-zoo", budget=40, target="median", budget_counts="extraction")
+    d["attacker"]["surrogate"] = {"steps": 2}
     r = attack(d)
     assert r["fingerprint"]["identification_accuracy"] == 1.0
     assert r["extraction"]["served_by"] == {r["target_model"]: 40}
@@ -99,7 +99,7 @@ def test_attack_cli_writes_the_contract(tmp_path: Path) -> None:
     import json
 
     d = attack_scenario("naive", rate=500, budget=100)
-    d["attacker"]["surrogate"] = {"epochs": 1}
+    d["attacker"]["surrogate"] = {"steps": 2}
     cfg = tmp_path / "a.yaml"
     cfg.write_text(yaml.safe_dump(d))
     res = CliRunner().invoke(main, ["attack", str(cfg), "-o", str(tmp_path / "o")])
@@ -119,11 +119,11 @@ def test_attack_cli_writes_the_contract(tmp_path: Path) -> None:
 def test_adaptive_attacker_keeps_its_budget_of_verified_answers_under_spec_noise() -> None:
     base = attack_scenario("fingerprint", budget=200, target="median", verify=True,
                            budget_counts="kept", fingerprint={"repeats": 3})
-    base["attacker"]["surrogate"] = {"epochs": 1}
+    base["attacker"]["surrogate"] = {"steps": 2}
     clean = attack(base)
     noisy_cfg = attack_scenario("fingerprint", budget=200, target="median", verify=True,
                                 budget_counts="kept", fingerprint={"repeats": 3})
-    noisy_cfg["attacker"]["surrogate"] = {"epochs": 1}
+    noisy_cfg["attacker"]["surrogate"] = {"steps": 2}
     noisy_cfg["defense"] = {"type": "gaussian", "accuracy_sd": 1.0}
     noisy = attack(noisy_cfg)
     for r in (clean, noisy):
@@ -138,8 +138,8 @@ def test_adaptive_attacker_keeps_its_budget_of_verified_answers_under_spec_noise
 
 
 def test_spec_noise_mixes_models_for_the_non_adaptive_attacker() -> None:
-    d = attack_scenario("fingerprint", budget=400, target="median")
-    d["attacker"]["surrogate"] = {"epochs": 1}
+    d = attack_scenario("fingerprint", budget=400, target="median", budget_counts="extraction")
+    d["attacker"]["surrogate"] = {"steps": 2}
     d["defense"] = {"type": "gaussian", "accuracy_sd": 1.0}
     r = attack(d)
     assert r["fingerprint"]["trigger_consistency"] < 0.95
@@ -148,7 +148,7 @@ def test_spec_noise_mixes_models_for_the_non_adaptive_attacker() -> None:
 
 def test_output_perturbation_reaches_the_attackers_answers() -> None:
     d = attack_scenario("oracle", budget=100, target="median")
-    d["attacker"]["surrogate"] = {"epochs": 1}
+    d["attacker"]["surrogate"] = {"steps": 2}
     d["defense"] = {"type": "top1"}
     r = attack(d)
     assert r["extraction"]["kept_inputs"] == 100   # answers arrive, as one-hot labels
@@ -164,7 +164,8 @@ def test_naive_fidelity_is_below_fingerprint_fidelity_under_mixing_load(seed: in
 
     pytest.importorskip("mnist1d")
     overrides = ("attacker.target=least-accurate", "tenants.0.arrivals.rate_rps=7000",
-                 "attacker.budget=500", "attacker.surrogate.epochs=10", f"seed={seed}")
+                 "attacker.budget=500", "attacker.budget_counts=extraction",
+                 "attacker.surrogate.steps=300", f"seed={seed}")
     fid = {}
     for strategy in ("naive", "fingerprint"):
         sc = load_scenario(REPO / "experiments" / "attack_base_1d.yaml", AttackScenario,

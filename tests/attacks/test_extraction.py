@@ -1,8 +1,8 @@
 """Surrogate training (Knockoff Nets / CopycatCNN): determinism, validation, quality floors.
 
 The floors are conservative: measured on the shipped mnist5k-cpu zoo (target vgg_small, the most
-accurate model; cnn_small surrogate, 15 epochs, seed 0, one thread), fidelity was ~94 % with
-probabilities and ~93 % with labels on the 1,500-image attacker pool, and ~21 % with
+accurate model; cnn_small surrogate, the default 1,000 steps at rate 0.01, seed 0, one thread),
+fidelity was ~97 % with probabilities on the 1,500-image attacker pool, and ~17 % with
 probabilities on the out-of-distribution ``digits`` pool (on which that victim answers "8" for
 three inputs in four).
 """
@@ -77,7 +77,7 @@ def test_extraction_from_the_digits_pool(oracle: Oracle) -> None:
     pool = load_pool("digits")
     surrogate = train_surrogate(pool.x, oracle.answers(pool.x), kind="probabilities", seed=0)
     scores = evaluate_surrogate(surrogate, oracle.test, oracle.target_test)
-    assert scores["fidelity"] >= 15.0, scores  # well above chance (~10 %), far below in-pool
+    assert scores["fidelity"] >= 13.0, scores  # above chance (~10 %), far below in-pool
 
 
 def test_a_perfect_copy_has_full_fidelity(oracle: Oracle) -> None:
@@ -109,7 +109,7 @@ def test_training_is_deterministic_for_a_seed(small: tuple[np.ndarray, np.ndarra
     state = torch.random.get_rng_state()
 
     def run(seed: int) -> dict[str, torch.Tensor]:
-        return _weights(train_surrogate(x, probs, kind=kind, seed=seed, epochs=2, augment=aug,
+        return _weights(train_surrogate(x, probs, kind=kind, seed=seed, steps=6, augment=aug,
                                         noise_sd=0.05 if aug else 0.0))
 
     first = run(0)
@@ -120,9 +120,9 @@ def test_training_is_deterministic_for_a_seed(small: tuple[np.ndarray, np.ndarra
 
 def test_labels_read_only_the_top1(small: tuple[np.ndarray, np.ndarray]) -> None:
     x, probs = small
-    from_probs = train_surrogate(x, probs, kind="labels", seed=3, epochs=1)
-    from_labels = train_surrogate(x, probs.argmax(axis=1), kind="labels", seed=3, epochs=1)
-    soft = train_surrogate(x, probs, kind="probabilities", seed=3, epochs=1)
+    from_probs = train_surrogate(x, probs, kind="labels", seed=3, steps=3)
+    from_labels = train_surrogate(x, probs.argmax(axis=1), kind="labels", seed=3, steps=3)
+    soft = train_surrogate(x, probs, kind="probabilities", seed=3, steps=3)
     assert _same(_weights(from_probs), _weights(from_labels))
     assert not _same(_weights(from_probs), _weights(soft))
     assert not from_probs.training
@@ -143,9 +143,37 @@ def test_bad_training_inputs(small: tuple[np.ndarray, np.ndarray]) -> None:
     ]
     for xs, answers, kind, message in cases:
         with pytest.raises(ValueError, match=message):
-            train_surrogate(xs, answers, kind=kind, seed=0, epochs=1)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
-        train_surrogate(x, probs, kind="labels", seed=0, epochs=0)
+            train_surrogate(xs, answers, kind=kind, seed=0, steps=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        train_surrogate(x, probs, kind="labels", seed=0, steps=0)
+
+
+@pytest.mark.parametrize("n", [40, 192])
+def test_training_takes_the_same_number_of_steps_whatever_the_data_size(
+        small: tuple[np.ndarray, np.ndarray], n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fixed optimiser budget: 7 steps on 40 inputs (one batch per pass) or on 192 (three
+    per pass, the last pass cut short)."""
+    x, probs = small
+    taken = []
+    step = torch.optim.Adam.step
+
+    def counting(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        taken.append(1)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting)
+    train_surrogate(x[:n], probs[:n], kind="probabilities", seed=0, steps=7)
+    assert len(taken) == 7
+
+
+def test_surrogate_config_gives_steps_or_epochs() -> None:
+    from attacks.config import SurrogateConfig
+
+    assert SurrogateConfig().train_steps(500) == SurrogateConfig.DEFAULT_STEPS
+    assert SurrogateConfig(steps=50).train_steps(5000) == 50
+    assert SurrogateConfig(epochs=2, batch_size=64).train_steps(500) == 16
+    with pytest.raises(ValueError, match="not both"):
+        SurrogateConfig(steps=5, epochs=2)
 
 
 def test_bad_evaluation_inputs(oracle: Oracle) -> None:

@@ -54,8 +54,8 @@ def scenario(strategy: str, **attacker: Any) -> AttackScenario:
     return s
 
 
-FINGERPRINT = {"budget": 40, "target": "median", "extract": False,
-               "fingerprint": {"candidates": 64}}
+FINGERPRINT = {"budget": 40, "budget_counts": "extraction", "target": "median",
+               "extract": False, "fingerprint": {"candidates": 64}}
 
 
 def test_live_fingerprint_identifies_models_as_in_simulation(server: ServerThread) -> None:
@@ -71,8 +71,9 @@ def test_live_fingerprint_identifies_models_as_in_simulation(server: ServerThrea
 
 
 def test_live_extraction_trains_on_the_servers_answers(server: ServerThread) -> None:
-    r = run_live_attack(scenario("fingerprint", budget=200, target="median",
-                                 fingerprint={"candidates": 64}, surrogate={"epochs": 1}),
+    r = run_live_attack(scenario("fingerprint", budget=200, budget_counts="extraction",
+                                 target="median", fingerprint={"candidates": 64},
+                                 surrogate={"steps": 2}),
                         server.url)
     rep = r.report
     assert rep["extraction"]["kept_inputs"] == 200 == rep["queries"]["extraction"]
@@ -97,7 +98,7 @@ def test_records_off_leaves_ground_truth_scores_null() -> None:
 
 def test_rate_limit_answers_are_retried() -> None:
     with ServerThread(serve_scenario(rate_limit_rps=50, rate_burst=1)) as s:
-        r = run_live_attack(scenario("naive", budget=40, surrogate={"epochs": 1}), s.url)
+        r = run_live_attack(scenario("naive", budget=40, surrogate={"steps": 2}), s.url)
     rep = r.report
     assert rep["live"]["retries"] >= 1 and r.requests["retries"].sum() == rep["live"]["retries"]
     assert rep["extraction"]["kept_inputs"] == 40

@@ -49,7 +49,8 @@ def test_attack_example_runs_at_small_scale(tmp_path: Path, example: Path) -> No
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["attack", str(example), "-o", str(out), "--quiet",
                                     "--set", "attacker.budget=100",
-                                    "--set", "attacker.surrogate.epochs=1"])
+                                    "--set", "attacker.budget_counts=extraction",
+                                    "--set", "attacker.surrogate.steps=2"])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "attack.json").read_text())
     assert report["queries"]["extraction"] == 100
