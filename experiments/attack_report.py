@@ -51,9 +51,12 @@ def report(out_dir: Path) -> str:
 
 
 def plot(df: pd.DataFrame, path: Path) -> None:
+    """Surrogate accuracy and fidelity per strategy, one panel per target and load: lines over
+    the budget, or (a study with a single budget, such as a quick run) points per strategy."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import seaborn as sns
 
     long = df.melt(id_vars=["strategy", "target_model", "load_rps", "budget"],
@@ -62,12 +65,21 @@ def plot(df: pd.DataFrame, path: Path) -> None:
     long["metric"] = long["metric"].str.replace("surrogate.", "", regex=False)
     long["panel"] = long["target_model"] + " @ " + long["load_rps"].astype(int).astype(str) + \
         " req/s"
-    g = sns.relplot(data=long, x="budget", y="percent", hue="strategy", style="metric",
-                    col="panel", col_wrap=3, kind="line", marker="o", errorbar=("ci", 95),
-                    height=3, aspect=1.2, facet_kws={"sharey": False})
+    budgets = sorted(long["budget"].unique())
+    common = {"data": long, "y": "percent", "col": "panel", "col_wrap": 3, "height": 3,
+              "aspect": 1.2, "errorbar": ("ci", 95)}
+    if len(budgets) > 1:
+        g = sns.relplot(x="budget", hue="strategy", style="metric", kind="line", marker="o",
+                        facet_kws={"sharey": False}, **common)
+        title = "Extraction vs query budget (inputs sent in all)"
+    else:
+        g = sns.catplot(x="strategy", hue="metric", kind="point", dodge=0.3, sharey=False,
+                        **common)
+        title = f"Extraction at a budget of {int(budgets[0])} inputs sent in all"
     g.set_titles("{col_name}")
-    g.figure.suptitle("Extraction vs query budget (mean, 95 % CI over seeds)", y=1.02)
+    g.figure.suptitle(f"{title} (mean, 95 % CI over seeds)", y=1.02)
     g.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(g.figure)
 
 
 if __name__ == "__main__":

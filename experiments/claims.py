@@ -1,137 +1,358 @@
-"""Claim checks (PAPER.md, claims C1-C4) from the studies' results, as rows of claims.md."""
+"""Claim checks (PAPER.md, C1-C4) from the studies' results: claims.md rows and claims.json.
+
+The rules are :mod:`experiments.verdicts`; this module computes their inputs from the results.
+Where a claim is about the best (C2, "up to") or the worst (C1) cell of a grid, or about the
+largest affordable noise (C4), the cell is *selected* on the study's seeds and *confirmed* on
+fresh seeds (``confirm``), and the verdict reads the fresh seeds only, so the selection cannot
+flatter it. Every number in the text is computed here; cells that could not be scored (an
+attacker whose fingerprinting ran out of budget extracts nothing) are listed as missing.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from experiments.analysis import mean_ci, paired_gap
-from experiments.attack_report import load as load_attack
-from experiments.defense_report import load as load_defense
+from experiments import verdicts as v
+from experiments.verdicts import Interval
+
+Confirm = Callable[[str, str, dict[str, Any], dict[str, list[Any]]], pd.DataFrame]
+"""(claim, study, parameters held fixed, parameters varied) -> that sub-study's results on
+fresh seeds (the same base scenario and quick overrides)."""
+
+ACC, FID = "surrogate.accuracy", "surrogate.fidelity"
+CONS = "fingerprint.trigger_consistency"
+STRATEGY, SEED = "param.attacker.strategy", "param.seed"
 
 
 @dataclass
-class Claim:
-    """One row of claims.md."""
+class Verdict:
+    """One claim as judged on this run (a row of claims.md, an entry of claims.json)."""
 
     id: str
     claim: str
     paper: str
+    holds: bool
+    strength: str
     ours: str
-    holds: str
     why: str
+    scenario: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def row(self) -> str:
+        verdict = ("yes" if self.holds else "no") + (f" ({self.strength})"
+                                                     if self.strength else "")
+        ours = self.ours + (f" Missing: {'; '.join(self.missing)}." if self.missing else "")
+        return (f"| {self.id}: {self.claim} | {self.paper} | {ours} | {verdict} | "
+                f"{self.why} |")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def _fmt(mean: float, half: float, unit: str = "") -> str:
-    return f"{mean:+.2f} ± {half:.2f}{unit}"
+def _plain(x: Any) -> Any:
+    """A parquet value as the plain YAML value it came from (numpy scalars unwrapped, null
+    fields of a struct dropped)."""
+    if isinstance(x, dict):
+        return {k: _plain(val) for k, val in x.items() if val is not None}
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
 
 
-def c1(out: Path, studies: list[str]) -> Claim:
-    worst = (0.0, 0.0, "")
-    for name in studies:
-        df = load_attack(out / name)
-        for metric in ("surrogate.accuracy", "surrogate.fidelity"):
-            g = paired_gap(df, ["target_model", "load_rps", "budget"], "strategy",
-                           "fingerprint", "oracle", metric)
-            i = int(g["gap"].abs().to_numpy().argmax())
-            if abs(g["gap"].iloc[i]) >= abs(worst[0]):
-                worst = (float(g["gap"].iloc[i]), float(g["gap±"].iloc[i]),
-                         f"{metric.split('.')[1]}, {g['target_model'].iloc[i]}, {name}")
-    holds = abs(worst[0]) + worst[1] <= 1.0
-    return Claim("C1", "fingerprinting is as good as attacking one named model",
-                 "within 1 % (accuracy and fidelity)",
-                 f"largest gap fingerprint - oracle over every cell: {_fmt(*worst[:2])} points "
-                 f"({worst[2]})", "yes" if holds else "no",
-                 "the trigger spec reaches the target on every extraction request" if holds
-                 else "the trigger spec does not always reach the target")
+def _cells(df: pd.DataFrame, skip: tuple[str, ...]) -> list[str]:
+    """The parameter columns that name a cell (everything varied but ``skip`` and the seed)."""
+    return [c for c in df.columns if c.startswith("param.") and c not in (*skip, SEED)]
 
 
-def c2(out: Path, studies: list[str]) -> Claim:
-    best = {"surrogate.fidelity": (-np.inf, 0.0, ""), "surrogate.accuracy": (-np.inf, 0.0, "")}
-    for name in studies:
-        df = load_attack(out / name)
-        for metric in best:
-            g = paired_gap(df, ["target_model", "load_rps", "budget"], "strategy",
-                           "fingerprint", "naive", metric)
-            i = int(g["gap"].to_numpy().argmax())
-            if g["gap"].iloc[i] > best[metric][0]:
-                best[metric] = (float(g["gap"].iloc[i]), float(g["gap±"].iloc[i]),
-                                f"{g['target_model'].iloc[i]} at "
-                                f"{int(g['load_rps'].iloc[i])} req/s, {name}")
-    fid, acc = best["surrogate.fidelity"], best["surrogate.accuracy"]
-    holds = fid[0] - fid[1] > 0
-    return Claim("C2", "fingerprinting beats the naive attack", "up to +14.6 accuracy, "
-                 "+7.7 fidelity", f"up to {_fmt(*fid[:2])} fidelity ({fid[2]}); up to "
-                 f"{_fmt(*acc[:2])} accuracy ({acc[2]})", "yes" if holds else "no",
-                 "where infaas moves the naive queries to models that disagree with the target "
-                 "(a diverse zoo under load); no gap on a zoo whose models agree")
+def _params(row: pd.Series, cols: list[str]) -> dict[str, Any]:
+    return {c.removeprefix("param."): _plain(row[c]) for c in cols}
 
 
-def c3(out: Path, study: str) -> Claim:
-    df = load_defense(out / study)
-    paper = df[~df["param.attacker.verify"].astype(bool)]
-    top = paper["sd"].max()
-    base = paper[paper["sd"] == 0].set_index("param.seed")
-    hi = paper[paper["sd"] == top].set_index("param.seed")
-    fid = mean_ci((hi["surrogate.fidelity"] - base["surrogate.fidelity"]).to_numpy(float))
-    acc = mean_ci((hi["surrogate.accuracy"] - base["surrogate.accuracy"]).to_numpy(float))
-    cons = mean_ci(hi["fingerprint.trigger_consistency"].to_numpy(float))
+def _paired(df: pd.DataFrame, col: str, a: Any, b: Any, metric: str) -> Interval:
+    """``metric`` where ``col == a`` minus where ``col == b``, paired by seed."""
+    pa = df[df[col] == a].set_index(SEED)[metric].astype(float)
+    pb = df[df[col] == b].set_index(SEED)[metric].astype(float)
+    return Interval.of((pa - pb).dropna().to_numpy())
+
+
+def _seeds(df: pd.DataFrame) -> str:
+    return ", ".join(str(int(s)) for s in sorted(df[SEED].unique()))
+
+
+def _cell_name(row: pd.Series, study: str) -> str:
+    load = row.get("param.tenants.0.arrivals.rate_rps")
+    parts = [str(row.get("target_model", "?"))]
+    if load is not None and not pd.isna(load):
+        parts.append(f"at {float(load):g} req/s")
+    if "param.attacker.budget" in row:
+        parts.append(f"budget {int(row['param.attacker.budget'])}")
+    return f"{', '.join(parts)} ({study})"
+
+
+@dataclass
+class _Cell:
+    study: str
+    row: pd.Series
+    cols: list[str]
+    acc: Interval
+    fid: Interval
+
+
+def _attack_cells(frames: dict[str, pd.DataFrame], a: str, b: str) -> tuple[list[_Cell],
+                                                                          list[str]]:
+    """Every cell of the attack studies with the paired gaps ``a - b``, and the cells that
+    lack a seed (an attack with nothing to score)."""
+    cells, missing = [], []
+    for study, df in frames.items():
+        cols = _cells(df, (STRATEGY,))
+        for _, g in df.groupby(cols, sort=True, dropna=False):
+            pair = g[g[STRATEGY].isin([a, b])]
+            acc = _paired(pair, STRATEGY, a, b, ACC)
+            fid = _paired(pair, STRATEGY, a, b, FID)
+            row = pair.iloc[0]
+            seeds = pair[SEED].nunique()
+            if min(acc.n, fid.n) < seeds:
+                missing.append(f"{_cell_name(row, study)}: {seeds - min(acc.n, fid.n)} of "
+                               f"{seeds} seeds without a surrogate")
+            cells.append(_Cell(study, row, cols, acc, fid))
+    return cells, missing
+
+
+def _explain(df: pd.DataFrame, a: str, b: str) -> tuple[str, dict[str, Any]]:
+    """What the two strategies spent and where their extraction queries went (computed)."""
+    parts, figures = [], {}
+    for s in (a, b):
+        g = df[df[STRATEGY] == s]
+        fp = Interval.of(g["queries.fingerprint"].to_numpy(float))
+        ext = Interval.of(g["queries.extraction"].to_numpy(float))
+        cons = Interval.of(g[CONS].to_numpy(float))
+        figures[s] = {"fingerprint_inputs": fp.as_dict(), "extraction_inputs": ext.as_dict(),
+                      "share_reaching_target": cons.as_dict()}
+        text = f"{s}: {ext.mean:.0f} extraction inputs"
+        if fp.mean > 0:
+            text += f" after {fp.mean:.0f} spent fingerprinting"
+        if math.isfinite(cons.mean):
+            text += f", {cons.mean:.2f} of them served by the target"
+        parts.append(text)
+    return "; ".join(parts), figures
+
+
+def c1(frames: dict[str, pd.DataFrame], confirm: Confirm) -> Verdict:
+    """Fingerprinting is as good as attacking the named model: the worst cell, confirmed."""
+    cells, missing = _attack_cells(frames, "fingerprint", "oracle")
+    scored = [c for c in cells if c.acc.known and c.fid.known]
+    claim, paper = ("fingerprinting is as good as attacking one named model",
+                    "within 1 % (accuracy and fidelity)")
+    if not scored:
+        return Verdict("C1", claim, paper, False, "no data", "no cell could be scored",
+                       "", "", missing=missing)
+    worst = max(scored, key=lambda c: v.c1_distance(c.acc, c.fid))
+    conf = confirm("C1", worst.study, _params(worst.row, worst.cols),
+                   {"attacker.strategy": ["fingerprint", "oracle"]})
+    acc, fid = (_paired(conf, STRATEGY, "fingerprint", "oracle", m) for m in (ACC, FID))
+    holds = v.c1_within(acc, fid)
+    why, spent = _explain(conf, "fingerprint", "oracle")
+    name = _cell_name(worst.row, worst.study)
+    ours = (f"worst cell of {len(scored)} (seeds {_seeds(frames[worst.study])}): {name}, "
+            f"gap fingerprint - oracle {worst.acc.text()} accuracy, {worst.fid.text()} "
+            f"fidelity; on fresh seeds {_seeds(conf)}: {acc.text()} accuracy, {fid.text()} "
+            "fidelity (points).")
+    return Verdict("C1", claim, paper, holds, "within 1 point" if holds else "", ours,
+                   f"Budget {int(worst.row['param.attacker.budget'])} inputs in all: {why}.",
+                   name, {"selected": {"accuracy": worst.acc.as_dict(),
+                                       "fidelity": worst.fid.as_dict()},
+                          "confirmed": {"accuracy": acc.as_dict(), "fidelity": fid.as_dict(),
+                                        "seeds": sorted(int(s) for s in conf[SEED].unique())},
+                          "spent": spent, "cells": len(scored)}, missing)
+
+
+def c2(frames: dict[str, pd.DataFrame], confirm: Confirm) -> Verdict:
+    """Fingerprinting beats the naive attack: the best cell, confirmed on fresh seeds."""
+    cells, missing = _attack_cells(frames, "fingerprint", "naive")
+    scored = [c for c in cells if c.acc.known and c.fid.known]
+    claim, paper = ("fingerprinting beats the naive attack",
+                    f"up to +{v.C2_PAPER['accuracy']} accuracy, +{v.C2_PAPER['fidelity']} "
+                    "fidelity")
+    if not scored:
+        return Verdict("C2", claim, paper, False, "no data", "no cell could be scored",
+                       "", "", missing=missing)
+    best = max(scored, key=lambda c: min(c.acc.mean, c.fid.mean))
+    conf = confirm("C2", best.study, _params(best.row, best.cols),
+                   {"attacker.strategy": ["fingerprint", "naive"]})
+    acc, fid = (_paired(conf, STRATEGY, "fingerprint", "naive", m) for m in (ACC, FID))
+    holds = v.c2_holds(acc, fid)
+    grade = {m: v.strength(x, v.C2_PAPER[m]) for m, x in (("accuracy", acc), ("fidelity", fid))}
+    why, spent = _explain(conf, "fingerprint", "naive")
+    name = _cell_name(best.row, best.study)
+    ours = (f"best cell of {len(scored)} (seeds {_seeds(frames[best.study])}): {name}, gap "
+            f"fingerprint - naive {best.acc.text()} accuracy, {best.fid.text()} fidelity; on "
+            f"fresh seeds {_seeds(conf)}: {acc.text()} accuracy, {fid.text()} fidelity "
+            "(points).")
+    return Verdict("C2", claim, paper, holds,
+                   f"accuracy {grade['accuracy']}, fidelity {grade['fidelity']}", ours,
+                   f"{why}.", name,
+                   {"selected": {"accuracy": best.acc.as_dict(), "fidelity": best.fid.as_dict()},
+                    "confirmed": {"accuracy": acc.as_dict(), "fidelity": fid.as_dict(),
+                                  "seeds": sorted(int(s) for s in conf[SEED].unique())},
+                    "strength": grade, "spent": spent, "cells": len(scored)}, missing)
+
+
+def _paper_attacker(df: pd.DataFrame) -> pd.DataFrame:
+    return df[~df["param.attacker.verify"].astype(bool)]
+
+
+def _noise_change(df: pd.DataFrame, sd: float, metric: str) -> Interval:
+    """``metric`` at noise ``sd`` minus without noise, paired by seed."""
+    return _paired(df, "sd", sd, 0.0, metric)
+
+
+def c3(df: pd.DataFrame, study: str) -> Verdict:
+    """Spec noise thwarts fingerprinting: the study's largest noise against none (the
+    paper's attacker), with the adaptive attacker's query factor beside it."""
+    paper = _paper_attacker(df)
+    top = float(paper["sd"].max())
+    acc, fid = (_noise_change(paper, top, m) for m in (ACC, FID))
+    aim0 = Interval.of(paper[paper["sd"] == 0][CONS].to_numpy(float))
+    aim = Interval.of(paper[paper["sd"] == top][CONS].to_numpy(float))
+    aim_change = _noise_change(paper, top, CONS)
     adaptive = df[df["param.attacker.verify"].astype(bool)]
-    a0 = adaptive[adaptive["sd"] == 0].set_index("param.seed")["queries.total"]
-    ah = adaptive[adaptive["sd"] == top].set_index("param.seed")["queries.total"]
-    factor = mean_ci((ah / a0).to_numpy(float))
-    holds = fid[0] + fid[1] < 0 or acc[0] + acc[1] < 0
-    return Claim("C3", "noise on the requested metrics thwarts fingerprinting",
-                 "medium target: accuracy -9.8 %, fidelity -4.8 %",
-                 f"noise sd {top:g}: fidelity {_fmt(*fid)}, accuracy {_fmt(*acc)} points; share "
-                 f"of queries reaching the target {cons[0]:.2f} ± {cons[1]:.2f} (1.00 without); "
-                 f"the adaptive attacker pays {factor[0]:.2f} ± {factor[1]:.2f}x the queries",
-                 "yes, smaller" if holds else "only the aim",
-                 "the noise scatters the attacker's queries over models; on a zoo whose models "
-                 "agree, that costs its surrogate little")
+    factor = Interval.of([]) if adaptive.empty else _ratio(adaptive, top, "queries.total")
+    holds = v.c3_holds(acc, fid)
+    if holds:
+        grade = (f"accuracy {v.strength(acc, v.C3_PAPER['accuracy'])}, "
+                 f"fidelity {v.strength(fid, v.C3_PAPER['fidelity'])}")
+    else:
+        grade = "only the aim" if v.significant_drop(aim_change) else "no effect"
+    missing = _missing_noise(paper, (ACC, FID))
+    target = str(paper["target_model"].iloc[0])
+    ours = (f"noise sd {top:g} ({target}, seeds {_seeds(paper)}): accuracy {acc.text()}, "
+            f"fidelity {fid.text()} points; share of extraction queries reaching the target "
+            f"{aim.text(sign=False)} ({aim0.text(sign=False)} without noise)"
+            + (f"; the adaptive attacker sends {factor.text(sign=False)}x the inputs"
+               if factor.known else "") + ".")
+    why = (f"The noise moves the paper attacker's queries off the target (share "
+           f"{aim_change.text()}); its surrogate loses {-fid.mean:.2f} fidelity points on "
+           "average, since the models that take the queries agree with the target on most "
+           "inputs." if not holds else
+           f"The noise moves the attacker's queries off the target (share {aim_change.text()})"
+           ", and its surrogate learns the wrong model.")
+    return Verdict("C3", "noise on the requested metrics thwarts fingerprinting",
+                   f"medium target: accuracy {v.C3_PAPER['accuracy']} %, fidelity "
+                   f"{v.C3_PAPER['fidelity']} %", holds, grade, ours, why,
+                   f"{study}: gaussian spec noise sd {top:g} vs none, {target}",
+                   {"sd": top, "accuracy_change": acc.as_dict(),
+                    "fidelity_change": fid.as_dict(), "aim": aim.as_dict(),
+                    "aim_without_noise": aim0.as_dict(), "adaptive_query_factor":
+                    factor.as_dict()}, missing)
 
 
-def c4(out: Path, goodput_study: str, attack_study: str) -> Claim:
-    df = load_defense(out / goodput_study)
-    loads = "param.tenants.0.arrivals.rate_rps"
-    low = df[df[loads] == df[loads].min()]
-    means = low.groupby("sd")["goodput"].mean()
-    ok = means[(means >= 0.8) & (means.index > 0)]
-    attack = load_defense(out / attack_study)
-    paper = attack[~attack["param.attacker.verify"].astype(bool)]
-    if ok.empty:
-        return Claim("C4", "protection trades off against goodput, configurably",
-                     "goodput > 80 % at significant protection",
-                     f"goodput < 0.80 at every noise level > 0 ({int(low[loads].iloc[0])} req/s)",
-                     "no", "symmetric noise lowers half of the requested accuracies")
-    sd = float(ok.index.max())
-    at = paper[np.isclose(paper["sd"], sd)]["fingerprint.trigger_consistency"]
-    cons = mean_ci(at.to_numpy(float)) if len(at) else (float("nan"), float("nan"))
-    g = mean_ci(low[np.isclose(low["sd"], sd)]["goodput"].to_numpy(float))
-    holds = bool(len(at)) and cons[0] + cons[1] < 0.95
-    why = ("the noise that goodput can afford already scatters the attack's queries; higher "
-           "loads leave less slack (goodput_vs_noise.png)") if holds else (
-        f"at sd {sd:g} the attack's aim drops on average but not reliably over {len(at)} "
-        "seeds; more noise costs goodput below 0.80 (accuracy misses: symmetric noise lowers "
-        "half of the requested accuracies)")
-    return Claim("C4", "protection trades off against goodput, configurably",
-                 "goodput > 80 % at significant protection",
-                 f"at {int(low[loads].iloc[0])} req/s the largest noise keeping goodput >= 0.80 "
-                 f"is sd {sd:g} (goodput {g[0]:.3f} ± {g[1]:.3f}); there the share of attack "
-                 f"queries reaching the target is {cons[0]:.2f} ± {cons[1]:.2f}",
-                 "yes, at low load" if holds else "no", why)
+def _ratio(df: pd.DataFrame, sd: float, metric: str) -> Interval:
+    a = df[df["sd"] == sd].set_index(SEED)[metric].astype(float)
+    b = df[df["sd"] == 0].set_index(SEED)[metric].astype(float)
+    return Interval.of((a / b).dropna().to_numpy())
 
 
-def claims_markdown(claims: list[Claim]) -> str:
-    lines = ["| claim | paper's figure | this run (mean ± 95 % t-interval) | holds | why |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {c.id}: {c.claim} | {c.paper} | {c.ours} | {c.holds} | {c.why} |"
-              for c in claims]
-    return "\n".join(lines)
+def _missing_noise(df: pd.DataFrame, metrics: tuple[str, ...]) -> list[str]:
+    out = []
+    for sd in sorted(float(x) for x in df["sd"].unique()):
+        g = df[df["sd"] == sd]
+        bad = int(g[list(metrics)].isna().any(axis=1).sum())
+        if bad:
+            out.append(f"noise sd {sd:g}: {bad} of {len(g)} seeds without a surrogate "
+                       "(fingerprinting ran out of budget)")
+    return out
 
 
-def as_frame(claims: list[Claim]) -> pd.DataFrame:
-    return pd.DataFrame([c.__dict__ for c in claims])
+@dataclass
+class _Level:
+    """One noise level of the C4 scenario, on the study's seeds."""
+
+    sd: float
+    goodput: Interval
+    accuracy_slo: Interval
+    fidelity_change: Interval
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sd": self.sd, "goodput": self.goodput.as_dict(),
+                "accuracy_slo_met": self.accuracy_slo.as_dict(),
+                "fidelity_change": self.fidelity_change.as_dict(),
+                "affordable": v.c4_affordable(self.goodput)}
+
+
+def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
+    """Protection at goodput >= 0.80 in one scenario: the largest noise level whose benign
+    goodput stays >= 0.80 (selected on the study's seeds), confirmed on fresh seeds."""
+    paper = _paper_attacker(df)
+    claim, figure = ("protection trades off against goodput, configurably",
+                     f"goodput > {v.C4_GOODPUT:.0%} at significant protection")
+
+    def at(sd: float, metric: str) -> Interval:
+        return Interval.of(paper[paper["sd"] == sd][metric].to_numpy(float))
+
+    levels = [_Level(sd, at(sd, "benign.goodput"), at(sd, "benign.slo_attainment.accuracy"),
+                     _noise_change(paper, sd, FID))
+              for sd in sorted(float(s) for s in paper["sd"].unique())]
+    clean = levels[0]
+    options = [lv for lv in levels if lv.sd > 0 and v.c4_affordable(lv.goodput)]
+    scenario = f"{study}: benign goodput and the paper attacker's surrogate in the same runs"
+    figures: dict[str, Any] = {"levels": [lv.as_dict() for lv in levels]}
+    missing = _missing_noise(paper, (FID,))
+    if not options:
+        least = levels[1] if len(levels) > 1 else clean
+        return Verdict(
+            "C4", claim, figure, False, "",
+            f"no noise level keeps benign goodput >= {v.C4_GOODPUT:.2f} with its interval "
+            f"(seeds {_seeds(paper)}; without noise {clean.goodput.text(3, sign=False)}, at sd "
+            f"{least.sd:g} {least.goodput.text(3, sign=False)}).",
+            f"At sd {least.sd:g} the share of benign requests served accurately enough falls "
+            f"from {clean.accuracy_slo.text(3, sign=False)} to "
+            f"{least.accuracy_slo.text(3, sign=False)}: noise that lowers a requested accuracy "
+            "sends the request to a less accurate model.", scenario, figures, missing)
+    chosen = max(options, key=lambda lv: lv.sd)
+    sd = chosen.sd
+    row = paper[paper["sd"] == sd].iloc[0]
+    base = paper[paper["sd"] == 0].iloc[0]
+    fixed = _params(row, _cells(paper, ("param.defense",)))
+    conf = _with_sd(confirm("C4", study, fixed, {"defense": [_plain(base["param.defense"]),
+                                                             _plain(row["param.defense"])]}))
+    good = Interval.of(conf[conf["sd"] == sd]["benign.goodput"].to_numpy(float))
+    good0 = Interval.of(conf[conf["sd"] == 0]["benign.goodput"].to_numpy(float))
+    fid = _noise_change(conf, sd, FID)
+    aim = _noise_change(conf, sd, CONS)
+    holds = v.c4_level(good, fid)
+    ours = (f"largest noise keeping goodput >= {v.C4_GOODPUT:.2f} on seeds {_seeds(paper)}: sd "
+            f"{sd:g} (goodput {chosen.goodput.text(3, sign=False)}); on fresh seeds "
+            f"{_seeds(conf)} its goodput is {good.text(3, sign=False)} "
+            f"({good0.text(3, sign=False)} without noise) and the attack's fidelity changes "
+            f"by {fid.text()} points (share of its queries reaching the target: {aim.text()}).")
+    why = ("At that noise the attack's surrogate loses fidelity significantly." if holds else
+           (f"Goodput on fresh seeds falls short of {v.C4_GOODPUT:.2f}." if not
+            v.c4_affordable(good) else
+            "The noise that goodput can afford moves the attack's queries, but its surrogate "
+            "does not lose fidelity significantly."))
+    figures.update({"selected_sd": sd, "confirmed": {
+        "goodput": good.as_dict(), "goodput_without_noise": good0.as_dict(),
+        "fidelity_change": fid.as_dict(), "aim_change": aim.as_dict(),
+        "seeds": sorted(int(s) for s in conf[SEED].unique())}})
+    return Verdict("C4", claim, figure, holds, "", ours, why, scenario, figures, missing)
+
+
+def _with_sd(df: pd.DataFrame) -> pd.DataFrame:
+    from experiments.defense_report import noise
+
+    df = df.copy()
+    df["sd"] = df["param.defense"].map(noise)
+    return df
+
+
+def claims_markdown(claims: list[Verdict]) -> str:
+    lines = ["| claim | paper's figure | this run (mean ± 95 % t-interval over seeds) | holds "
+             "| why |", "|---|---|---|---|---|"]
+    return "\n".join(lines + [c.row() for c in claims])

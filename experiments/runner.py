@@ -51,18 +51,22 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_point(kind: str, scenario: Any, base_dir: str, threads: int) -> dict[str, Any]:
-    """Run one point; returns its flat metrics (a module-level function: picklable)."""
+    """Run one point; returns its flat metrics and ``point_wall_s``, the wall time it took
+    (a module-level function: picklable)."""
+    started = time.perf_counter()
     if kind == "attack":
         import torch
 
         from attacks.run import run_attack
 
         torch.set_num_threads(threads)
-        report = run_attack(scenario, Path(base_dir)).report
-        return flatten(report)
-    from sim.run import simulate
+        row = flatten(run_attack(scenario, Path(base_dir)).report)
+    else:
+        from sim.run import simulate
 
-    return flatten(simulate(scenario, Path(base_dir)).summary)
+        row = flatten(simulate(scenario, Path(base_dir)).summary)
+    row["point_wall_s"] = round(time.perf_counter() - started, 3)
+    return row
 
 
 def exit_with_parent(poll_s: float = 0.5) -> None:

@@ -105,6 +105,20 @@ class Study:
         for p in self.points:   # validate every point before running any
             self.scenario(p)
 
+    def narrowed(self, fixed: dict[str, Any], vary: dict[str, list[Any]],
+                 seeds: list[int]) -> Study:
+        """The same study (base scenario, quick overrides) on a sub-grid: ``fixed``
+        parameters at one value, ``vary`` over its values, with ``seeds``. How a cell selected
+        on the study's seeds is confirmed on fresh ones (experiments.claims)."""
+        new = copy.copy(self)
+        grid = {k: [value] for k, value in fixed.items()} | vary
+        new.cfg = self.cfg.model_copy(update={"grid": grid, "zip": {}, "seeds": list(seeds),
+                                              "quick": None})
+        new.points = new._expand()
+        for p in new.points:
+            new.scenario(p)
+        return new
+
     def _expand(self) -> list[dict[str, Any]]:
         cfg = self.cfg
         keys = list(cfg.grid)

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from experiments.reproduce import HERE, STUDIES, reproduce
 
+CHEAP = {"attacker.budget_counts": "extraction", "attacker.surrogate.steps": 2}
+"""Tiny attacks: 60 extraction inputs after a full (free) fingerprinting, 2 training steps."""
 TINY = {
-    "attack_budget_1d": {"grid": {"attacker.budget": [60], "attacker.surrogate.epochs": [1],
+    "attack_budget_1d": {"grid": {"attacker.budget": [60],
                                   "attacker.target": ["least-accurate"],
-                                  "tenants.0.arrivals.rate_rps": [500]}},
-    "attack_budget": {"grid": {"attacker.budget": [60], "attacker.surrogate.epochs": [1],
-                               "attacker.target": ["median"],
-                               "tenants.0.arrivals.rate_rps": [500]}},
+                                  "tenants.0.arrivals.rate_rps": [500]}, "set": CHEAP},
+    "attack_budget": {"grid": {"attacker.budget": [60], "attacker.target": ["median"],
+                               "tenants.0.arrivals.rate_rps": [500]}, "set": CHEAP},
     "defense_attack": {"grid": {"defense": [{"type": "gaussian", "accuracy_sd": 0},
                                             {"type": "gaussian", "accuracy_sd": 1}]},
-                       "set": {"attacker.budget": 60, "attacker.surrogate.epochs": 1}},
+                       "zip": {"attacker.budget": [60, 30],
+                               "attacker.budget_counts": ["extraction", "kept"]},
+                       "set": CHEAP},
     "defense_goodput": {"grid": {"defense": [{"type": "gaussian", "accuracy_sd": 0},
                                              {"type": "gaussian", "accuracy_sd": 1}],
                                  "tenants.0.arrivals.rate_rps": [2000]},
                         "set": {"requests": 2000}},
     "defense_frontier_mnist5k": {"grid": {"defense": [{"type": "none"}, {"type": "top1"}]},
-                                 "set": {"attacker.budget": 60,
-                                         "attacker.surrogate.epochs": 1}},
+                                 "set": {"attacker.budget": 60, **CHEAP}},
 }
 
 
@@ -45,11 +50,25 @@ def test_reproduce_runs_every_study_and_writes_claims(tmp_path: Path) -> None:
     text = path.read_text()
     for claim in ("C1", "C2", "C3", "C4"):
         assert f"| {claim}:" in text
-    assert "| yes |" in text or "| no |" in text or "| yes, " in text
+    verdicts = json.loads((out / "claims.json").read_text())["claims"]
+    assert [c["id"] for c in verdicts] == ["C1", "C2", "C3", "C4"]
+    for c in verdicts:
+        assert isinstance(c["holds"], bool) and c["scenario"] and c["figures"]
+    # the worst (C1) and best (C2) cells were re-run on fresh seeds
+    for claim in ("C1", "C2"):
+        fresh = pd.read_parquet(out / "confirm" / claim / "results.parquet")
+        assert set(fresh["param.seed"]) == {1001, 1002}
+        assert len(fresh) == 4
+        assert verdicts[int(claim[1]) - 1]["figures"]["confirmed"]["seeds"] == [1001, 1002]
     figures = {p.name for p in (out / "figures").glob("*.png")}
     assert figures >= {"attack_budget_1d.png", "attack_budget.png", "goodput_vs_noise.png",
                        "frontier.png", "attack_vs_noise.png", "zoo_mnist5k.png"}
     for name in STUDIES:
         assert (out / name / "results.parquet").is_file()
     again = reproduce(out, quick=True, progress=False, workers=1, study_dir=studies)
-    assert again.read_text().split("\n", 1)[1] == text.split("\n", 1)[1]  # resumed: same claims
+    # resumed: the same claims, and the header still counts the work of the first invocation
+    assert again.read_text().split("\n", 1)[1] == text.split("\n", 1)[1]
+    first, second = (re.search(r"(\d+) runs, ([\d.]+) min of compute", t.split("\n")[0])
+                     for t in (text, again.read_text()))
+    assert first is not None and second is not None
+    assert first.groups() == second.groups() and float(first.group(2)) > 0

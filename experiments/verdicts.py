@@ -1,0 +1,127 @@
+"""The rules that judge PSML's claims C1-C4 (docs/claims.md; PAPER.md's table), fixed before
+any data is seen and kept apart from the data plumbing so tests can feed them synthetic figures
+on both sides of every threshold.
+
+Every figure is a mean over seeds with its 95 % Student-t half-width (:class:`Interval`); a
+claim holds only when the whole interval says so:
+
+- **C1** (fingerprinting as good as the single named model): the fingerprint - oracle gap lies
+  within +-1 point on accuracy *and* fidelity, interval included (``|mean| + half <= 1``).
+- **C2** (fingerprinting beats the naive attack): the fingerprint - naive gap is positive with
+  its interval above 0 on accuracy *and* on fidelity.
+- **C3** (spec noise thwarts fingerprinting; medium target): the change of accuracy *and* of
+  fidelity under noise is negative with its interval below 0.
+- **C4** (protection at goodput > 80 %): in one scenario, a noise level whose benign goodput
+  interval lies at or above 0.80 while its fidelity drop is significant (C3's rule on
+  fidelity).
+Beside the boolean, each verdict grades its size against the paper's figure: "as large" when
+the interval reaches the paper's figure, "smaller" when the effect is significant but the
+interval stays short of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from experiments.analysis import mean_ci
+
+C1_TOLERANCE = 1.0
+"""Percentage points: "within 1 %" (PAPER.md, C1)."""
+C2_PAPER = {"accuracy": 14.6, "fidelity": 7.7}
+"""PSML's largest gains of fingerprinting over the naive attack (points)."""
+C3_PAPER = {"accuracy": -9.8, "fidelity": -4.8}
+"""PSML's change of the attack's accuracy and fidelity under spec noise (medium target)."""
+C4_GOODPUT = 0.80
+"""The goodput PSML keeps at significant protection."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over seeds and the half-width of its 95 % t-interval."""
+
+    mean: float
+    half: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float] | np.ndarray) -> Interval:
+        v = np.asarray(values, dtype=float)
+        v = v[~np.isnan(v)]
+        mean, half = mean_ci(v)
+        return cls(mean, half, len(v))
+
+    @property
+    def lo(self) -> float:
+        return self.mean - self.half
+
+    @property
+    def hi(self) -> float:
+        return self.mean + self.half
+
+    @property
+    def known(self) -> bool:
+        """At least two seeds: an interval, not a single draw."""
+        return self.n >= 2 and math.isfinite(self.mean) and math.isfinite(self.half)
+
+    def text(self, digits: int = 2, sign: bool = True) -> str:
+        if not math.isfinite(self.mean):
+            return "n/a"
+        mean = f"{self.mean:+.{digits}f}" if sign else f"{self.mean:.{digits}f}"
+        return f"{mean} ± {self.half:.{digits}f}"
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        def num(x: float) -> float | None:
+            return round(x, 6) if math.isfinite(x) else None
+        return {"mean": num(self.mean), "ci95": num(self.half), "n": self.n}
+
+
+def c1_within(acc: Interval, fid: Interval, tolerance: float = C1_TOLERANCE) -> bool:
+    """C1: both gaps inside +-tolerance, intervals included."""
+    return all(x.known and abs(x.mean) + x.half <= tolerance for x in (acc, fid))
+
+
+def c1_distance(acc: Interval, fid: Interval) -> float:
+    """How far a cell is from C1 (the larger ``|mean| + half``): what picks the worst cell."""
+    return max(abs(acc.mean) + acc.half, abs(fid.mean) + fid.half)
+
+
+def significant_gain(x: Interval) -> bool:
+    """A positive effect whose interval excludes 0."""
+    return x.known and x.lo > 0
+
+
+def significant_drop(x: Interval) -> bool:
+    """A negative effect whose interval excludes 0."""
+    return x.known and x.hi < 0
+
+
+def c2_holds(acc: Interval, fid: Interval) -> bool:
+    return significant_gain(acc) and significant_gain(fid)
+
+
+def c3_holds(acc: Interval, fid: Interval) -> bool:
+    return significant_drop(acc) and significant_drop(fid)
+
+
+def strength(x: Interval, paper: float) -> str:
+    """The size of a significant effect against the paper's figure (same sign as ``paper``)."""
+    sig = significant_gain(x) if paper > 0 else significant_drop(x)
+    if not sig:
+        return "none"
+    reaches = x.hi >= paper if paper > 0 else x.lo <= paper
+    return "as large" if reaches else "smaller"
+
+
+def c4_level(goodput: Interval, fidelity_change: Interval) -> bool:
+    """C4 at one noise level: goodput >= 0.80 (interval included) and a significant drop."""
+    return goodput.known and goodput.lo >= C4_GOODPUT and significant_drop(fidelity_change)
+
+
+def c4_affordable(goodput: Interval) -> bool:
+    """A noise level whose goodput stays >= 0.80 (interval included): the candidates C4 picks
+    from (the largest of them is the one confirmed)."""
+    return goodput.known and goodput.lo >= C4_GOODPUT

@@ -1,0 +1,208 @@
+"""The claim verdicts flip where their rules say: synthetic results on both sides of every
+threshold (experiments.verdicts for the rules, experiments.claims for the data behind them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import claims, verdicts
+from experiments.verdicts import Interval
+
+SEEDS = (1, 2, 3)
+
+
+def iv(mean: float, half: float, n: int = 3) -> Interval:
+    return Interval(mean, half, n)
+
+
+def spread(mean: float, sd: float = 0.1) -> list[float]:
+    """Three values with this mean (and a small, fixed spread)."""
+    return [mean - sd, mean, mean + sd]
+
+
+# -- the rules ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("acc", "fid", "holds"), [
+    (iv(0.2, 0.5), iv(-0.3, 0.6), True),
+    (iv(0.0, 1.0), iv(0.0, 1.0), True),          # the edge of the tolerance is inside
+    (iv(0.6, 0.5), iv(0.0, 0.1), False),         # mean inside, interval out
+    (iv(0.0, 0.1), iv(-1.2, 0.1), False),        # fidelity alone is enough to fail
+    (iv(0.0, 0.0, n=1), iv(0.0, 0.0, n=1), False),  # one seed is not an interval
+])
+def test_c1_needs_both_gaps_within_one_point_interval_included(acc: Interval, fid: Interval,
+                                                              holds: bool) -> None:
+    assert verdicts.c1_within(acc, fid) is holds
+
+
+@pytest.mark.parametrize(("acc", "fid", "holds"), [
+    (iv(3.0, 1.0), iv(2.0, 1.5), True),
+    (iv(3.0, 1.0), iv(2.0, 2.5), False),         # fidelity's interval reaches 0
+    (iv(-1.0, 0.5), iv(8.0, 1.0), False),        # accuracy the other way
+    (iv(0.5, 0.4), iv(0.5, 0.4), True),
+])
+def test_c2_needs_a_significant_gain_on_accuracy_and_fidelity(acc: Interval, fid: Interval,
+                                                             holds: bool) -> None:
+    assert verdicts.c2_holds(acc, fid) is holds
+
+
+@pytest.mark.parametrize(("acc", "fid", "holds"), [
+    (iv(-3.0, 1.0), iv(-2.0, 1.5), True),
+    (iv(-3.0, 1.0), iv(-1.0, 1.5), False),
+    (iv(-3.0, 4.0), iv(-2.0, 1.0), False),
+])
+def test_c3_needs_a_significant_drop_on_both(acc: Interval, fid: Interval, holds: bool) -> None:
+    assert verdicts.c3_holds(acc, fid) is holds
+
+
+@pytest.mark.parametrize(("x", "paper", "grade"), [
+    (iv(10.0, 5.0), 14.6, "as large"),      # the interval reaches the paper's figure
+    (iv(5.0, 2.0), 14.6, "smaller"),
+    (iv(5.0, 6.0), 14.6, "none"),
+    (iv(-6.0, 2.0), -4.8, "as large"),
+    (iv(-2.0, 1.0), -4.8, "smaller"),
+    (iv(-2.0, 3.0), -4.8, "none"),
+])
+def test_strength_against_the_papers_figure(x: Interval, paper: float, grade: str) -> None:
+    assert verdicts.strength(x, paper) == grade
+
+
+@pytest.mark.parametrize(("goodput", "fid", "holds"), [
+    (iv(0.85, 0.02), iv(-2.0, 1.0), True),
+    (iv(0.81, 0.02), iv(-2.0, 1.0), False),      # goodput's interval dips below 0.80
+    (iv(0.85, 0.02), iv(-0.5, 1.0), False),      # protection not significant
+])
+def test_c4_needs_goodput_and_protection_at_one_level(goodput: Interval, fid: Interval,
+                                                     holds: bool) -> None:
+    assert verdicts.c4_level(goodput, fid) is holds
+
+
+# -- the claims from synthetic results -------------------------------------------------------
+def attack_frame(gaps: dict[str, dict[str, float]], other: str) -> pd.DataFrame:
+    """Results of an attack study with two cells (targets a and b); ``gaps[target]`` gives
+    fingerprint's mean gap over ``other`` per metric."""
+    rows = []
+    for target, gap in gaps.items():
+        for seed, jitter in zip(SEEDS, (-0.1, 0.0, 0.1), strict=True):
+            for strategy in ("fingerprint", other):
+                lift = 0.0 if strategy == other else 1.0
+                rows.append({
+                    "param.attacker.strategy": strategy, "param.attacker.target": target,
+                    "param.attacker.budget": 2000, "param.seed": seed,
+                    "param.tenants.0.arrivals.rate_rps": 1000, "target_model": target,
+                    "surrogate.accuracy": 80 + lift * (gap["accuracy"] + jitter),
+                    "surrogate.fidelity": 80 + lift * (gap["fidelity"] + jitter),
+                    "queries.fingerprint": 1300 * lift, "queries.extraction": 700.0,
+                    "fingerprint.trigger_consistency": 1.0})
+    return pd.DataFrame(rows)
+
+
+class Recorder:
+    """A confirm callback that replays given results and records what it was asked."""
+
+    def __init__(self, results: pd.DataFrame) -> None:
+        self.results = results
+        self.asked: list[tuple[str, str, dict[str, Any], dict[str, list[Any]]]] = []
+
+    def __call__(self, claim: str, study: str, fixed: dict[str, Any],
+                 vary: dict[str, list[Any]]) -> pd.DataFrame:
+        self.asked.append((claim, study, fixed, vary))
+        return self.results
+
+
+@pytest.mark.parametrize(("confirmed_gap", "holds"), [(0.2, True), (3.0, False)])
+def test_c1_confirms_its_worst_cell_and_reads_the_fresh_seeds(confirmed_gap: float,
+                                                              holds: bool) -> None:
+    selection = attack_frame({"a": {"accuracy": 0.1, "fidelity": 0.2},
+                              "b": {"accuracy": 0.3, "fidelity": 2.5}}, "oracle")
+    fresh = attack_frame({"b": {"accuracy": confirmed_gap, "fidelity": confirmed_gap}},
+                         "oracle")
+    confirm = Recorder(fresh)
+    verdict = claims.c1({"study": selection}, confirm)
+    (claim, study, fixed, vary), = confirm.asked
+    assert (claim, study) == ("C1", "study") and fixed["attacker.target"] == "b"
+    assert vary == {"attacker.strategy": ["fingerprint", "oracle"]}
+    assert verdict.holds is holds
+    assert verdict.figures["selected"]["fidelity"]["mean"] == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize(("confirmed", "holds"), [(6.0, True), (0.0, False)])
+def test_c2_picks_its_best_cell_on_one_set_of_seeds_and_judges_fresh_ones(
+        confirmed: float, holds: bool) -> None:
+    selection = attack_frame({"a": {"accuracy": 9.0, "fidelity": 12.0},
+                              "b": {"accuracy": -3.0, "fidelity": 20.0}}, "naive")
+    confirm = Recorder(attack_frame({"a": {"accuracy": confirmed, "fidelity": confirmed}},
+                                    "naive"))
+    verdict = claims.c2({"study": selection}, confirm)
+    assert confirm.asked[0][2]["attacker.target"] == "a"   # best on both metrics, not on one
+    assert verdict.holds is holds
+    assert verdict.strength == ("accuracy smaller, fidelity smaller" if holds
+                                else "accuracy none, fidelity none")
+
+
+def noise_frame(levels: dict[float, dict[str, float]]) -> pd.DataFrame:
+    """A defense_attack-like study: the paper attacker at each noise level (fidelity,
+    accuracy, aim, benign goodput per level), plus the adaptive attacker."""
+    rows = []
+    for sd, m in levels.items():
+        for seed, j in zip(SEEDS, (-0.1, 0.0, 0.1), strict=True):
+            jitter = j if sd == 0 else -3 * j   # paired differences spread by 4 j
+            for verify in (False, True):
+                rows.append({
+                    "param.defense": {"type": "gaussian", "accuracy_sd": sd},
+                    "param.attacker.verify": verify, "param.attacker.budget": 3000,
+                    "param.seed": seed, "sd": sd, "target_model": "cnn_small",
+                    "surrogate.fidelity": m["fidelity"] + jitter,
+                    "surrogate.accuracy": m["accuracy"] + jitter,
+                    "fingerprint.trigger_consistency": m["aim"] + jitter / 10,
+                    "benign.goodput": m["goodput"] + jitter / 100,
+                    "benign.slo_attainment.accuracy": m["goodput"],
+                    "queries.total": 3000.0 * (1 + sd)})
+    return pd.DataFrame(rows)
+
+
+CLEAN = {"fidelity": 95.0, "accuracy": 90.0, "aim": 1.0, "goodput": 0.9}
+
+
+@pytest.mark.parametrize(("drop", "aim", "holds", "grade"), [
+    (6.0, 0.2, True, "accuracy smaller, fidelity as large"),
+    (0.05, 0.2, False, "only the aim"),
+    (0.05, 1.0, False, "no effect"),
+])
+def test_c3_reads_the_largest_noise_level(drop: float, aim: float, holds: bool,
+                                          grade: str) -> None:
+    df = noise_frame({0.0: CLEAN, 1.0: CLEAN, 4.0: {**CLEAN, "aim": aim,
+                                                   "fidelity": 95.0 - drop,
+                                                   "accuracy": 90.0 - drop}})
+    verdict = claims.c3(df, "defense_attack")
+    assert verdict.holds is holds and verdict.strength == grade
+    assert verdict.figures["sd"] == 4.0
+    assert verdict.figures["adaptive_query_factor"]["mean"] == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(("goodput", "drop", "holds"), [
+    (0.85, 3.0, True), (0.85, 0.0, False), (0.7, 3.0, False)])
+def test_c4_confirms_the_largest_affordable_noise(goodput: float, drop: float,
+                                                  holds: bool) -> None:
+    noisy = {**CLEAN, "goodput": goodput, "fidelity": 95.0 - drop}
+    df = noise_frame({0.0: CLEAN, 1.0: noisy, 4.0: {**CLEAN, "goodput": 0.5}})
+    confirm = Recorder(df[df["sd"].isin([0.0, 1.0])].drop(columns="sd"))
+    verdict = claims.c4(df, "defense_attack", confirm)
+    assert verdict.holds is holds
+    if goodput >= 0.8:
+        (_, _, fixed, vary), = confirm.asked
+        assert vary["defense"][1] == {"type": "gaussian", "accuracy_sd": 1.0}
+        assert fixed["attacker.verify"] is False and "seed" not in fixed
+    else:   # nothing affordable: no confirmation run, and the text says why
+        assert not confirm.asked and "no noise level" in verdict.ours
+
+
+def test_missing_cells_are_reported() -> None:
+    df = attack_frame({"a": {"accuracy": 0.1, "fidelity": 0.1}}, "oracle")
+    df.loc[(df["param.attacker.strategy"] == "fingerprint") & (df["param.seed"] == 2),
+           ["surrogate.accuracy", "surrogate.fidelity"]] = np.nan
+    verdict = claims.c1({"study": df}, Recorder(df))
+    assert verdict.missing and "1 of 3 seeds" in verdict.missing[0]
+    assert "Missing:" in verdict.row()
