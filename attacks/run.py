@@ -193,14 +193,24 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
 def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Victim,
                       target: int, answers: Answers, seed: int) -> dict[str, Any]:
     """The answers to the kept inputs (from ``answers``), the surrogate trained on them, and
-    its accuracy and fidelity on the test split."""
-    from attacks.extraction import evaluate_surrogate, train_surrogate
+    its accuracy and fidelity on the test split. An attack that kept no answers (its budget
+    ran out while fingerprinting) is scored with its untrained surrogate: what it holds.
+    Without extraction (``extract: false``) or weights there is nothing to score (NaN)."""
+    from attacks.extraction import evaluate_surrogate, init_surrogate, train_surrogate
 
     nan = {"accuracy": float("nan"), "fidelity": float("nan")}
-    if not ext.kept or victim.zoo is None or victim.pool is None or victim.test is None:
+    if not cfg.extract or victim.zoo is None or victim.pool is None or victim.test is None:
         return {"extraction": {"kept_inputs": 0, "served_by": {},
                                "pool_exhausted": ext.pool_exhausted},
                 "surrogate": {"arch": cfg.surrogate.arch, "steps": 0, **nan}}
+    target_test = victim.zoo.predictions(target, victim.test.x)
+    if not ext.kept:
+        untrained = init_surrogate(cfg.surrogate.arch, victim.zoo.in_shape,
+                                   victim.zoo.num_classes, seed).eval()
+        return {"extraction": {"kept_inputs": 0, "distinct_inputs": 0, "served_by": {},
+                               "pool_exhausted": ext.pool_exhausted},
+                "surrogate": {"arch": cfg.surrogate.arch, "steps": 0,
+                              **evaluate_surrogate(untrained, victim.test, target_test)}}
     started = time.perf_counter()
     rows = np.concatenate([r for _, r in ext.kept])
     x = _shifted(victim.pool.x, rows)
@@ -211,8 +221,7 @@ def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Vi
         x, y if cfg.outputs == "probabilities" else y.argmax(axis=1),
         kind=cfg.outputs, arch=s.arch, steps=steps, batch_size=s.batch_size, lr=s.lr,
         augment=s.augment, num_classes=victim.zoo.num_classes, seed=seed)
-    scores = evaluate_surrogate(surrogate, victim.test,
-                                victim.zoo.predictions(target, victim.test.x))
+    scores = evaluate_surrogate(surrogate, victim.test, target_test)
     models = np.concatenate([np.full(len(r), req.model) for req, r in ext.kept])
     served_by: dict[str, int] | None = None
     if (models >= 0).all():

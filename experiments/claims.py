@@ -44,11 +44,18 @@ class Verdict:
     scenario: str
     figures: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    """Cells that could not be scored."""
+    out_of_budget: list[str] = field(default_factory=list)
+    """Cells where fingerprinting ran out of budget before extracting (scored with the
+    attacker's untrained surrogate: what it holds)."""
 
     def row(self) -> str:
         verdict = ("yes" if self.holds else "no") + (f" ({self.strength})"
                                                      if self.strength else "")
         ours = self.ours + (f" Missing: {'; '.join(self.missing)}." if self.missing else "")
+        if self.out_of_budget:
+            ours += (" Out of budget before extracting (untrained surrogate): "
+                     f"{'; '.join(self.out_of_budget)}.")
         return (f"| {self.id}: {self.claim} | {self.paper} | {ours} | {verdict} | "
                 f"{self.why} |")
 
@@ -105,11 +112,19 @@ class _Cell:
     fid: Interval
 
 
-def _attack_cells(frames: dict[str, pd.DataFrame], a: str, b: str) -> tuple[list[_Cell],
-                                                                          list[str]]:
-    """Every cell of the attack studies with the paired gaps ``a - b``, and the cells that
-    lack a seed (an attack with nothing to score)."""
-    cells, missing = [], []
+def _out_of_budget(g: pd.DataFrame, name: str) -> list[str]:
+    """``name: k of n runs`` where fingerprinting ran out of budget, if any."""
+    if "fingerprint.complete" not in g:
+        return []
+    bad = int((g["fingerprint.complete"] == False).sum())  # noqa: E712  (None: no mapping)
+    return [f"{name}: {bad} of {len(g)} runs"] if bad else []
+
+
+def _attack_cells(frames: dict[str, pd.DataFrame], a: str,
+                  b: str) -> tuple[list[_Cell], list[str], list[str]]:
+    """Every cell of the attack studies with the paired gaps ``a - b``, the cells that lack a
+    seed (an attack with nothing to score) and those whose fingerprinting ran out of budget."""
+    cells, missing, short = [], [], []
     for study, df in frames.items():
         cols = _cells(df, (STRATEGY,))
         for _, g in df.groupby(cols, sort=True, dropna=False):
@@ -121,8 +136,9 @@ def _attack_cells(frames: dict[str, pd.DataFrame], a: str, b: str) -> tuple[list
             if min(acc.n, fid.n) < seeds:
                 missing.append(f"{_cell_name(row, study)}: {seeds - min(acc.n, fid.n)} of "
                                f"{seeds} seeds without a surrogate")
+            short += _out_of_budget(pair[pair[STRATEGY] == a], _cell_name(row, study))
             cells.append(_Cell(study, row, cols, acc, fid))
-    return cells, missing
+    return cells, missing, short
 
 
 def _explain(df: pd.DataFrame, a: str, b: str) -> tuple[str, dict[str, Any]]:
@@ -146,13 +162,13 @@ def _explain(df: pd.DataFrame, a: str, b: str) -> tuple[str, dict[str, Any]]:
 
 def c1(frames: dict[str, pd.DataFrame], confirm: Confirm) -> Verdict:
     """Fingerprinting is as good as attacking the named model: the worst cell, confirmed."""
-    cells, missing = _attack_cells(frames, "fingerprint", "oracle")
+    cells, missing, short = _attack_cells(frames, "fingerprint", "oracle")
     scored = [c for c in cells if c.acc.known and c.fid.known]
     claim, paper = ("fingerprinting is as good as attacking one named model",
                     "within 1 % (accuracy and fidelity)")
     if not scored:
         return Verdict("C1", claim, paper, False, "no data", "no cell could be scored",
-                       "", "", missing=missing)
+                       "", "", missing=missing, out_of_budget=short)
     worst = max(scored, key=lambda c: v.c1_distance(c.acc, c.fid))
     conf = confirm("C1", worst.study, _params(worst.row, worst.cols),
                    {"attacker.strategy": ["fingerprint", "oracle"]})
@@ -163,26 +179,41 @@ def c1(frames: dict[str, pd.DataFrame], confirm: Confirm) -> Verdict:
     ours = (f"worst cell of {len(scored)} (seeds {_seeds(frames[worst.study])}): {name}, "
             f"gap fingerprint - oracle {worst.acc.text()} accuracy, {worst.fid.text()} "
             f"fidelity; on fresh seeds {_seeds(conf)}: {acc.text()} accuracy, {fid.text()} "
-            "fidelity (points).")
+            f"fidelity (points). Worst per budget (seeds as selected): {_per_budget(scored)}.")
     return Verdict("C1", claim, paper, holds, "within 1 point" if holds else "", ours,
                    f"Budget {int(worst.row['param.attacker.budget'])} inputs in all: {why}.",
                    name, {"selected": {"accuracy": worst.acc.as_dict(),
                                        "fidelity": worst.fid.as_dict()},
                           "confirmed": {"accuracy": acc.as_dict(), "fidelity": fid.as_dict(),
                                         "seeds": sorted(int(s) for s in conf[SEED].unique())},
-                          "spent": spent, "cells": len(scored)}, missing)
+                          "spent": spent, "cells": len(scored)}, missing, short)
+
+
+def _per_budget(cells: list[_Cell]) -> str:
+    """The worst C1 cell at each budget of each study, as text."""
+    parts = []
+    for study in dict.fromkeys(c.study for c in cells):
+        budgets = sorted({int(c.row["param.attacker.budget"]) for c in cells
+                          if c.study == study})
+        for b in budgets:
+            at = [c for c in cells if c.study == study
+                  and int(c.row["param.attacker.budget"]) == b]
+            w = max(at, key=lambda c: v.c1_distance(c.acc, c.fid))
+            parts.append(f"{study} at {b}: {w.fid.text()} fidelity, {w.acc.text()} accuracy "
+                         f"({'within' if v.c1_within(w.acc, w.fid) else 'not within'} 1)")
+    return "; ".join(parts)
 
 
 def c2(frames: dict[str, pd.DataFrame], confirm: Confirm) -> Verdict:
     """Fingerprinting beats the naive attack: the best cell, confirmed on fresh seeds."""
-    cells, missing = _attack_cells(frames, "fingerprint", "naive")
+    cells, missing, short = _attack_cells(frames, "fingerprint", "naive")
     scored = [c for c in cells if c.acc.known and c.fid.known]
     claim, paper = ("fingerprinting beats the naive attack",
                     f"up to +{v.C2_PAPER['accuracy']} accuracy, +{v.C2_PAPER['fidelity']} "
                     "fidelity")
     if not scored:
         return Verdict("C2", claim, paper, False, "no data", "no cell could be scored",
-                       "", "", missing=missing)
+                       "", "", missing=missing, out_of_budget=short)
     best = max(scored, key=lambda c: min(c.acc.mean, c.fid.mean))
     conf = confirm("C2", best.study, _params(best.row, best.cols),
                    {"attacker.strategy": ["fingerprint", "naive"]})
@@ -201,7 +232,7 @@ def c2(frames: dict[str, pd.DataFrame], confirm: Confirm) -> Verdict:
                    {"selected": {"accuracy": best.acc.as_dict(), "fidelity": best.fid.as_dict()},
                     "confirmed": {"accuracy": acc.as_dict(), "fidelity": fid.as_dict(),
                                   "seeds": sorted(int(s) for s in conf[SEED].unique())},
-                    "strength": grade, "spent": spent, "cells": len(scored)}, missing)
+                    "strength": grade, "spent": spent, "cells": len(scored)}, missing, short)
 
 
 def _paper_attacker(df: pd.DataFrame) -> pd.DataFrame:
@@ -231,6 +262,7 @@ def c3(df: pd.DataFrame, study: str) -> Verdict:
     else:
         grade = "only the aim" if v.significant_drop(aim_change) else "no effect"
     missing = _missing_noise(paper, (ACC, FID))
+    short = _noise_out_of_budget(paper)
     target = str(paper["target_model"].iloc[0])
     ours = (f"noise sd {top:g} ({target}, seeds {_seeds(paper)}): accuracy {acc.text()}, "
             f"fidelity {fid.text()} points; share of extraction queries reaching the target "
@@ -238,11 +270,12 @@ def c3(df: pd.DataFrame, study: str) -> Verdict:
             + (f"; the adaptive attacker sends {factor.text(sign=False)}x the inputs"
                if factor.known else "") + ".")
     why = (f"The noise moves the paper attacker's queries off the target (share "
-           f"{aim_change.text()}); its surrogate loses {-fid.mean:.2f} fidelity points on "
-           "average, since the models that take the queries agree with the target on most "
-           "inputs." if not holds else
-           f"The noise moves the attacker's queries off the target (share {aim_change.text()})"
-           ", and its surrogate learns the wrong model.")
+           f"{aim_change.text()})" + (", and its surrogate loses accuracy and fidelity "
+                                      "significantly." if holds else
+                                      f"; the change of its surrogate ({fid.text()} fidelity) "
+                                      "is not significant on both metrics over these seeds.")
+           + (f" {len(short)} noise level(s) left some attacks without budget to extract."
+              if short else ""))
     return Verdict("C3", "noise on the requested metrics thwarts fingerprinting",
                    f"medium target: accuracy {v.C3_PAPER['accuracy']} %, fidelity "
                    f"{v.C3_PAPER['fidelity']} %", holds, grade, ours, why,
@@ -250,7 +283,7 @@ def c3(df: pd.DataFrame, study: str) -> Verdict:
                    {"sd": top, "accuracy_change": acc.as_dict(),
                     "fidelity_change": fid.as_dict(), "aim": aim.as_dict(),
                     "aim_without_noise": aim0.as_dict(), "adaptive_query_factor":
-                    factor.as_dict()}, missing)
+                    factor.as_dict()}, missing, short)
 
 
 def _ratio(df: pd.DataFrame, sd: float, metric: str) -> Interval:
@@ -265,8 +298,7 @@ def _missing_noise(df: pd.DataFrame, metrics: tuple[str, ...]) -> list[str]:
         g = df[df["sd"] == sd]
         bad = int(g[list(metrics)].isna().any(axis=1).sum())
         if bad:
-            out.append(f"noise sd {sd:g}: {bad} of {len(g)} seeds without a surrogate "
-                       "(fingerprinting ran out of budget)")
+            out.append(f"noise sd {sd:g}: {bad} of {len(g)} seeds without a surrogate")
     return out
 
 
@@ -284,6 +316,11 @@ class _Level:
                 "accuracy_slo_met": self.accuracy_slo.as_dict(),
                 "fidelity_change": self.fidelity_change.as_dict(),
                 "affordable": v.c4_affordable(self.goodput)}
+
+
+def _noise_out_of_budget(df: pd.DataFrame) -> list[str]:
+    return [x for sd in sorted(float(s) for s in df["sd"].unique())
+            for x in _out_of_budget(df[df["sd"] == sd], f"noise sd {sd:g}")]
 
 
 def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
@@ -304,6 +341,7 @@ def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
     scenario = f"{study}: benign goodput and the paper attacker's surrogate in the same runs"
     figures: dict[str, Any] = {"levels": [lv.as_dict() for lv in levels]}
     missing = _missing_noise(paper, (FID,))
+    short = _noise_out_of_budget(paper)
     if not options:
         least = levels[1] if len(levels) > 1 else clean
         return Verdict(
@@ -314,7 +352,7 @@ def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
             f"At sd {least.sd:g} the share of benign requests served accurately enough falls "
             f"from {clean.accuracy_slo.text(3, sign=False)} to "
             f"{least.accuracy_slo.text(3, sign=False)}: noise that lowers a requested accuracy "
-            "sends the request to a less accurate model.", scenario, figures, missing)
+            "sends the request to a less accurate model.", scenario, figures, missing, short)
     chosen = max(options, key=lambda lv: lv.sd)
     sd = chosen.sd
     row = paper[paper["sd"] == sd].iloc[0]
@@ -341,7 +379,8 @@ def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
         "goodput": good.as_dict(), "goodput_without_noise": good0.as_dict(),
         "fidelity_change": fid.as_dict(), "aim_change": aim.as_dict(),
         "seeds": sorted(int(s) for s in conf[SEED].unique())}})
-    return Verdict("C4", claim, figure, holds, "", ours, why, scenario, figures, missing)
+    return Verdict("C4", claim, figure, holds, "", ours, why, scenario, figures, missing,
+                   _noise_out_of_budget(conf) if "fingerprint.complete" in conf else short)
 
 
 def _with_sd(df: pd.DataFrame) -> pd.DataFrame:

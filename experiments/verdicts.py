@@ -68,10 +68,11 @@ class Interval:
         return self.n >= 2 and math.isfinite(self.mean) and math.isfinite(self.half)
 
     def text(self, digits: int = 2, sign: bool = True) -> str:
+        """``mean ± half``; a single seed says so instead of showing a zero half-width."""
         if not math.isfinite(self.mean):
             return "n/a"
         mean = f"{self.mean:+.{digits}f}" if sign else f"{self.mean:.{digits}f}"
-        return f"{mean} ± {self.half:.{digits}f}"
+        return f"{mean} ± {self.half:.{digits}f}" if self.n >= 2 else f"{mean} (1 seed)"
 
     def as_dict(self) -> dict[str, float | int | None]:
         def num(x: float) -> float | None:

@@ -62,6 +62,8 @@ def test_fingerprinting_that_outruns_the_budget_stops_and_says_so(outputs: str) 
     assert r["fingerprint"]["complete"] is False
     assert sent == r["queries"]["total"] <= budget
     assert r["queries"]["extraction"] == 0 and r["extraction"]["kept_inputs"] == 0
+    # scored with what it holds: an untrained surrogate (about chance on 10 classes)
+    assert r["surrogate"]["steps"] == 0 and r["surrogate"]["fidelity"] < 40
 
 
 def test_the_extraction_view_leaves_fingerprinting_out_of_the_budget() -> None:

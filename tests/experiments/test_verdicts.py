@@ -206,3 +206,19 @@ def test_missing_cells_are_reported() -> None:
     verdict = claims.c1({"study": df}, Recorder(df))
     assert verdict.missing and "1 of 3 seeds" in verdict.missing[0]
     assert "Missing:" in verdict.row()
+
+
+def test_attacks_out_of_budget_are_scored_and_reported() -> None:
+    df = attack_frame({"a": {"accuracy": -60.0, "fidelity": -70.0}}, "oracle")
+    df["fingerprint.complete"] = np.where(df["param.attacker.strategy"] == "fingerprint",
+                                          df["param.seed"] != 2, None)
+    verdict = claims.c1({"study": df}, Recorder(df))
+    assert not verdict.holds and not verdict.missing
+    assert verdict.out_of_budget == ["a, at 1000 req/s, budget 2000 (study): 1 of 3 runs"]
+    assert "Out of budget before extracting" in verdict.row()
+
+
+def test_a_single_seed_shows_no_interval() -> None:
+    assert Interval(-5.9, 0.0, 1).text() == "-5.90 (1 seed)"
+    assert Interval(-5.9, 1.25, 3).text() == "-5.90 ± 1.25"
+    assert not Interval(-5.9, 0.0, 1).known
