@@ -273,8 +273,6 @@ class Extraction:
         run, grouped by ``request.model``; a live server's came with the response)."""
         self.served: list[Request] = []
         """Every extraction request answered; ``request.model`` is ground truth, for scoring."""
-        self.sent = 0
-        """Extraction inputs sent so far (discarded ones included)."""
         self.todo: deque[tuple[int, int, int]] = deque()
         """Discarded inputs, to be queried again first."""
         self.n_kept = 0
@@ -306,31 +304,37 @@ class Extraction:
 
     def run(self, spec: SpecConfig | None, model: int = -1, verify: Signature | None = None,
             probes: np.ndarray | None = None) -> Generator[simpy.Event, Any, None]:
+        """Send in rounds: pipelined while the budget (and, in ``kept`` mode, the answers
+        still missing) allows, then wait for what is in flight; another round re-queries what
+        verification discarded, while the budget lasts."""
         agent = self.agent
         cfg = agent.cfg
         if not cfg.extract:
             return
         riders = probes if verify is not None and probes is not None else np.zeros(0, np.int64)
         todo = self.todo
-        state = {"outstanding": 0, "sending": True}
-        finished = agent.env.event()
+        kept_mode = cfg.budget_counts == "kept"
+        outstanding = 0
+        round_done = agent.env.event()
 
         def done(req: Request) -> None:
-            state["outstanding"] -= 1
+            nonlocal outstanding
+            outstanding -= 1
             payload: Payload = req.payload
             self.served.append(req)
+            keep = True
             if verify is not None:
                 sig = agent.signature(agent.observe(req))
                 agent.truth.append((payload.probes.tobytes(), sig, req))
                 if sig != verify:
+                    keep = False
                     agent.ledger.discarded += len(payload.extract)
                     todo.extend(map(tuple, payload.extract.tolist()))
-                    return self._maybe_finish(state, finished)
-            self.kept.append((req, payload.extract))
-            self.n_kept += len(payload.extract)
-            self._maybe_finish(state, finished)
-
-        kept_mode = cfg.budget_counts == "kept"
+            if keep:
+                self.kept.append((req, payload.extract))
+                self.n_kept += len(payload.extract)
+            if outstanding == 0 and not round_done.triggered:
+                round_done.succeed()
 
         def next_size() -> int:
             """Extraction inputs the next request may carry (0: stop sending)."""
@@ -338,28 +342,21 @@ class Extraction:
             if cfg.budget_counts == "sent":   # the riders are paid from the same budget
                 room -= len(riders)
             if kept_mode:   # what is still missing, counting the answers on their way
-                room = min(room, cfg.budget - self.n_kept
-                           - state["outstanding"] * cfg.inputs_per_request)
+                room = min(room, cfg.budget - self.n_kept - outstanding * cfg.inputs_per_request)
             return int(max(min(cfg.inputs_per_request, room), 0))
 
-        while next_size() > 0 and not (self.pool_exhausted and not todo):
-            yield from agent.pace()
-            k = next_size()
-            rows = self._take(k) if k > 0 else []
-            if not rows:
-                break
-            state["outstanding"] += 1
-            agent.send(spec, Payload(np.asarray(rows, dtype=np.int64), riders, "extraction"),
-                       done, model)
-            self.sent += len(rows)
-        state["sending"] = False
-        if state["outstanding"]:
-            yield finished
-        if (kept_mode and self.n_kept < cfg.budget and next_size() > 0
-                and (todo or not self.pool_exhausted)):
-            yield from self.run(spec, model, verify, probes)   # top up what was discarded
+        def more() -> bool:
+            return next_size() > 0 and bool(todo or not self.pool_exhausted)
 
-    @staticmethod
-    def _maybe_finish(state: dict[str, Any], finished: simpy.Event) -> None:
-        if not state["sending"] and state["outstanding"] == 0 and not finished.triggered:
-            finished.succeed()
+        while more():
+            while more():
+                yield from agent.pace()
+                rows = self._take(next_size())
+                if not rows:
+                    break
+                outstanding += 1
+                agent.send(spec, Payload(np.asarray(rows, dtype=np.int64), riders,
+                                         "extraction"), done, model)
+            if outstanding:
+                yield round_done
+            round_done = agent.env.event()

@@ -7,11 +7,13 @@ train the surrogate twice: with ``--steps`` optimiser steps (the default of
 ``attacker.surrogate``) and with ``--factor`` times as many. If the default is long enough,
 training longer changes fidelity by less than ``--tolerance`` points (mean over seeds).
 
-    python benchmarks/surrogate_steps.py [--steps 600] [--factor 3] [--budgets 500 1500]
+    python benchmarks/surrogate_steps.py [--steps 1000] [--factor 3] [--budgets 500 1500]
                                          [--seeds 1 2 3] [--json out.json]
 
-It prints one row per (budget, seed), the mean difference per budget with its 95 % t-interval,
-and a verdict per budget; the exit status is 1 if any budget misses the tolerance.
+Each (budget, seed) runs the attack twice (same seed, so the same answers) and trains once
+with each step count. It prints one row per (budget, seed), the mean difference per budget
+with its 95 % t-interval, and a verdict per budget on the mean; the exit status is 1 if any
+budget's mean misses the tolerance.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ PAPER.md's goodput judges a request by the serving model's *profiled* accuracy a
 so a defense that perturbs answers (top-1 only, rounding, reverse sigmoid, Gaussian noise on
 the probabilities; PSML §5's baselines) costs nothing by construction. This second measure
 gives every simulated request a real input: an index into the zoo's test split, drawn from its
-own random stream (``("answers", "inputs")``). Every model's answers on that split are computed
-once (one batched forward pass per model); a request's answer is its serving model's row,
-perturbed by a copy of the defense drawing from its own stream (``("defense", "answers")``), so
-the attacker's answers and the arrivals are unchanged (common random numbers). A request whose
+tenant's own random stream (``("answers", tenant)``). The answers are computed after the run,
+one batched forward pass per serving model, and perturbed by a copy of the defense drawing from
+its own stream per tenant (``("defense", "answers", tenant)``), so the attacker's answers, the
+arrivals and every other tenant's draws are unchanged (common random numbers). A request whose
 perturbed top-1 differs from the unperturbed one is counted as lost (``answer_ok`` False).
 
 Without an output defense every answer is intact, and ``goodput_answers`` equals ``goodput``;
@@ -16,6 +16,7 @@ with one, on a zoo without weights (published figures), it is unknown (null).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,14 @@ from defense.base import Defense
 from sim.errors import UserError
 
 
-def answers_intact(models: np.ndarray, profile: str, base_dir: Path | None, defense: Defense,
-                   rng: np.random.Generator) -> np.ndarray | None:
-    """Per request (served by ``models[i]``): whether its answer's top-1 survived ``defense``.
+def answers_intact(models: np.ndarray, tenants: np.ndarray, profile: str,
+                   base_dir: Path | None, defense: Callable[[int], Defense],
+                   inputs: Callable[[int], np.random.Generator]) -> np.ndarray | None:
+    """Per request (served by ``models[i]``, from tenant ``tenants[i]``, rows in arrival
+    order): whether its answer's top-1 survived the output defense. Each tenant draws its
+    inputs from ``inputs(tenant)`` and its perturbations from ``defense(tenant)``, so a
+    tenant's k-th request sees the same input and noise whatever the other tenants did (the
+    attacker's traffic differs between defenses; the benign tenants' must not).
 
     None when the zoo has no weights to answer with."""
     from attacks.victim import VictimZoo
@@ -38,9 +44,12 @@ def answers_intact(models: np.ndarray, profile: str, base_dir: Path | None, defe
     if not all(zoo.has_weights(m) for m in range(len(zoo))):
         return None
     test = zoo.dataset().test
-    table = np.stack([zoo.probabilities(m, test.x) for m in range(len(zoo))])
-    inputs = rng.integers(len(test), size=len(models))
-    clean = table[np.asarray(models, dtype=np.int64), inputs]
-    seen = defense.perturb_outputs(clean.copy())
-    intact: np.ndarray = seen.argmax(axis=1) == clean.argmax(axis=1)
+    models = np.asarray(models, dtype=np.int64)
+    intact = np.ones(len(models), dtype=bool)
+    for t in np.unique(tenants):
+        rows = np.flatnonzero(tenants == t)
+        picked = inputs(int(t)).integers(len(test), size=len(rows))
+        clean = zoo.outputs_grouped(models[rows], test.x[picked])
+        seen = defense(int(t)).perturb_outputs(clean.copy())
+        intact[rows] = seen.argmax(axis=1) == clean.argmax(axis=1)
     return intact

@@ -4,8 +4,9 @@ The rules are :mod:`experiments.verdicts`; this module computes their inputs fro
 Where a claim is about the best (C2, "up to") or the worst (C1) cell of a grid, or about the
 largest affordable noise (C4), the cell is *selected* on the study's seeds and *confirmed* on
 fresh seeds (``confirm``), and the verdict reads the fresh seeds only, so the selection cannot
-flatter it. Every number in the text is computed here; cells that could not be scored (an
-attacker whose fingerprinting ran out of budget extracts nothing) are listed as missing.
+flatter it. Every number in the text is computed here. Cells that could not be scored are
+listed as missing; attacks that spent their whole budget fingerprinting keep no answer and are
+scored with their untrained surrogate (what they hold), and listed as such.
 """
 
 from __future__ import annotations
@@ -64,10 +65,12 @@ class Verdict:
 
 
 def _plain(x: Any) -> Any:
-    """A parquet value as the plain YAML value it came from (numpy scalars unwrapped, null
-    fields of a struct dropped)."""
+    """A parquet value as the plain YAML value it came from (numpy scalars and arrays
+    unwrapped, null fields of a struct dropped)."""
     if isinstance(x, dict):
         return {k: _plain(val) for k, val in x.items() if val is not None}
+    if isinstance(x, np.ndarray | list | tuple):
+        return [_plain(val) for val in x]
     if isinstance(x, np.generic):
         return x.item()
     return x
@@ -113,10 +116,11 @@ class _Cell:
 
 
 def _out_of_budget(g: pd.DataFrame, name: str) -> list[str]:
-    """``name: k of n runs`` where fingerprinting ran out of budget, if any."""
-    if "fingerprint.complete" not in g:
+    """``name: k of n runs`` where the attack kept no extraction answer (its budget went to
+    fingerprinting), if any."""
+    if "extraction.kept_inputs" not in g:
         return []
-    bad = int((g["fingerprint.complete"] == False).sum())  # noqa: E712  (None: no mapping)
+    bad = int((g["extraction.kept_inputs"] == 0).sum())
     return [f"{name}: {bad} of {len(g)} runs"] if bad else []
 
 
@@ -166,17 +170,21 @@ def c1(frames: dict[str, pd.DataFrame], confirm: Confirm) -> Verdict:
     scored = [c for c in cells if c.acc.known and c.fid.known]
     claim, paper = ("fingerprinting is as good as attacking one named model",
                     "within 1 % (accuracy and fidelity)")
-    if not scored:
+    largest = {s: max(int(c.row["param.attacker.budget"]) for c in scored if c.study == s)
+               for s in {c.study for c in scored}}
+    judged = [c for c in scored if int(c.row["param.attacker.budget"]) == largest[c.study]]
+    if not judged:
         return Verdict("C1", claim, paper, False, "no data", "no cell could be scored",
                        "", "", missing=missing, out_of_budget=short)
-    worst = max(scored, key=lambda c: v.c1_distance(c.acc, c.fid))
+    worst = max(judged, key=lambda c: v.c1_distance(c.acc, c.fid))
     conf = confirm("C1", worst.study, _params(worst.row, worst.cols),
                    {"attacker.strategy": ["fingerprint", "oracle"]})
     acc, fid = (_paired(conf, STRATEGY, "fingerprint", "oracle", m) for m in (ACC, FID))
     holds = v.c1_within(acc, fid)
     why, spent = _explain(conf, "fingerprint", "oracle")
     name = _cell_name(worst.row, worst.study)
-    ours = (f"worst cell of {len(scored)} (seeds {_seeds(frames[worst.study])}): {name}, "
+    ours = (f"worst of the {len(judged)} cells at each study's largest budget (seeds "
+            f"{_seeds(frames[worst.study])}): {name}, "
             f"gap fingerprint - oracle {worst.acc.text()} accuracy, {worst.fid.text()} "
             f"fidelity; on fresh seeds {_seeds(conf)}: {acc.text()} accuracy, {fid.text()} "
             f"fidelity (points). Worst per budget (seeds as selected): {_per_budget(scored)}.")
@@ -186,7 +194,7 @@ def c1(frames: dict[str, pd.DataFrame], confirm: Confirm) -> Verdict:
                                        "fidelity": worst.fid.as_dict()},
                           "confirmed": {"accuracy": acc.as_dict(), "fidelity": fid.as_dict(),
                                         "seeds": sorted(int(s) for s in conf[SEED].unique())},
-                          "spent": spent, "cells": len(scored)}, missing, short)
+                          "spent": spent, "cells": len(judged)}, missing, short)
 
 
 def _per_budget(cells: list[_Cell]) -> str:
@@ -269,13 +277,16 @@ def c3(df: pd.DataFrame, study: str) -> Verdict:
             f"{aim.text(sign=False)} ({aim0.text(sign=False)} without noise)"
             + (f"; the adaptive attacker sends {factor.text(sign=False)}x the inputs"
                if factor.known else "") + ".")
-    why = (f"The noise moves the paper attacker's queries off the target (share "
-           f"{aim_change.text()})" + (", and its surrogate loses accuracy and fidelity "
-                                      "significantly." if holds else
-                                      f"; the change of its surrogate ({fid.text()} fidelity) "
-                                      "is not significant on both metrics over these seeds.")
-           + (f" {len(short)} noise level(s) left some attacks without budget to extract."
-              if short else ""))
+    moved = v.significant_drop(aim_change)
+    why = ((f"The noise moves the paper attacker's queries off the target (share "
+            f"{aim_change.text()})" if moved else
+            f"The share of the attacker's queries reaching the target changes by "
+            f"{aim_change.text()}, not significantly")
+           + (", and its surrogate loses accuracy and fidelity significantly." if holds else
+              f"; its surrogate's change ({acc.text()} accuracy, {fid.text()} fidelity) is not "
+              "significant on both metrics over these seeds.")
+           + (" Some attacks spent their budget mapping the noisy spec space and extracted "
+              "nothing." if short else ""))
     return Verdict("C3", "noise on the requested metrics thwarts fingerprinting",
                    f"medium target: accuracy {v.C3_PAPER['accuracy']} %, fidelity "
                    f"{v.C3_PAPER['fidelity']} %", holds, grade, ours, why,
@@ -349,10 +360,10 @@ def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
             f"no noise level keeps benign goodput >= {v.C4_GOODPUT:.2f} with its interval "
             f"(seeds {_seeds(paper)}; without noise {clean.goodput.text(3, sign=False)}, at sd "
             f"{least.sd:g} {least.goodput.text(3, sign=False)}).",
-            f"At sd {least.sd:g} the share of benign requests served accurately enough falls "
-            f"from {clean.accuracy_slo.text(3, sign=False)} to "
-            f"{least.accuracy_slo.text(3, sign=False)}: noise that lowers a requested accuracy "
-            "sends the request to a less accurate model.", scenario, figures, missing, short)
+            f"At sd {least.sd:g} the share of benign requests served by an accurate enough "
+            f"model is {least.accuracy_slo.text(3, sign=False)} "
+            f"({clean.accuracy_slo.text(3, sign=False)} without noise).", scenario, figures,
+            missing, short)
     chosen = max(options, key=lambda lv: lv.sd)
     sd = chosen.sd
     row = paper[paper["sd"] == sd].iloc[0]
@@ -373,8 +384,10 @@ def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
     why = ("At that noise the attack's surrogate loses fidelity significantly." if holds else
            (f"Goodput on fresh seeds falls short of {v.C4_GOODPUT:.2f}." if not
             v.c4_affordable(good) else
-            "The noise that goodput can afford moves the attack's queries, but its surrogate "
-            "does not lose fidelity significantly."))
+            "At the noise goodput can afford, the attack's surrogate does not lose fidelity "
+            "significantly (its queries reaching the target: "
+            + ("significantly fewer" if v.significant_drop(aim) else "not significantly "
+               "fewer") + ")."))
     figures.update({"selected_sd": sd, "confirmed": {
         "goodput": good.as_dict(), "goodput_without_noise": good0.as_dict(),
         "fidelity_change": fid.as_dict(), "aim_change": aim.as_dict(),

@@ -6,7 +6,10 @@ Every figure is a mean over seeds with its 95 % Student-t half-width (:class:`In
 claim holds only when the whole interval says so:
 
 - **C1** (fingerprinting as good as the single named model): the fingerprint - oracle gap lies
-  within +-1 point on accuracy *and* fidelity, interval included (``|mean| + half <= 1``).
+  within +-1 point on accuracy *and* fidelity, interval included (``|mean| + half <= 1``), in
+  every cell at each study's largest budget (fingerprinting is a fixed cost paid from the
+  budget, so the claim can only hold where the budget dwarfs it; smaller budgets are
+  reported beside the verdict).
 - **C2** (fingerprinting beats the naive attack): the fingerprint - naive gap is positive with
   its interval above 0 on accuracy *and* on fidelity.
 - **C3** (spec noise thwarts fingerprinting; medium target): the change of accuracy *and* of
@@ -15,8 +18,8 @@ claim holds only when the whole interval says so:
   interval lies at or above 0.80 while its fidelity drop is significant (C3's rule on
   fidelity).
 Beside the boolean, each verdict grades its size against the paper's figure: "as large" when
-the interval reaches the paper's figure, "smaller" when the effect is significant but the
-interval stays short of it.
+the mean reaches the paper's figure, "smaller" when the effect is significant but its mean
+stays short of it.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ def strength(x: Interval, paper: float) -> str:
     sig = significant_gain(x) if paper > 0 else significant_drop(x)
     if not sig:
         return "none"
-    reaches = x.hi >= paper if paper > 0 else x.lo <= paper
+    reaches = x.mean >= paper if paper > 0 else x.mean <= paper
     return "as large" if reaches else "smaller"
 
 

@@ -30,7 +30,10 @@ from workloads.arrivals import ARRIVALS
 from workloads.slo import DISTRIBUTIONS
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
+
+    from defense.base import Defense
 
 
 @dataclass
@@ -114,10 +117,18 @@ class Simulation:
         from defense.answers import answers_intact
 
         sc = self.scenario
-        defense = DEFENSES[sc.defense.type](sc.defense, self.seeds.generator("defense", "answers"),
-                                            self.zoo)
-        ok = answers_intact(df["model"].cat.codes.to_numpy(), sc.zoo.profile, self.base_dir,
-                            defense, self.seeds.generator("answers", "inputs"))
+        names = self.tenant_names
+
+        def defense(tenant: int) -> Defense:
+            copy: Defense = DEFENSES[sc.defense.type](
+                sc.defense, self.seeds.generator("defense", "answers", names[tenant]), self.zoo)
+            return copy
+
+        def inputs(tenant: int) -> np.random.Generator:
+            return self.seeds.generator("answers", names[tenant])
+
+        ok = answers_intact(df["model"].cat.codes.to_numpy(), df["tenant"].cat.codes.to_numpy(),
+                            sc.zoo.profile, self.base_dir, defense, inputs)
         if ok is None:
             return pd.Series(pd.NA, index=df.index, dtype="boolean")
         return pd.Series(ok, index=df.index, dtype="boolean")

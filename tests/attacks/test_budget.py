@@ -93,3 +93,17 @@ def test_past_the_pool_an_attack_stops_unless_asked_to_repeat(
         assert e["distinct_inputs"] == distinct
     else:   # shifted copies are new inputs (a few draws may repeat a shift of 0 px)
         assert e["distinct_inputs"] > POOL + 200
+
+
+def test_answers_discarded_after_the_pool_ran_out_are_queried_again() -> None:
+    """The verifying attacker under spec noise: every pool input ends up kept, including
+    those whose answers were discarded after the last fresh input went out."""
+    d = attack_scenario("fingerprint", budget=9000, target="median", verify=True)
+    d["defense"] = {"type": "gaussian", "accuracy_sd": 1.0}
+    d["attacker"]["surrogate"] = {"steps": 1}
+    r, sent = attack(d)
+    e, q = r["extraction"], r["queries"]
+    assert e["pool_exhausted"] is True and q["discarded"] > 0
+    assert e["kept_inputs"] == e["distinct_inputs"] == POOL
+    assert q["extraction"] == POOL + q["discarded"]
+    assert sent == q["total"] <= 9000

@@ -61,3 +61,20 @@ def test_a_zoo_without_weights_reports_null() -> None:
     r = run(scenario({"type": "gaussian_probs", "sd": 0.3}, zoo="cifar10-published"))
     assert r.summary["goodput_answers"] is None
     assert r.summary["goodput"] == r.summary["goodput"]   # still measured
+
+
+def test_a_tenants_answers_do_not_depend_on_the_other_tenants_traffic() -> None:
+    """Common random numbers per tenant: the attacker's traffic differs between defenses, so
+    a benign tenant's inputs and noise are drawn from its own streams, in its own order."""
+    def with_other(rate: float) -> Any:
+        d = scenario({"type": "gaussian_probs", "sd": 0.3})
+        d["tenants"].append({"name": "other", "arrivals": {"type": "poisson", "rate_rps": rate},
+                             "slo": {"accuracy": {"type": "fixed", "value": 93},
+                                     "latency_ms": {"type": "fixed", "value": 50}}})
+        df = run(d).records
+        return df[df["tenant"] == "web"]
+
+    a, b = with_other(100), with_other(900)
+    n = min(len(a), len(b))
+    assert (a["model"].to_numpy()[:n] == b["model"].to_numpy()[:n]).all()   # pareto: no load
+    assert np.array_equal(a["answer_ok"].to_numpy(bool)[:n], b["answer_ok"].to_numpy(bool)[:n])

@@ -58,10 +58,12 @@ def test_c3_needs_a_significant_drop_on_both(acc: Interval, fid: Interval, holds
 
 
 @pytest.mark.parametrize(("x", "paper", "grade"), [
-    (iv(10.0, 5.0), 14.6, "as large"),      # the interval reaches the paper's figure
+    (iv(15.0, 5.0), 14.6, "as large"),      # the mean reaches the paper's figure
+    (iv(10.0, 5.0), 14.6, "smaller"),       # the interval reaches it, the mean does not
     (iv(5.0, 2.0), 14.6, "smaller"),
     (iv(5.0, 6.0), 14.6, "none"),
     (iv(-6.0, 2.0), -4.8, "as large"),
+    (iv(-4.0, 1.0), -4.8, "smaller"),
     (iv(-2.0, 1.0), -4.8, "smaller"),
     (iv(-2.0, 3.0), -4.8, "none"),
 ])
@@ -167,7 +169,7 @@ CLEAN = {"fidelity": 95.0, "accuracy": 90.0, "aim": 1.0, "goodput": 0.9}
 
 
 @pytest.mark.parametrize(("drop", "aim", "holds", "grade"), [
-    (6.0, 0.2, True, "accuracy smaller, fidelity as large"),
+    (6.0, 0.2, True, "accuracy smaller, fidelity as large"),   # -6 vs the paper's -9.8/-4.8
     (0.05, 0.2, False, "only the aim"),
     (0.05, 1.0, False, "no effect"),
 ])
@@ -210,12 +212,25 @@ def test_missing_cells_are_reported() -> None:
 
 def test_attacks_out_of_budget_are_scored_and_reported() -> None:
     df = attack_frame({"a": {"accuracy": -60.0, "fidelity": -70.0}}, "oracle")
-    df["fingerprint.complete"] = np.where(df["param.attacker.strategy"] == "fingerprint",
-                                          df["param.seed"] != 2, None)
+    starved = (df["param.attacker.strategy"] == "fingerprint") & (df["param.seed"] == 2)
+    df["extraction.kept_inputs"] = np.where(starved, 0, 700)
     verdict = claims.c1({"study": df}, Recorder(df))
     assert not verdict.holds and not verdict.missing
     assert verdict.out_of_budget == ["a, at 1000 req/s, budget 2000 (study): 1 of 3 runs"]
     assert "Out of budget before extracting" in verdict.row()
+
+
+@pytest.mark.parametrize(("large_gap", "holds"), [(0.1, True), (2.0, False)])
+def test_c1_is_judged_at_each_studys_largest_budget(large_gap: float, holds: bool) -> None:
+    """Fingerprinting's fixed cost sinks it at a small budget: reported, not the verdict."""
+    small = attack_frame({"a": {"accuracy": -20.0, "fidelity": -20.0}}, "oracle")
+    large = attack_frame({"a": {"accuracy": large_gap, "fidelity": large_gap}}, "oracle")
+    large["param.attacker.budget"] = 4000
+    confirm = Recorder(large)
+    verdict = claims.c1({"study": pd.concat([small, large])}, confirm)
+    assert confirm.asked[0][2]["attacker.budget"] == 4000
+    assert verdict.holds is holds
+    assert "study at 2000: -20.00 ± 0.25 fidelity" in verdict.ours
 
 
 def test_a_single_seed_shows_no_interval() -> None:
