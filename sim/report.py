@@ -32,14 +32,19 @@ def attack_table(r: dict[str, Any]) -> str:
     rows = [
         ("strategy / target", f"{r['strategy']} / {r['target_model']} "
                               f"(victim accuracy {r['victim']['accuracy']:.2f} %)"),
-        ("queries: fingerprint / extraction",
-         f"{q['fingerprint']:,} / {q['extraction']:,} inputs "
-         f"(+{q['verification']:,} verification, {q['discarded']:,} discarded)"),
+        ("inputs sent / budget",
+         f"{q['total']:,} / {q['budget']:,} ({q['budget_counts']}): fingerprint "
+         f"{q['fingerprint']:,}, extraction {q['extraction']:,}, verification "
+         f"{q['verification']:,} ({q['discarded']:,} discarded)"),
         ("surrogate accuracy / fidelity", f"{sur['accuracy']:.2f} % / {sur['fidelity']:.2f} %"),
         ("trigger consistency", _fmt(fp["trigger_consistency"])),
         ("models found / identification",
          f"{_fmt(fp['models_found'])} / {_fmt(fp['identification_accuracy'])}"),
     ]
+    if fp.get("complete") is False:
+        rows.append(("fingerprinting", "ran out of budget before its map was done"))
+    if r.get("extraction", {}).get("pool_exhausted"):
+        rows.append(("extraction", "stopped: every pool input was sent (beyond_pool: stop)"))
     if "benign" in r:
         rows.append(("benign goodput", f"{r['benign']['goodput']:.3f}"))
     if "live" in r:
