@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from experiments.study import Study
 from sim.cli import main
 
-WALL = ["wall_time_s", "events_per_s"]
+WALL = ["wall_time_s", "events_per_s", "point_wall_s"]
 
 
 def write_study(tmp_path: Path, requests: int = 2000, **study: Any) -> Path:
