@@ -268,7 +268,7 @@ def c3(df: pd.DataFrame, study: str) -> Verdict:
         grade = (f"accuracy {v.strength(acc, v.C3_PAPER['accuracy'])}, "
                  f"fidelity {v.strength(fid, v.C3_PAPER['fidelity'])}")
     else:
-        grade = "only the aim" if v.significant_drop(aim_change) else "no effect"
+        grade = "only the aim" if v.significant_drop(aim_change) else "not significant"
     missing = _missing_noise(paper, (ACC, FID))
     short = _noise_out_of_budget(paper)
     target = str(paper["target_model"].iloc[0])

@@ -171,7 +171,7 @@ CLEAN = {"fidelity": 95.0, "accuracy": 90.0, "aim": 1.0, "goodput": 0.9}
 @pytest.mark.parametrize(("drop", "aim", "holds", "grade"), [
     (6.0, 0.2, True, "accuracy smaller, fidelity as large"),   # -6 vs the paper's -9.8/-4.8
     (0.05, 0.2, False, "only the aim"),
-    (0.05, 1.0, False, "no effect"),
+    (0.05, 1.0, False, "not significant"),
 ])
 def test_c3_reads_the_largest_noise_level(drop: float, aim: float, holds: bool,
                                           grade: str) -> None:
