@@ -148,11 +148,13 @@ def frontier(out_dir: Path) -> str:
         row["goodput cost"], row["goodput cost±"] = mean_ci(cost)
         row["fidelity"], row["fidelity±"] = mean_ci(g["surrogate.fidelity"].to_numpy())
         row["goodput"], row["goodput±"] = mean_ci(g[GOODPUT].to_numpy(dtype=float))
+        row["no answer kept"] = f"{int((g['extraction.kept_inputs'] == 0).sum())}/{len(g)}"
         rows.append(row)
     t = pd.DataFrame(rows).sort_values(["family", "protection"])
     text = ("## Protection (fidelity drop, points) and goodput cost (share of benign goodput "
             "lost, judged on the answers: goodput_answers), paired by seed, mean ± 95 % "
-            "t-interval\n\n" + markdown(t, 3) + "\n")
+            "t-interval\n\nno answer kept: runs whose attacker spent its whole budget "
+            "fingerprinting (scored with its untrained surrogate).\n\n" + markdown(t, 3) + "\n")
     (out_dir / "report.md").write_text(text)
     _plot_frontier(t, out_dir / "frontier.png")
     return text
