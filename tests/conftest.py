@@ -1,4 +1,4 @@
-"""Shared test helpers: tiny profiles, scenario dicts, and where ../shared lives."""
+"""Shared test helpers: tiny profiles, scenario dicts, and where the real traces live."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
+from sim.schema import SHIPPED_TRACES
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-TRACES = SHARED / "traces"
+TRACES = SHIPPED_TRACES
+"""The real traces: the samples shipped in workloads/data."""
 
 
 def write_profile(path: Path, models: list[dict[str, Any]], name: str = "tiny") -> Path:

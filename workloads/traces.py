@@ -2,7 +2,7 @@
 
 Each loader reads and validates a whole file and returns plain numpy arrays; any problem is a
 :class:`~sim.errors.TraceError` naming the file, the line (1-based, header = line 1) and, where
-it applies, the column. Formats (see ``shared/traces/README.md``):
+it applies, the column. Formats (see ``workloads/data/README.md`` for the shipped samples):
 
 - Azure Functions 2019 (Shahrad et al., "Serverless in the Wild", ATC'20; the arrival trace of
   Clockwork OSDI'20 and AlpaServe OSDI'23): per-minute invocation counts,

@@ -20,7 +20,6 @@ from serve.server import ServerThread
 from sim.cli import main
 from sim.config import Scenario, load_scenario, parse_scenario
 from sim.run import simulate
-from tests.conftest import TRACES
 from workloads.schedule import request_schedule
 from zoo_profiles.datasets import load_dataset
 
@@ -50,8 +49,6 @@ def test_schedule_equals_simulator_requests(overrides: tuple[str, ...]) -> None:
 
 
 def test_azure2019_trace_schedule() -> None:
-    if not TRACES.is_dir():
-        pytest.skip(f"real traces not found at {TRACES}")
     scenario = load_scenario(AZURE, overrides=("tenants.0.arrivals.minutes=1", "requests=400"))
     schedule = request_schedule(scenario, AZURE.parent)
     assert len(schedule) == 400 and (schedule["tenant"] == "replay").all()

@@ -21,14 +21,8 @@ EXAMPLES = [e for e in ALL if e not in ATTACKS]
 AZURE_2019 = TRACES / "azure_functions_2019_10fn_invocations_per_minute.csv"
 
 
-def needs_traces(path: Path) -> bool:
-    return "shared/traces" in path.read_text()
-
-
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
 def test_example_runs_at_small_scale(tmp_path: Path, example: Path) -> None:
-    if needs_traces(example) and not TRACES.is_dir():
-        pytest.skip("the shared traces are not beside the repository")
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["simulate", str(example), "-o", str(out),
                                     "--set", "requests=3000"])
@@ -67,7 +61,6 @@ def test_set_overrides_fields_and_names_bad_paths(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "tenants.7" in bad.output
 
 
-@pytest.mark.skipif(not AZURE_2019.is_file(), reason="the shared traces are not present")
 def test_azure_2019_replay_reproduces_every_minute_through_the_simulator(
         tmp_path: Path) -> None:
     from tests.sim.helpers import run

@@ -9,18 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sim.schema import SHIPPED_TRACES
 from workloads.arrivals.base import ArrivalProcess
 
-TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
+TRACES = SHIPPED_TRACES
 
 Collect = Callable[..., np.ndarray]
 
 
 @pytest.fixture
 def traces() -> Path:
-    """The folder of real traces (``../shared/traces`` beside the repository), or skip."""
-    if not TRACES.is_dir():
-        pytest.skip(f"real traces not found at {TRACES}")
+    """The folder of real traces (the samples shipped in workloads/data)."""
     return TRACES
 
 

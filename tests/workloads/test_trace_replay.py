@@ -1,4 +1,4 @@
-"""Trace loaders and replays against the real traces in ../shared/traces."""
+"""Trace loaders and replays against the real traces shipped in workloads/data."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ class TraceParams(Strict):
     """Options every trace replay accepts."""
 
     type: str
-    path: Annotated[ExistingFile, Field(description="the trace file (relative to the config)")]
+    path: Annotated[ExistingFile, Field(description="the trace file (relative to the config), "
+                                        "or the file name of a shipped trace (workloads/data)")]
     time_compression: Annotated[
         float,
         Field(
