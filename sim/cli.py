@@ -72,12 +72,21 @@ def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ..
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario field (as for simulate).")
 def validate(config: Path, overrides: tuple[str, ...]) -> None:
-    """Check a scenario file (schema, zoo profile, traces) without running it."""
-    from sim.config import load_scenario
+    """Check a scenario or attack file (schema, zoo profile, traces, attack target) without
+    running it."""
+    from attacks.config import AttackScenario
+    from sim.config import Scenario, load_scenario, read_yaml
     from sim.run import Simulation
 
-    Simulation(load_scenario(config, overrides=overrides), config.resolve().parent)
-    click.echo(f"{config}: ok")
+    data = read_yaml(config)
+    is_attack = isinstance(data, dict) and "attacker" in data
+    scenario = load_scenario(config, AttackScenario if is_attack else Scenario, overrides)
+    sim = Simulation(scenario, config.resolve().parent)
+    if isinstance(scenario, AttackScenario):
+        from attacks.run import resolve_target
+
+        resolve_target(scenario.attacker.target, sim.zoo)
+    click.echo(f"{config}: ok" + (" (an attack)" if is_attack else ""))
 
 
 @main.command()

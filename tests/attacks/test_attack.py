@@ -176,3 +176,19 @@ def test_naive_fidelity_is_below_fingerprint_fidelity_under_mixing_load(seed: in
         consistency = r["fingerprint"]["trigger_consistency"]
         assert (consistency < 0.8) if strategy == "naive" else (consistency == 1.0)
     assert fid["fingerprint"] > fid["naive"] + 5, fid
+
+
+def test_validate_checks_attack_configs(tmp_path: Path) -> None:
+    """`zoosim validate` reads an attack config as one (it used to call `attacker` an unknown
+    key) and checks its target against the zoo."""
+    from tests.conftest import REPO
+
+    example = REPO / "examples" / "attack-fingerprint.yaml"
+    ok = CliRunner().invoke(main, ["validate", str(example)])
+    assert ok.exit_code == 0 and "ok (an attack)" in ok.output, ok.output
+    bad = CliRunner().invoke(main, ["validate", str(example), "--set",
+                                    "attacker.target=no_such_model"])
+    assert bad.exit_code == 2 and "attacker.target" in bad.output
+    assert "Traceback" not in bad.output
+    typo = CliRunner().invoke(main, ["validate", str(example), "--set", "attacker.budgt=5"])
+    assert typo.exit_code == 2 and "budgt" in typo.output
