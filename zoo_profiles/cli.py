@@ -57,16 +57,26 @@ def zoo() -> None:
 @click.option("--threads", default=1, show_default=True, type=int,
               help="Torch intra-op threads while profiling (0: torch's default).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--force", is_flag=True,
+              help="Overwrite an existing profile of that name (a shipped one included).")
 def build(dataset: str, name: str | None, device: str, epochs: int | None, seed: int,
           out_dir: Path | None, subset: int | None, archs: str | None, data_dir: Path | None,
-          batch_sizes: str, budget_s: float, threads: int, progress: bool) -> None:
+          batch_sizes: str, budget_s: float, threads: int, progress: bool,
+          force: bool) -> None:
     """Train, evaluate and profile every model family; write NAME.yaml and the weights."""
+    from sim.profiles import PROFILE_DIR
     from zoo_profiles.build import build_zoo
 
-    path = build_zoo(dataset, name or f"{dataset}-{device}", device, out_dir, seed,
-                     epochs, subset, progress,
-                     _parse_archs(archs), _parse_batches(batch_sizes), data_dir=data_dir,
-                     budget_s=budget_s, threads=threads or None)
+    families, batches = _parse_archs(archs), _parse_batches(batch_sizes)
+    name = name or f"{dataset}-{device}"
+    target = (out_dir or PROFILE_DIR) / f"{name}.yaml"
+    if target.exists() and not force:
+        raise UserError(f"--name: {target} exists (rebuilt on another machine its figures "
+                        "differ); choose another --name or --out, or pass --force to "
+                        "overwrite it")
+    path = build_zoo(dataset, name, device, out_dir, seed, epochs, subset, progress,
+                     families, batches, data_dir=data_dir, budget_s=budget_s,
+                     threads=threads or None)
     click.echo(f"wrote {path}")
     _print_table(load_profile(path))
 

@@ -102,6 +102,17 @@ def test_cli_build_show_plot(tmp_path: Path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_build_refuses_to_overwrite_a_profile_without_force(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(zoo, ["build", "--dataset", "mnist5k", "--device", "cpu"])
+    assert isinstance(res.exception, UserError) and "--force" in str(res.exception)
+    assert "mnist5k-cpu.yaml exists" in str(res.exception)   # the shipped zoo, untouched
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    res = runner.invoke(zoo, ["build", "--name", "mine", "--out", str(tmp_path)])
+    assert isinstance(res.exception, UserError) and "--force" in str(res.exception)
+    assert (tmp_path / "mine.yaml").read_text() == "name: mine\n"
+
+
 def test_cli_user_errors() -> None:
     runner = CliRunner()
     res = runner.invoke(zoo, ["build", "--dataset", "nope"])
