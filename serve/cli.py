@@ -12,7 +12,9 @@ import click
 @click.option("--zoo", help="Zoo profile (a shipped name or a path); default mnist5k-cpu.")
 @click.option("--policy", help="Selection policy: infaas | pareto.")
 @click.option("--defense", help="Defense type (its parameters: --set defense.KEY=VALUE).")
-@click.option("--workers", type=int, help="Worker threads (one per simulated worker).")
+@click.option("--workers", type=int,
+              help="Workers (one per simulated worker): processes by default, threads with "
+              "--set api.executor=thread.")
 @click.option("--max-batch", type=int, help="Largest batch a worker runs.")
 @click.option("--batch-timeout-ms", type=float, help="How long a batch waits to fill.")
 @click.option("--host", help="Address to bind (default 127.0.0.1, loopback only).")
@@ -27,7 +29,8 @@ import click
 @click.option("--model-api", is_flag=True, default=None,
               help="Accept a model name in requests (INFaaS's model-variant queries).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override any field, e.g. --set defense.sd=2 (repeatable; VALUE is YAML).")
+              help="Override any field, e.g. --set defense.accuracy_sd=2 (repeatable; VALUE "
+              "is YAML).")
 def serve(config: Path | None, zoo: str | None, policy: str | None, defense: str | None,
           workers: int | None, max_batch: int | None, batch_timeout_ms: float | None,
           host: str | None, port: int | None, outputs: str | None, rate_limit: float | None,

@@ -218,3 +218,16 @@ def test_zoosim_serve_bad_config_exits_2(args: list[str], says: str) -> None:
     assert r.returncode == 2, r.stderr
     assert says in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_serve_help_names_real_keys() -> None:
+    """The help's examples work: workers are processes by default and the noise key is
+    accuracy_sd (the help once said threads and defense.sd)."""
+    from click.testing import CliRunner
+
+    from serve.cli import serve
+    from serve.config import ServeScenario
+
+    text = CliRunner().invoke(serve, ["--help"], terminal_width=200).output
+    assert "processes by default" in text and "defense.accuracy_sd=2" in text
+    assert "executor" in ServeScenario.model_fields["api"].annotation.model_fields  # type: ignore[union-attr]
