@@ -49,15 +49,27 @@ def paired_gap(df: pd.DataFrame, by: list[str], strategy_col: str, a: str, b: st
     return pd.DataFrame(rows)
 
 
+HEADERS = {"param.tenants.0.arrivals.rate_rps": "load (req/s)",
+           "param.attacker.budget": "budget (inputs)", "param.seed": "seed",
+           "load_rps": "load (req/s)", "budget": "budget (inputs)", "sd": "noise sd"}
+"""Readable headers for the parameter columns of a study's results."""
+
+
 def markdown(df: pd.DataFrame, digits: int = 2) -> str:
-    """A DataFrame as a GitHub markdown table; ``x`` and ``x±`` columns shown as ``x ± h``."""
+    """A DataFrame as a GitHub markdown table; ``x`` and ``x±`` columns shown as ``x ± h``,
+    parameter columns under readable headers, and whole-number parameters (a load, a budget)
+    without decimals."""
     cols = [c for c in df.columns if not c.endswith("±")]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    whole = {c for c in cols if f"{c}±" not in df.columns and _whole(df[c])}
+    head = [HEADERS.get(str(c), str(c).removeprefix("param.")) for c in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
         cells = []
         for c in cols:
             v = r[c]
-            if isinstance(v, float):
+            if c in whole:
+                cell = f"{int(v)}"
+            elif isinstance(v, float):
                 cell = f"{v:.{digits}f}"
                 if f"{c}±" in df.columns and not math.isnan(r[f"{c}±"]):
                     cell += f" ± {r[f'{c}±']:.{digits}f}"
@@ -66,3 +78,11 @@ def markdown(df: pd.DataFrame, digits: int = 2) -> str:
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _whole(col: pd.Series) -> bool:
+    """A numeric column of whole numbers only (no NaN)."""
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return False
+    v = col.to_numpy(dtype=float)
+    return bool(len(v)) and bool(np.isfinite(v).all() and (v == np.round(v)).all())

@@ -41,3 +41,13 @@ def test_the_goodput_figure_does_not_draw_into_an_open_figure(tmp_path: Path) ->
     assert plt.get_fignums() == [left_open.number]
     assert left_open.gca().get_xlabel() == "budget" and not left_open.gca().lines
     plt.close("all")
+
+
+def test_report_tables_read_like_a_report() -> None:
+    from experiments.analysis import markdown
+
+    df = pd.DataFrame({"param.tenants.0.arrivals.rate_rps": [4000.0, 12000.0], "sd": [0.0, 0.5],
+                       "goodput": [0.9, 0.8], "goodput±": [0.01, 0.02], "n": [3, 3]})
+    text = markdown(df, 3)
+    assert text.splitlines()[0] == "| load (req/s) | noise sd | goodput | n |"
+    assert "| 4000 | 0.000 | 0.900 ± 0.010 | 3 |" in text and "4000.000" not in text
