@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from sim.errors import UserError
+
+
+def read_results(out_dir: Path, needs: Sequence[str], what: str) -> pd.DataFrame:
+    """A sweep's ``results.parquet``, with one clear :class:`UserError` when it is missing or
+    lacks the columns a report ``needs`` (``what``: the kind of sweep that has them)."""
+    path = Path(out_dir) / "results.parquet"
+    if not path.is_file():
+        raise UserError(f"{out_dir}: no results.parquet (run `zoosim sweep STUDY.yaml -o "
+                        f"{out_dir}` first)")
+    df = pd.read_parquet(path)
+    lacking = [c for c in needs if c not in df.columns]
+    if lacking:
+        raise UserError(f"{out_dir}: these results lack {lacking}; this report reads {what}")
+    return df
+
+
+def report_main(usage: str, run: Callable[[list[str]], str], argv: list[str]) -> int:
+    """The ``python -m experiments.<report>`` entry: print the report, or one line and exit
+    status 2 for a usage mistake or unusable results (no traceback)."""
+    import sys
+
+    try:
+        if not argv:
+            raise UserError(f"usage: {usage}")
+        print(run(argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.analysis import markdown, paired_gap, table
+from experiments.analysis import markdown, paired_gap, read_results, report_main, table
 
 LOAD = "param.tenants.0.arrivals.rate_rps"
 BUDGET = "param.attacker.budget"
 
 
 def load(out_dir: Path) -> pd.DataFrame:
-    df = pd.read_parquet(out_dir / "results.parquet")
+    df = read_results(out_dir, [BUDGET, "strategy", "target_model", "surrogate.fidelity"],
+                      "an attack sweep over attacker.strategy and attacker.budget "
+                      "(e.g. experiments/attack_budget.yaml)")
     df["load_rps"] = df.get(LOAD, 0)
     df["budget"] = df[BUDGET]
     return df
@@ -83,4 +85,5 @@ def plot(df: pd.DataFrame, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    print(report(Path(sys.argv[1])))
+    sys.exit(report_main("python -m experiments.attack_report SWEEP_DIR",
+                         lambda args: report(Path(args[0])), sys.argv[1:]))

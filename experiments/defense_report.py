@@ -10,13 +10,14 @@ each writes ``report.md`` (and a figure) beside ``results.parquet``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from experiments.analysis import markdown, mean_ci, table
+from experiments.analysis import markdown, mean_ci, read_results, report_main, table
 
 DEF = "param.defense"
 GOODPUT = "benign.goodput_answers"
@@ -37,7 +38,7 @@ def noise(d: Any) -> float:
 
 
 def load(out_dir: Path) -> pd.DataFrame:
-    df = pd.read_parquet(out_dir / "results.parquet")
+    df = read_results(out_dir, ["param.seed"], "a sweep of a defense study")
     if DEF in df:
         df["defense"] = df[DEF].map(label)
         df["sd"] = df[DEF].map(noise)
@@ -211,8 +212,19 @@ def whatif(out_dir: Path) -> str:
     return text
 
 
+def _run(args: list[str]) -> str:
+    from sim.errors import UserError
+
+    kinds: dict[str, Callable[[list[Path]], str]] = {
+        "goodput": goodput, "attack": lambda d: attack(d[0]),
+        "frontier": lambda d: frontier(d[0]), "whatif": lambda d: whatif(d[0])}
+    kind, *paths = args
+    if kind not in kinds or not paths:
+        raise UserError(f"usage: {USAGE}")
+    return str(kinds[kind]([Path(p) for p in paths]))
+
+
+USAGE = "python -m experiments.defense_report goodput|attack|frontier|whatif SWEEP_DIR..."
+
 if __name__ == "__main__":
-    kind, *paths = sys.argv[1:]
-    dirs = [Path(p) for p in paths]
-    print({"goodput": lambda: goodput(dirs), "attack": lambda: attack(dirs[0]),
-           "frontier": lambda: frontier(dirs[0]), "whatif": lambda: whatif(dirs[0])}[kind]())
+    sys.exit(report_main(USAGE, _run, sys.argv[1:]))

@@ -51,3 +51,26 @@ def test_report_tables_read_like_a_report() -> None:
     text = markdown(df, 3)
     assert text.splitlines()[0] == "| load (req/s) | noise sd | goodput | n |"
     assert "| 4000 | 0.000 | 0.900 ± 0.010 | 3 |" in text and "4000.000" not in text
+
+
+@pytest.mark.parametrize(("module", "args", "says"), [
+    ("attack_report", [], "usage: python -m experiments.attack_report"),
+    ("attack_report", ["{tmp}"], "no results.parquet"),
+    ("attack_report", ["{tmp}/sweep"], "lack ['param.attacker.budget'"),
+    ("defense_report", ["bogus", "{tmp}"], "usage: python -m experiments.defense_report"),
+    ("defense_report", ["frontier", "{tmp}"], "no results.parquet"),
+])
+def test_report_scripts_fail_with_one_line(tmp_path: Path, module: str, args: list[str],
+                                           says: str) -> None:
+    import subprocess
+    import sys
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    pd.DataFrame({"param.seed": [1], "strategy": ["fingerprint"]}).to_parquet(
+        sweep / "results.parquet")
+    r = subprocess.run([sys.executable, "-m", f"experiments.{module}",
+                        *(a.format(tmp=tmp_path) for a in args)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and says in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
