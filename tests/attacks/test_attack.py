@@ -45,6 +45,7 @@ def test_fingerprint_finds_every_front_model_and_its_threshold() -> None:
     assert r["queries"]["requests"]["fingerprint"] <= 11 + 5 + 9 * len(front) + 30 + 50
 
 
+@pytest.mark.slow
 def test_oracle_extraction_reaches_a_fidelity_floor_with_a_small_budget() -> None:
     d = attack_scenario("oracle", budget=1500, target="most-accurate")
     d["attacker"]["surrogate"] = {"steps": 150}

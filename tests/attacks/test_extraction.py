@@ -64,6 +64,7 @@ def test_victim_reproduces_its_profiled_accuracy(oracle: Oracle) -> None:
     assert round(acc, 4) == oracle.zoo.accuracies[oracle.target]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "floor"), [("probabilities", 85.0), ("labels", 85.0)])
 def test_oracle_extraction_on_the_attacker_pool(oracle: Oracle, kind: OutputKind,
                                                 floor: float) -> None:
@@ -73,6 +74,7 @@ def test_oracle_extraction_on_the_attacker_pool(oracle: Oracle, kind: OutputKind
     assert scores["fidelity"] >= floor and scores["accuracy"] >= floor - 5, scores
 
 
+@pytest.mark.slow
 def test_extraction_from_the_digits_pool(oracle: Oracle) -> None:
     pool = load_pool("digits")
     surrogate = train_surrogate(pool.x, oracle.answers(pool.x), kind="probabilities", seed=0)

@@ -96,6 +96,7 @@ def test_records_off_leaves_ground_truth_scores_null() -> None:
     assert rep["live"]["records"] is False
 
 
+@pytest.mark.slow
 def test_rate_limit_answers_are_retried() -> None:
     with ServerThread(serve_scenario(rate_limit_rps=50, rate_burst=1)) as s:
         r = run_live_attack(scenario("naive", budget=40, surrogate={"steps": 2}), s.url)

@@ -35,6 +35,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_reproduce_runs_every_study_and_writes_claims(tmp_path: Path) -> None:
     pytest.importorskip("mnist1d")
     studies = tmp_path / "studies"

@@ -61,6 +61,7 @@ def test_sweep_writes_one_row_per_point(tmp_path: Path) -> None:
     assert again.exit_code == 2 and "--resume" in again.output
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_redoing_or_losing(tmp_path: Path) -> None:
     path = write_study(tmp_path, requests=150_000)
     out = tmp_path / "o"

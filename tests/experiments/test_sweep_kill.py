@@ -22,6 +22,8 @@ import pytest
 
 from tests.experiments.test_sweep import write_study
 
+pytestmark = pytest.mark.slow
+
 DEADLINE_S = 30.0
 # A Python whose SIGINT raises KeyboardInterrupt even where the shell running the tests
 # ignores SIGINT (background jobs), then the zoosim command line.

@@ -84,6 +84,7 @@ def test_load_is_set_by_scaling_every_tenant_rate() -> None:
         at_rate({"tenants": [{"arrivals": {"type": "azure_functions_2019"}}]}, 100, None)
 
 
+@pytest.mark.slow
 def test_small_simcheck_against_a_real_server_and_its_resume(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = yaml.safe_load(CONFIG.read_text())
