@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -95,18 +94,10 @@ def _write(out: Path, claims: list[Verdict], figures: Path, quick: bool, walls: 
             "reached: docs/claims.md.\n")
     write_json(out / "claims.json", {"quick": quick, "runs": len(walls),
                                      "compute_min": round(compute_min, 2),
-                                     "claims": [json.loads(json.dumps(c.as_dict(),
-                                                                      default=_plain))
-                                                for c in claims]})
+                                     "claims": [c.as_dict() for c in claims]})
     path = out / "claims.md"
     atomic_write(path, lambda p: p.write_text(text))
     return path
-
-
-def _plain(x: Any) -> Any:
-    if hasattr(x, "item"):
-        return x.item()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def _noise_figure(study_dir: Path, path: Path) -> None:

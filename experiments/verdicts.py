@@ -79,8 +79,8 @@ class Interval:
 
     def as_dict(self) -> dict[str, float | int | None]:
         def num(x: float) -> float | None:
-            return round(x, 6) if math.isfinite(x) else None
-        return {"mean": num(self.mean), "ci95": num(self.half), "n": self.n}
+            return round(float(x), 6) if math.isfinite(x) else None
+        return {"mean": num(self.mean), "ci95": num(self.half), "n": int(self.n)}
 
 
 def c1_within(acc: Interval, fid: Interval, tolerance: float = C1_TOLERANCE) -> bool:
