@@ -58,34 +58,45 @@ def _flatten(tp: Any) -> list[Any]:
     return out
 
 
-def describe_validation_error(err: ValidationError, data: Any,
-                              model: type[BaseModel] | None = None) -> str:
-    """One line: where, what is wrong, and (for misspelled keys) what was probably meant."""
+def locate_validation_error(err: ValidationError, data: Any,
+                            model: type[BaseModel] | None = None) -> tuple[str, str]:
+    """The first problem as (where, what): ``where`` a dotted path into ``data`` ("" at the
+    top level), ``what`` the message without it."""
     errors = err.errors(include_url=False)
     # a misspelled key also makes the real one "missing": name the misspelling first
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     where = _path(loc, data)
+    where = "" if where == "(top level)" else where
     kind = first["type"]
-    if kind == "extra_forbidden":
+    ctx = first.get("ctx", {})
+    if kind == "plugin_params":  # a plugin block's own error (sim.plugins): its path inside
+        inner = str(ctx.get("path", ""))
+        where = ".".join(p for p in (where, inner) if p).replace(".[", "[")
+        msg = str(ctx.get("message", first["msg"]))
+    elif kind == "extra_forbidden":
         key = str(loc[-1])
         hint = difflib.get_close_matches(key, sorted(_known_fields(model)), 1)
-        parent = where.rsplit(".", 1)[0] if "." in where else "(top level)"
-        msg = f"{parent}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        where = where.rsplit(".", 1)[0] if "." in where else ""
+        msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     elif kind == "union_tag_invalid":
-        ctx = first.get("ctx", {})
-        msg = (f"{where}: unknown type {ctx.get('tag')!r}; expected one of "
-               f"{ctx.get('expected_tags')}")
+        msg = (f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}")
     elif kind == "union_tag_not_found":
-        msg = f"{where}: missing 'type' (say which kind this block is)"
+        msg = "missing 'type' (say which kind this block is)"
     elif kind == "missing":
-        msg = f"{where}: required field is missing"
+        msg = "required field is missing"
     else:
         text = first["msg"].removeprefix("Value error, ")
         got = first.get("input")
         shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-        msg = f"{where}: {text}{shown}"
+        msg = f"{text}{shown}"
     if len(errors) > 1:
         msg += f" [and {len(errors) - 1} more problem(s)]"
-    return msg
+    return where, msg
 
+
+def describe_validation_error(err: ValidationError, data: Any,
+                              model: type[BaseModel] | None = None) -> str:
+    """One line: where, what is wrong, and (for misspelled keys) what was probably meant."""
+    where, msg = locate_validation_error(err, data, model)
+    return f"{where or '(top level)'}: {msg}"
