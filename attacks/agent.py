@@ -144,11 +144,7 @@ class SimLink:
         return req.latency_ms
 
     def offline_answers(self, model: int, probes: np.ndarray) -> np.ndarray:
-        answers = self.responder.answers(model, probes)
-        defense = self.sim.system.defense
-        if defense.changes_outputs and len(answers):
-            answers = defense.perturb_outputs(answers)
-        return answers
+        return self.sim.system.defense.postprocess(self.responder.answers(model, probes))
 
     def _completed(self, req: Request) -> None:
         cb = self._waiting.pop(req.id, None)

@@ -138,9 +138,7 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
         assert victim.zoo is not None
         models = np.concatenate([np.full(len(r), req.model) for req, r in kept])
         out = victim.zoo.outputs_grouped(models, x)
-        if defense.changes_outputs:
-            out = defense.perturb_outputs(out)
-        return out
+        return defense.postprocess(out)
 
     report = attack_report(scenario, sim.zoo, plan, agent, ext, victim, answers)
     report["benign"] = _benign_summary(result, sim)

@@ -1,33 +1,28 @@
 """Defenses against model extraction through a model zoo (PSML, arXiv 2307.01292, §5).
 
 Sanyal et al., "Pareto-Secure Machine Learning (PSML): Fingerprinting and Securing Inference
-Serving Systems". ``DEFENSES`` is the registry a scenario's ``defense: {type: ...}`` names:
-spec noise (the paper's), DP selection over the Pareto front, output perturbation baselines,
-and ``chain`` to combine them.
+Serving Systems". ``DEFENSES`` is the registry a scenario's ``defense: {type: ...}`` names, by
+role (:mod:`defense.base`): admission (``rate_limit``), spec noise (the paper's), DP selection
+over the Pareto front, output post-processing baselines, and ``chain`` (or a list) to stack
+them (:mod:`defense.stack`). Importing this package registers them all.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from defense import admission, chain, dp_selection, outputs, spec_noise
+from defense.base import (
+    DEFENSES,
+    Admission,
+    Decision,
+    Defense,
+    OutputPostprocessor,
+    Selector,
+    SpecPerturber,
+)
+from defense.stack import DefenseStack, build_defenses
 
-from defense.base import Defense, NoDefense
-from defense.chain import Chain
-from defense.dp_selection import ExponentialMechanism, PermuteAndFlip
-from defense.outputs import GaussianProbs, ReverseSigmoid, Rounding, Top1
-from defense.spec_noise import GaussianNoise, LaplaceNoise, UniformNoise
+BUILT_IN = (admission, chain, dp_selection, outputs, spec_noise)
+"""The modules whose import registers the built-in defenses."""
 
-DEFENSES: dict[str, Any] = {
-    "none": NoDefense,
-    "gaussian": GaussianNoise,
-    "laplace": LaplaceNoise,
-    "uniform": UniformNoise,
-    "exponential": ExponentialMechanism,
-    "permute_and_flip": PermuteAndFlip,
-    "top1": Top1,
-    "rounding": Rounding,
-    "reverse_sigmoid": ReverseSigmoid,
-    "gaussian_probs": GaussianProbs,
-    "chain": Chain,
-}
-
-__all__ = ["DEFENSES", "Defense"]
+__all__ = ["BUILT_IN", "DEFENSES", "Admission", "Decision", "Defense", "DefenseStack",
+           "OutputPostprocessor", "Selector", "SpecPerturber", "build_defenses"]

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from defense.base import Defense
+from defense.stack import DefenseStack
 from sim.errors import UserError
 
 
 def answers_intact(models: np.ndarray, tenants: np.ndarray, profile: str,
-                   base_dir: Path | None, defense: Callable[[int], Defense],
+                   base_dir: Path | None, defense: Callable[[int], DefenseStack],
                    inputs: Callable[[int], np.random.Generator]) -> np.ndarray | None:
     """Per request (served by ``models[i]``, from tenant ``tenants[i]``, rows in arrival
     order): whether its answer's top-1 survived the output defense. Each tenant draws its
@@ -50,6 +50,6 @@ def answers_intact(models: np.ndarray, tenants: np.ndarray, profile: str,
         rows = np.flatnonzero(tenants == t)
         picked = inputs(int(t)).integers(len(test), size=len(rows))
         clean = zoo.outputs_grouped(models[rows], test.x[picked])
-        seen = defense(int(t)).perturb_outputs(clean.copy())
+        seen = defense(int(t)).postprocess(clean.copy())
         intact[rows] = seen.argmax(axis=1) == clean.argmax(axis=1)
     return intact

@@ -1,56 +1,97 @@
-"""The defense interface (PSML §5, and the baselines it is compared with).
+"""The defense roles (PSML §5, and the baselines it is compared with).
 
-A defense may act at three points of a request's life, each an optional hook:
-- ``perturb(req)``: rewrite the spec the selection policy sees (``acc_spec``, ``lat_spec_ms``);
-  the original targets stay on the request and goodput is judged against them (PAPER.md);
-- ``select(req)``: choose the model itself, replacing the policy (DP selection);
-- ``perturb_outputs(probs)``: change the answers a client receives (output perturbation).
-Defenses draw from their own named random stream, so a defended run sees the same arrivals
-as an undefended one with the same seed (common random numbers).
+A defense acts at one point of a request's life, its *role*, through one abstract method:
+
+- :class:`Admission` sees each request with its client identity (``req.tenant``) before
+  anything else, may keep per-client state, and admits, flags or rejects it (detection of
+  fingerprinting clients, load shedding);
+- :class:`SpecPerturber` rewrites the spec the selection policy sees (``acc_spec``,
+  ``lat_spec_ms``); the original targets stay on the request and goodput is judged against
+  them (PAPER.md);
+- :class:`Selector` chooses the serving model itself, replacing the policy (DP selection);
+- :class:`OutputPostprocessor` changes the answers a client receives (as each of ART's
+  post-processors is one ``__call__``).
+
+A scenario's ``defense`` is one block or a stack of them (:mod:`defense.stack`); every defense
+is a registered plugin (:data:`DEFENSES`, :mod:`sim.plugins`) built as ``cls(params, ctx)`` and
+draws from its own named random stream, so a defended run sees the same arrivals as an
+undefended one with the same seed (common random numbers).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from enum import Enum
 from typing import ClassVar, Literal
 
 import numpy as np
 
+from sim.plugins import Context, PluginParams, Registry
 from sim.request import Request
-from sim.schema import Strict
-from sim.zoo import Zoo
 
 
-class Defense:
-    """Base: the identity at every hook. Subclasses set the flags of the hooks they use."""
+class Defense(ABC):
+    """Base of every defense: its parameters, the zoo and its random stream."""
 
-    Params: ClassVar[type[Strict]]
-    active: bool = False
-    """``perturb`` changes specs."""
-    selects: bool = False
-    """``select`` replaces the policy."""
-    changes_outputs: bool = False
-    """``perturb_outputs`` changes answers."""
+    Params: ClassVar[type[PluginParams]]
 
-    def __init__(self, params: Strict, rng: np.random.Generator, zoo: Zoo) -> None:
+    def __init__(self, params: PluginParams, ctx: Context) -> None:
         self.params = params
-        self.rng = rng
-        self.zoo = zoo
+        self.zoo = ctx.zoo
+        self.rng = ctx.rng()
 
+
+DEFENSES: Registry[Defense] = Registry("defense", Defense)
+"""Defenses by the name a scenario's ``defense: {type: ...}`` uses."""
+
+
+class Decision(Enum):
+    """What an admission defense does with a request."""
+
+    ADMIT = "admit"
+    FLAG = "flag"
+    """Admitted and marked (``req.flagged``): later roles may treat it differently."""
+    REJECT = "reject"
+    """Not served: it completes at once, unserved, and counts against goodput."""
+
+
+class Admission(Defense):
+    """Sees every request with its client identity before the spec is perturbed or a model
+    chosen; may keep per-client state."""
+
+    @abstractmethod
+    def admit(self, req: Request) -> Decision:
+        """The decision for ``req`` (``req.tenant`` identifies its client)."""
+
+
+class SpecPerturber(Defense):
+    """Rewrites the spec the selection policy sees."""
+
+    @abstractmethod
     def perturb(self, req: Request) -> None:
         """Rewrite ``req.acc_spec`` and ``req.lat_spec_ms`` (they start as the request's own
-        targets, so perturbations compose in a chain)."""
+        targets, and earlier perturbers' output, so perturbations compose in a stack)."""
 
+
+class Selector(Defense):
+    """Chooses the serving model itself, in place of the selection policy."""
+
+    @abstractmethod
     def select(self, req: Request) -> tuple[int, bool]:
         """The serving model and whether it meets the (perturbed) spec."""
-        raise NotImplementedError
 
-    def perturb_outputs(self, probs: np.ndarray) -> np.ndarray:
+
+class OutputPostprocessor(Defense):
+    """Changes the answers a client receives."""
+
+    @abstractmethod
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
         """Answers (rows of class probabilities) as the client receives them."""
-        return probs
 
 
+@DEFENSES.register("none")
 class NoDefense(Defense):
     """No defense: the policy sees the request's own targets."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["none"] = "none"

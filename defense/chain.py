@@ -1,70 +1,51 @@
 """``chain``: several defenses at once, e.g. spec noise plus DP selection plus rounding.
 
-Spec perturbations apply in order, at most one member may select the model, and output
-perturbations compose in order. Each member draws from its own child of the chain's stream.
+A chain is how a scenario writes a stack of defenses (``defense: {type: chain, defenses:
+[...]}``, or simply a list): the stack (:mod:`defense.stack`) takes its members, in order, into
+their roles. At most one member (nested chains included) may select the model. Each member
+draws from its own child of the chain's stream.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias
 
-import numpy as np
-from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from defense.base import Defense
-from sim.config_errors import describe_validation_error
-from sim.request import Request
-from sim.schema import Strict, plugin_union
-from sim.zoo import Zoo
+from defense.base import DEFENSES, Defense, Selector
+from sim.plugins import Context, PluginParams
 
-
-def _registry() -> dict[str, Any]:
-    from defense import DEFENSES
-
-    return DEFENSES
+if TYPE_CHECKING:  # to mypy a block is its PluginParams; pydantic validates it by its type
+    DefenseBlock: TypeAlias = PluginParams
+else:
+    DefenseBlock = DEFENSES.field()
 
 
+@DEFENSES.register("chain")
 class Chain(Defense):
-    """The members' hooks, in order."""
+    """A container: its members, built in order, each on a child stream of the chain's."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["chain"] = "chain"
-        defenses: Annotated[list[Any], Field(min_length=1)]
+        defenses: Annotated[list[DefenseBlock], Field(min_length=1)]
 
         @field_validator("defenses")
         @classmethod
-        def _members(cls, members: list[Any]) -> list[Any]:
-            adapter: TypeAdapter[Any] = TypeAdapter(plugin_union(_registry()))
-            out = []
-            for i, m in enumerate(members):
-                try:
-                    out.append(adapter.validate_python(m))
-                except ValidationError as e:
-                    raise ValueError(f"[{i}]: {describe_validation_error(e, m)}") from None
-            if sum(_registry()[m.type].selects for m in out) > 1:
+        def _one_selector(cls, members: list[PluginParams]) -> list[PluginParams]:
+            if sum(selectors(m) for m in members) > 1:
                 raise ValueError("at most one member may select the model")
-            return out
+            return members
 
-    def __init__(self, params: Params, rng: np.random.Generator, zoo: Zoo) -> None:
-        super().__init__(params, rng, zoo)
-        reg = _registry()
-        self.members: list[Defense] = [reg[p.type](p, child, zoo) for p, child in
-                                       zip(params.defenses, rng.spawn(len(params.defenses)),
-                                           strict=True)]
-        self.active = any(m.active for m in self.members)
-        self.selects = any(m.selects for m in self.members)
-        self.changes_outputs = any(m.changes_outputs for m in self.members)
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
+        children = self.rng.spawn(len(params.defenses))
+        self.members: list[Defense] = [
+            DEFENSES.build(p, ctx.with_generator(child))
+            for p, child in zip(params.defenses, children, strict=True)]
 
-    def perturb(self, req: Request) -> None:
-        for m in self.members:
-            if m.active:
-                m.perturb(req)
 
-    def select(self, req: Request) -> tuple[int, bool]:
-        return next(m for m in self.members if m.selects).select(req)
-
-    def perturb_outputs(self, probs: np.ndarray) -> np.ndarray:
-        for m in self.members:
-            if m.changes_outputs:
-                probs = m.perturb_outputs(probs)
-        return probs
+def selectors(params: PluginParams) -> int:
+    """How many selecting defenses a block holds (a chain counts its members')."""
+    if isinstance(params, Chain.Params):
+        return sum(selectors(m) for m in params.defenses)
+    return int(issubclass(DEFENSES.get(params.type), Selector))

@@ -17,20 +17,20 @@ best model, less protection. Latencies are the profiled batch-1 medians (with ``
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from itertools import permutations
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
 
-from defense.base import Defense
+from defense.base import DEFENSES, Selector
+from sim.plugins import Context, PluginParams
 from sim.request import Request
 from sim.rng import Buffered
-from sim.schema import Strict
-from sim.zoo import Zoo
 
 
-class DPParams(Strict):
+class DPParams(PluginParams):
     """Privacy parameter, utility sensitivity, and which models may be drawn."""
 
     eps: Annotated[float, Field(gt=0)]
@@ -41,14 +41,13 @@ class DPParams(Strict):
     sub-millisecond zoo wants a smaller scale, or its latency term is nearly flat)."""
 
 
-class DPSelection(Defense):
+class DPSelection(Selector):
     """Shared set-up: the candidate models and their accuracy/latency arrays."""
 
-    selects = True
-
-    def __init__(self, params: DPParams, rng: np.random.Generator, zoo: Zoo) -> None:
-        super().__init__(params, rng, zoo)
+    def __init__(self, params: DPParams, ctx: Context) -> None:
+        super().__init__(params, ctx)
         self.p = params
+        zoo, rng = ctx.need_zoo, self.rng
         self.models = np.asarray(zoo.front if params.candidates == "front" else range(len(zoo)))
         self.acc = np.asarray(zoo.accuracy)[self.models]
         self.lat = np.asarray(zoo.lat1_ms)[self.models]
@@ -67,15 +66,16 @@ class DPSelection(Defense):
         u: np.ndarray = (acc_term + lat_term) / 2
         return u
 
+    @abstractmethod
     def probabilities(self, acc_req: float, lat_req_ms: float) -> np.ndarray:
         """The exact selection distribution over the candidates."""
-        raise NotImplementedError
 
     def _done(self, req: Request, i: int) -> tuple[int, bool]:
         feasible = self.acc[i] >= req.acc_spec and self.lat[i] <= req.lat_spec_ms
         return int(self.models[i]), bool(feasible)
 
 
+@DEFENSES.register("exponential")
 class ExponentialMechanism(DPSelection):
     """Draw a model with probability proportional to exp(eps u / (2 sensitivity))."""
 
@@ -94,6 +94,7 @@ class ExponentialMechanism(DPSelection):
         return self._done(req, min(i, len(cdf) - 1))
 
 
+@DEFENSES.register("permute_and_flip")
 class PermuteAndFlip(DPSelection):
     """Visit candidates in random order; accept each with probability
     exp(eps (u - u_max) / (2 sensitivity)); the best is always accepted."""

@@ -16,16 +16,15 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from defense.base import Defense
+from defense.base import DEFENSES, SpecPerturber
+from sim.plugins import Context, PluginParams
 from sim.request import Request
 from sim.rng import Buffered
-from sim.schema import Strict
-from sim.zoo import Zoo
 
 NonNegative = Annotated[float, Field(ge=0)]
 
 
-class NoiseParams(Strict):
+class NoiseParams(PluginParams):
     """Noise scales, shared by the three families."""
 
     accuracy_sd: NonNegative = 0.0
@@ -34,15 +33,15 @@ class NoiseParams(Strict):
     latency_min_ms: Annotated[float, Field(gt=0)] = 0.01
 
 
-class SpecNoise(Defense):
+class SpecNoise(SpecPerturber):
     """Adds unit-variance noise, scaled per metric, to each request's spec."""
 
     unit: Callable[[np.random.Generator, int], np.ndarray]
-    active = True
 
-    def __init__(self, params: NoiseParams, rng: np.random.Generator, zoo: Zoo) -> None:
-        super().__init__(params, rng, zoo)
+    def __init__(self, params: NoiseParams, ctx: Context) -> None:
+        super().__init__(params, ctx)
         self.p = params
+        rng = self.rng
         draw = type(self).unit
         self._acc = Buffered(lambda n: draw(rng, n))
         self._lat = Buffered(lambda n: draw(rng, n))
@@ -55,6 +54,7 @@ class SpecNoise(Defense):
         req.lat_spec_ms = max(p.latency_min_ms, req.lat_spec_ms + sd * zl)
 
 
+@DEFENSES.register("gaussian")
 class GaussianNoise(SpecNoise):
     """Gaussian spec noise."""
 
@@ -66,6 +66,7 @@ class GaussianNoise(SpecNoise):
         return rng.standard_normal(n)
 
 
+@DEFENSES.register("laplace")
 class LaplaceNoise(SpecNoise):
     """Laplace spec noise (heavier tails at the same sd)."""
 
@@ -77,6 +78,7 @@ class LaplaceNoise(SpecNoise):
         return rng.laplace(0.0, 1 / math.sqrt(2), n)
 
 
+@DEFENSES.register("uniform")
 class UniformNoise(SpecNoise):
     """Uniform spec noise (bounded)."""
 

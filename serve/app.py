@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from serve.config import ServeScenario
-from serve.live import LiveServer
+from serve.live import LiveServer, Rejected
 from serve.protocol import CLIENT_HEADER, BadInput, ClassifyBody, decode_inputs
 from serve.ratelimit import RateLimiter
 from sim.clock import freeze_heap
@@ -111,7 +111,10 @@ def create_app(scenario: ServeScenario, base_dir: Path | None = None,
         if server.pending() >= api.max_pending:
             return _error(503, f"overloaded: {server.pending()} requests pending", {
                 "Retry-After": "1"})
-        answer = await server.classify(x, req.accuracy, req.latency_ms, client, model)
+        try:
+            answer = await server.classify(x, req.accuracy, req.latency_ms, client, model)
+        except Rejected as e:
+            return _error(429, str(e), {"Retry-After": "1"})
         probs = answer.probabilities
         out: dict[str, Any] = {"id": answer.id,
                                "labels": np.argmax(probs, axis=1).tolist()}

@@ -21,20 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from defense import DEFENSES
 from serve.config import ServeScenario
 from serve.executor import ThreadExecutor
 from serve.procexec import ProcessExecutor
+from sim.build import build_system
 from sim.clock import WallClockEnvironment
 from sim.errors import ConfigError, UserError
-from sim.policies import POLICIES
 from sim.profiles import ZooProfile, load_profile, resolve_profile_path
 from sim.records import records_frame
 from sim.request import Request
-from sim.rng import SeedTree
-from sim.service_time import SERVICE_TIMES
-from sim.system import ServingSystem
-from sim.zoo import Zoo
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,6 +57,10 @@ def servable_profile(scenario: ServeScenario, base_dir: Path | None) -> tuple[Pa
     return path, profile
 
 
+class Rejected(Exception):
+    """An admission defense turned the request away (HTTP 429)."""
+
+
 class Answer:
     """What a client gets: class probabilities (after any output defense) and the request id."""
 
@@ -87,9 +86,6 @@ class LiveServer:
         self.in_shape = tuple(int(v) for v in meta.get("input_shape") or (1, 28, 28))
         self.num_classes = int(meta.get("num_classes", 10))
         c = scenario.cluster
-        self.zoo = Zoo(profile, c.max_batch, scenario.zoo.time_scale, scenario.zoo.latency_model,
-                       scenario.zoo.dispatch_ms)
-        seeds = SeedTree(scenario.seed)
         self.env = WallClockEnvironment(loop)
         shape = (self.in_shape[0], self.in_shape[1], self.in_shape[2])
         self.executor: ThreadExecutor | ProcessExecutor = (
@@ -98,20 +94,9 @@ class LiveServer:
             if api.executor == "process" else
             ThreadExecutor(self.env, profile, path, shape, self.num_classes, c.workers,
                            api.threads, c.max_batch))
-        self.defense = DEFENSES[scenario.defense.type](scenario.defense,
-                                                       seeds.generator("defense"), self.zoo)
-        try:
-            self.system = ServingSystem(
-                self.env, self.zoo, workers=c.workers, memory_mb=c.memory_mb,
-                max_batch=c.max_batch, batch_timeout_ms=c.batch_timeout_ms,
-                policy=POLICIES[scenario.policy.type](scenario.policy, self.zoo),
-                defense=self.defense,
-                service=SERVICE_TIMES[scenario.service_time.type](
-                    scenario.service_time, seeds.generator("service")),
-                preload=c.preload, replicate=c.replicate, executor=self.executor,
-                keep_requests=api.records)
-        except ValueError as e:
-            raise ConfigError(f"cluster: {e}") from None
+        self.system = build_system(scenario, self.env, self.executor, profile=profile,
+                                   keep_requests=api.records)
+        self.zoo = self.system.zoo
         self.executor.preload(self.system)
         self.tenants: dict[str, int] = {}
         self.tenant_names: list[str] = []
@@ -160,13 +145,13 @@ class LiveServer:
         req.payload = None  # inputs and answers are not kept, only the record
         if fut is None or fut.done():
             return
+        if req.rejected:
+            fut.set_exception(Rejected("rejected by the server's admission policy"))
+            return
         if isinstance(result, Exception):
             fut.set_exception(result)
             return
-        probs = result
-        if self.defense.changes_outputs:
-            probs = self.defense.perturb_outputs(probs)
-        fut.set_result(Answer(req.id, probs))
+        fut.set_result(Answer(req.id, self.system.defense.postprocess(result)))
 
     # -- ground truth, for experiments ------------------------------------------------------------
     def records(self) -> pd.DataFrame:

@@ -1,8 +1,11 @@
 """The scenario schema (ARCHITECTURE.md, "Scenario YAML"), validated as a whole before a run.
 
 Plugin blocks (``policy``, ``defense``, ``service_time``, ``arrivals``, SLO distributions) are
-discriminated unions built from their registries, so an unknown ``type`` or a misspelled key is
-an error naming the field. ``load_scenario`` turns every problem into a ``ConfigError``.
+validated against their registries (:mod:`sim.plugins`) when a scenario is read, so plugins
+registered by other packages are accepted, and an unknown ``type`` or a misspelled key is an
+error naming the field. ``defense`` may also be a list: a stack of defenses (the same as
+``{type: chain, defenses: [...]}``). ``load_scenario`` turns every problem into a
+``ConfigError``.
 """
 
 from __future__ import annotations
@@ -11,31 +14,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from defense import DEFENSES
 from sim.config_errors import describe_validation_error
 from sim.errors import ConfigError
+from sim.plugins import Context, PluginParams
 from sim.policies import POLICIES
-from sim.schema import Strict, plugin_union
+from sim.schema import Strict
 from sim.service_time import SERVICE_TIMES
 from sim.system import Preload
 from sim.zoo import LatencyModel
 from workloads.arrivals import ARRIVALS
 from workloads.slo import DISTRIBUTIONS
 
-if TYPE_CHECKING:  # to mypy a plugin block is any Params model (each has a ``type`` tag)
-    PolicySpec: TypeAlias = Any
-    DefenseSpec: TypeAlias = Any
-    ServiceTimeSpec: TypeAlias = Any
-    ArrivalSpec: TypeAlias = Any
-    DistributionSpec: TypeAlias = Any
+if TYPE_CHECKING:  # to mypy a block is its PluginParams; pydantic validates it by its type
+    PolicySpec: TypeAlias = PluginParams
+    DefenseSpec: TypeAlias = PluginParams
+    ServiceTimeSpec: TypeAlias = PluginParams
+    ArrivalSpec: TypeAlias = PluginParams
+    DistributionSpec: TypeAlias = PluginParams
 else:
-    PolicySpec = plugin_union(POLICIES)
-    DefenseSpec = plugin_union(DEFENSES)
-    ServiceTimeSpec = plugin_union(SERVICE_TIMES)
-    ArrivalSpec = plugin_union(ARRIVALS)
-    DistributionSpec = plugin_union(DISTRIBUTIONS)
+    PolicySpec = POLICIES.field()
+    DefenseSpec = DEFENSES.field()
+    ServiceTimeSpec = SERVICE_TIMES.field()
+    ArrivalSpec = ARRIVALS.field()
+    DistributionSpec = DISTRIBUTIONS.field()
 
 
 class ZooConfig(Strict):
@@ -67,10 +71,10 @@ class SloConfig(Strict):
 
     @model_validator(mode="after")
     def _in_range(self) -> SloConfig:
-        lo, hi = DISTRIBUTIONS[self.accuracy.type](self.accuracy).support()
+        lo, hi = DISTRIBUTIONS.build(self.accuracy, Context()).support()
         if lo < 0 or hi > 100:
             raise ValueError(f"accuracy targets must lie in [0, 100] percent, got [{lo}, {hi}]")
-        lo, _ = DISTRIBUTIONS[self.latency_ms.type](self.latency_ms).support()
+        lo, _ = DISTRIBUTIONS.build(self.latency_ms, Context()).support()
         if lo <= 0:
             raise ValueError(f"latency_ms targets must be > 0, got a minimum of {lo}")
         return self
@@ -96,10 +100,19 @@ class Scenario(Strict):
     warmup_s: Annotated[float, Field(ge=0)] = 0.0
     zoo: ZooConfig
     cluster: ClusterConfig = ClusterConfig()
-    service_time: ServiceTimeSpec = Field(default_factory=lambda: SERVICE_TIMES["profile"].Params())
-    policy: PolicySpec = Field(default_factory=lambda: POLICIES["infaas"].Params())
-    defense: DefenseSpec = Field(default_factory=lambda: DEFENSES["none"].Params())
+    service_time: ServiceTimeSpec = Field(
+        default_factory=lambda: SERVICE_TIMES.params_class("profile")(type="profile"))
+    policy: PolicySpec = Field(default_factory=lambda: POLICIES.params_class("infaas")(
+        type="infaas"))
+    defense: DefenseSpec = Field(default_factory=lambda: DEFENSES.params_class("none")(
+        type="none"))
+    """One defense block, or a list of them: a stack (``{type: chain, defenses: [...]}``)."""
     tenants: Annotated[list[TenantConfig], Field(min_length=1)]
+
+    @field_validator("defense", mode="before")
+    @classmethod
+    def _stack(cls, value: Any) -> Any:
+        return {"type": "chain", "defenses": value} if isinstance(value, list) else value
 
     @model_validator(mode="after")
     def _stops(self) -> Scenario:

@@ -100,10 +100,12 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Named classes of one plugin family, all built as ``cls(params, ctx)``."""
 
-    def __init__(self, family: str, base: type[T]) -> None:
+    def __init__(self, family: str, base: type) -> None:
         self.family = family
         """What the classes are, for messages (``policy``, ``defense``, ...)."""
         self.base = base
+        """The class every entry subclasses (often abstract, so not ``type[T]``: declare the
+        registry's type, ``X: Registry[Base] = Registry("x", Base)``)."""
         self._classes: dict[str, type[T]] = {}
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:

@@ -28,8 +28,8 @@ class Batch:
 class Request:
     """One inference request, from arrival to completion."""
 
-    __slots__ = ("acc_req", "acc_spec", "arrival", "batch", "feasible", "id", "lat_req_ms",
-                 "lat_spec_ms", "model", "payload", "size", "tenant")
+    __slots__ = ("acc_req", "acc_spec", "arrival", "batch", "feasible", "flagged", "id",
+                 "lat_req_ms", "lat_spec_ms", "model", "payload", "rejected", "size", "tenant")
 
     def __init__(self, rid: int, tenant: int, arrival: float, acc_req: float,
                  lat_req_ms: float, payload: Any = None, size: int = 1,
@@ -46,6 +46,10 @@ class Request:
         self.model = model
         """The serving model; preset (>= 0) when the client names the model explicitly."""
         self.feasible = True
+        self.flagged = False
+        """An admission defense marked it (:mod:`defense.base`)."""
+        self.rejected = False
+        """An admission defense turned it away: completed at arrival, unserved."""
         self.batch: Batch | None = None
         self.payload = payload
 

@@ -1,5 +1,6 @@
 """Build a simulation from a validated scenario and run it (ARCHITECTURE.md, "Data flow").
 
+The serving system comes from :func:`sim.build.build_system`, as the live server's does.
 Everything that can fail on user input (profile, traces, memory fit) is built before the
 clock starts, so a bad scenario never half-runs. Random streams are named per component
 (``arrivals/<tenant>``, ``slo/<tenant>``, ``service``, ``defense``) from the one seed.
@@ -15,25 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from defense import DEFENSES
+from sim.build import build_system, tenant_plugins
 from sim.config import Scenario
-from sim.errors import ConfigError
-from sim.policies import POLICIES
-from sim.profiles import PROFILE_DIR, load_profile, resolve_profile_path
+from sim.plugins import Context
+from sim.profiles import PROFILE_DIR, resolve_profile_path
 from sim.records import records_frame
 from sim.rng import SeedTree
-from sim.service_time import SERVICE_TIMES
 from sim.source import StopRule, tenant_source
-from sim.system import ServingSystem
-from sim.zoo import Zoo
-from workloads.arrivals import ARRIVALS
-from workloads.slo import DISTRIBUTIONS
+from workloads.arrivals import ArrivalProcess
+from workloads.slo import Distribution
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from defense.base import Defense
+    from defense.stack import DefenseStack
 
 
 @dataclass
@@ -53,43 +50,26 @@ class Simulation:
         self.base_dir = base_dir
         self.seeds = SeedTree(scenario.seed)
         self.env = simpy.Environment()
-        c = scenario.cluster
-        profile = load_profile(scenario.zoo.profile, base_dir)
         self.profile_ref = _portable_profile_ref(scenario.zoo.profile, base_dir)
         """The profile as a shipped name, or an absolute path (for config.resolved.yaml)."""
-        self.zoo = Zoo(profile, c.max_batch, scenario.zoo.time_scale,
-                       scenario.zoo.latency_model, scenario.zoo.dispatch_ms)
-        policy = POLICIES[scenario.policy.type](scenario.policy, self.zoo)
-        defense = DEFENSES[scenario.defense.type](scenario.defense,
-                                                   self.seeds.generator("defense"), self.zoo)
-        service = SERVICE_TIMES[scenario.service_time.type](scenario.service_time,
-                                                             self.seeds.generator("service"))
-        try:
-            self.system = ServingSystem(
-                self.env, self.zoo, workers=c.workers, memory_mb=c.memory_mb,
-                max_batch=c.max_batch, batch_timeout_ms=c.batch_timeout_ms, policy=policy,
-                defense=defense, service=service, preload=c.preload, replicate=c.replicate)
-        except ValueError as e:
-            raise ConfigError(f"cluster: {e}") from None
+        self.system = build_system(scenario, self.env, base_dir=base_dir)
+        self.zoo = self.system.zoo
         self.stop = StopRule(scenario.requests, scenario.duration_s)
         self.tenant_names: list[str] = []
         for t in scenario.tenants:
-            self.add_tenant_source(t.name, ARRIVALS[t.arrivals.type](t.arrivals),
-                                   DISTRIBUTIONS[t.slo.accuracy.type](t.slo.accuracy),
-                                   DISTRIBUTIONS[t.slo.latency_ms.type](t.slo.latency_ms))
+            self.add_tenant_source(t.name, *tenant_plugins(t, self.seeds))
 
     def add_tenant(self, name: str) -> int:
         """Register a tenant name; returns its index in the records."""
         self.tenant_names.append(name)
         return len(self.tenant_names) - 1
 
-    def add_tenant_source(self, name: str, arrivals: Any, accuracy: Any, latency: Any) -> None:
+    def add_tenant_source(self, name: str, arrivals: ArrivalProcess, accuracy: Distribution,
+                          latency: Distribution) -> None:
         """A tenant whose requests come from an arrival process and SLO distributions."""
         idx = self.add_tenant(name)
-        self.env.process(tenant_source(
-            self.env, self.system, idx, arrivals, accuracy, latency,
-            self.seeds.generator("arrivals", name), self.seeds.generator("slo", name),
-            self.stop))
+        self.env.process(tenant_source(self.env, self.system, idx, arrivals, accuracy, latency,
+                                       self.stop))
 
     def run(self, progress: bool = False) -> SimResult:
         """Run to completion (arrivals stop, queues drain) and derive the summary."""
@@ -114,15 +94,16 @@ class Simulation:
         unknown on a zoo without weights); see :mod:`defense.answers`."""
         import pandas as pd
 
+        from defense import build_defenses
         from defense.answers import answers_intact
 
         sc = self.scenario
         names = self.tenant_names
+        ctx = Context(zoo=self.zoo, clock=self.env, seeds=self.seeds)
 
-        def defense(tenant: int) -> Defense:
-            copy: Defense = DEFENSES[sc.defense.type](
-                sc.defense, self.seeds.generator("defense", "answers", names[tenant]), self.zoo)
-            return copy
+        def defense(tenant: int) -> DefenseStack:
+            return build_defenses(sc.defense, ctx.with_stream("defense", "answers",
+                                                              names[tenant]))
 
         def inputs(tenant: int) -> np.random.Generator:
             return self.seeds.generator("answers", names[tenant])

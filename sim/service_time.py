@@ -3,53 +3,65 @@
 ``profile`` is deterministic (the profile's p50, as Clockwork's predictable executor); the
 ``lognormal`` jitter has the profiled median as its *mean* and the given coefficient of
 variation; ``exponential`` (mean = profile) exists to validate the engine against M/M/c theory.
+Each is a registered plugin (:data:`SERVICE_TIMES`, :mod:`sim.plugins`) drawing from the
+``service`` stream of its context.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar, Literal
+from abc import ABC, abstractmethod
+from typing import Annotated, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field
 
+from sim.plugins import Context, PluginParams, Registry
 from sim.rng import Buffered
-from sim.schema import Strict
 
 
-class ServiceTime:
+class ServiceTime(ABC):
     """Base: turns a profiled duration into a sampled one."""
 
-    Params: ClassVar[type[Strict]]
+    Params: ClassVar[type[PluginParams]]
     deterministic: ClassVar[bool] = False
 
-    def sample(self, mean_s: float) -> float:
-        raise NotImplementedError
+    def __init__(self, params: PluginParams, ctx: Context) -> None:
+        self.params = params
 
+    @abstractmethod
+    def sample(self, mean_s: float) -> float:
+        """A service time for a batch whose profiled median is ``mean_s``."""
+
+
+SERVICE_TIMES: Registry[ServiceTime] = Registry("service_time", ServiceTime)
+"""Service-time models by the name a scenario's ``service_time: {type: ...}`` uses."""
+
+
+@SERVICE_TIMES.register("profile")
 
 class ProfileTime(ServiceTime):
     """Exactly the profiled latency."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["profile"] = "profile"
 
     deterministic = True
-
-    def __init__(self, params: Params, rng: np.random.Generator) -> None:
-        pass
 
     def sample(self, mean_s: float) -> float:
         return mean_s
 
 
+@SERVICE_TIMES.register("lognormal")
 class LognormalTime(ServiceTime):
     """Lognormal jitter with mean = profiled latency and coefficient of variation ``cv``."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["lognormal"] = "lognormal"
         cv: Annotated[float, Field(gt=0)] = 0.1
 
-    def __init__(self, params: Params, rng: np.random.Generator) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
+        rng = ctx.rng()
         sigma = math.sqrt(math.log1p(params.cv**2))
         self._factor = Buffered(lambda n: rng.lognormal(-sigma * sigma / 2, sigma, n))
 
@@ -57,21 +69,17 @@ class LognormalTime(ServiceTime):
         return mean_s * self._factor()
 
 
+@SERVICE_TIMES.register("exponential")
 class ExponentialTime(ServiceTime):
     """Exponential with mean = profiled latency (for queueing-theory validation)."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["exponential"] = "exponential"
 
-    def __init__(self, params: Params, rng: np.random.Generator) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
+        rng = ctx.rng()
         self._factor = Buffered(lambda n: rng.exponential(1.0, n))
 
     def sample(self, mean_s: float) -> float:
         return mean_s * self._factor()
-
-
-SERVICE_TIMES: dict[str, Any] = {
-    "profile": ProfileTime,
-    "lognormal": LognormalTime,
-    "exponential": ExponentialTime,
-}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-import numpy as np
 import simpy
 
 from sim.request import Request
@@ -49,15 +48,14 @@ class StopRule:
 
 def tenant_source(env: simpy.Environment, system: ServingSystem, tenant: int,
                   arrivals: ArrivalProcess, accuracy: Distribution, latency: Distribution,
-                  arrival_rng: np.random.Generator, slo_rng: np.random.Generator,
                   stop: StopRule) -> Generator[simpy.Event, Any, None]:
     """Submit this tenant's requests at their arrival times until the stop rule says so."""
     until = stop.until
     submit = system.submit
-    for times in arrivals.chunks(arrival_rng):
+    for times in arrivals.chunks():
         n = len(times)
-        accs = accuracy.sample(slo_rng, n).tolist()
-        lats = latency.sample(slo_rng, n).tolist()
+        accs = accuracy.sample(n).tolist()
+        lats = latency.sample(n).tolist()
         for t, a, lat in zip(times.tolist(), accs, lats, strict=True):
             if t >= until:
                 return

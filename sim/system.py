@@ -22,9 +22,10 @@ from typing import Literal, Protocol
 
 import simpy
 
-from defense.base import Defense
+from defense.base import Decision
+from defense.stack import DefenseStack
 from sim.policies.base import Policy
-from sim.request import Request
+from sim.request import Batch, Request
 from sim.service_time import ServiceTime
 from sim.worker import Worker
 from sim.zoo import Zoo
@@ -52,7 +53,7 @@ class ServingSystem:
     """Front-end and workers of one simulated serving cluster."""
 
     def __init__(self, env: simpy.Environment, zoo: Zoo, *, workers: int, memory_mb: float,
-                 max_batch: int, batch_timeout_ms: float, policy: Policy, defense: Defense,
+                 max_batch: int, batch_timeout_ms: float, policy: Policy, defense: DefenseStack,
                  service: ServiceTime, preload: Preload = "spread",
                  replicate: bool = True, executor: Executor | None = None,
                  keep_requests: bool = True) -> None:
@@ -108,13 +109,17 @@ class ServingSystem:
         self.arrived += 1
         if self.keep_requests:
             self.requests.append(req)
+        defense = self.defense
+        if defense.admits and defense.admit(req) is Decision.REJECT:
+            self._reject(req)
+            return
         m = req.model
         if m < 0:
-            defense = self.defense
-            if defense.active:
+            if defense.changes_spec:
                 defense.perturb(req)
-            if defense.selects:
-                m, req.feasible = defense.select(req)
+            selector = defense.selector
+            if selector is not None:
+                m, req.feasible = selector.select(req)
             else:
                 m, req.feasible = self.policy.select(req, self, now)
             req.model = m
@@ -140,6 +145,17 @@ class ServingSystem:
                 if w.idle and self.model_to_replicate(w) == m:
                     self.assign(m, w)
                     return
+
+    def _reject(self, req: Request) -> None:
+        """An admission defense turned ``req`` away: it completes now, unserved (a batch of
+        no model and no inputs), and its client hears so through the completion hook."""
+        req.rejected = True
+        req.model = -1
+        req.feasible = False
+        b = Batch(-1, -1, -1, req.arrival, 0)
+        b.finish = req.arrival
+        req.batch = b
+        self.complete([req])
 
     def complete(self, batch: list[Request]) -> None:
         """A batch finished now: account, run completion hooks."""

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.build import tenant_plugins
 from sim.request import Request
 from sim.rng import SeedTree
 from sim.source import StopRule, tenant_source
-from workloads.arrivals import ARRIVALS
-from workloads.slo import DISTRIBUTIONS
 
 if TYPE_CHECKING:
     from sim.config import Scenario
@@ -53,11 +52,7 @@ def request_schedule(scenario: Scenario, base_dir: Path | None = None) -> pd.Dat
     stop = StopRule(scenario.requests, scenario.duration_s)
     names = [t.name for t in scenario.tenants]
     for idx, t in enumerate(scenario.tenants):
-        env.process(tenant_source(
-            env, system, idx, ARRIVALS[t.arrivals.type](t.arrivals),
-            DISTRIBUTIONS[t.slo.accuracy.type](t.slo.accuracy),
-            DISTRIBUTIONS[t.slo.latency_ms.type](t.slo.latency_ms),
-            seeds.generator("arrivals", t.name), seeds.generator("slo", t.name), stop))
+        env.process(tenant_source(env, system, idx, *tenant_plugins(t, seeds), stop))
     env.run()
     reqs = sorted(sink.requests, key=lambda r: r.id)
     n = len(reqs)

@@ -1,16 +1,12 @@
-"""Selection policies, registered by the name a scenario's ``policy: {type: ...}`` uses."""
+"""Selection policies, registered by the name a scenario's ``policy: {type: ...}`` uses.
+
+Importing this package registers the built-in ones (``pareto``, ``infaas``); another policy is
+one module with a ``@POLICIES.register("name")`` class (see :mod:`sim.plugins`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from sim.policies import infaas, pareto
+from sim.policies.base import POLICIES, Policy, SystemView
 
-from sim.policies.base import Policy, SystemView
-from sim.policies.infaas import InfaasPolicy
-from sim.policies.pareto import ParetoPolicy
-
-POLICIES: dict[str, Any] = {
-    "pareto": ParetoPolicy,
-    "infaas": InfaasPolicy,
-}
-
-__all__ = ["POLICIES", "Policy", "SystemView"]
+__all__ = ["POLICIES", "Policy", "SystemView", "infaas", "pareto"]

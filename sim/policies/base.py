@@ -1,19 +1,21 @@
 """The selection-policy interface (PSML §3: the server picks a zoo model per request).
 
-A policy is a small class built once with the zoo; for each request it receives the request,
-a read-only view of the system state and ``now``, and returns ``(model, feasible)``. It never
-reads the clock, a global or the filesystem (ARCHITECTURE.md principle 2). ``feasible`` is False
-when no model meets the (post-defense) spec and the policy fell back.
+A policy is a registered class (:data:`POLICIES`, the plugin contract of :mod:`sim.plugins`)
+built once as ``cls(params, ctx)``; it reads the zoo from ``ctx``. For each request it receives
+the request, a read-only view of the system state and ``now``, and returns
+``(model, feasible)``. It never reads the clock, a global or the filesystem (ARCHITECTURE.md
+principle 2). ``feasible`` is False when no model meets the (post-defense) spec and the policy
+fell back.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar, Protocol
 
+from sim.plugins import Context, PluginParams, Registry
 from sim.profiles import l1_utility
 from sim.request import Request
-from sim.schema import Strict
-from sim.zoo import Zoo
 
 
 class SystemView(Protocol):
@@ -32,18 +34,19 @@ class SystemView(Protocol):
         ...
 
 
-class Policy:
+class Policy(ABC):
     """Base class: subclasses define ``Params`` and ``select``."""
 
-    Params: ClassVar[type[Strict]]
+    Params: ClassVar[type[PluginParams]]
 
-    def __init__(self, params: Strict, zoo: Zoo) -> None:
-        self.zoo = zoo
+    def __init__(self, params: PluginParams, ctx: Context) -> None:
+        self.zoo = zoo = ctx.need_zoo
         self.by_cost = sorted(range(len(zoo)), key=lambda m: (zoo.lat1_ms[m], -zoo.accuracy[m]))
         """All models, cheapest (lowest batch-1 latency) first."""
 
+    @abstractmethod
     def select(self, req: Request, state: SystemView, now: float) -> tuple[int, bool]:
-        raise NotImplementedError
+        """The serving model for ``req`` and whether it meets the (post-defense) spec."""
 
     def fallback(self, acc: float, lat_ms: float, lat_of: list[float]) -> int:
         """The model of highest L1 utility (PAPER.md) when none is feasible; ties: cheaper."""
@@ -51,3 +54,7 @@ class Policy:
         return max(self.by_cost,
                    key=lambda m: (l1_utility(acc, lat_ms, zoo.accuracy[m], lat_of[m]),
                                   -zoo.lat1_ms[m]))
+
+
+POLICIES: Registry[Policy] = Registry("policy", Policy)
+"""Selection policies by the name a scenario's ``policy: {type: ...}`` uses."""

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sim.policies.base import Policy, SystemView
+from sim.plugins import Context, PluginParams
+from sim.policies.base import POLICIES, Policy, SystemView
 from sim.request import Request
-from sim.schema import Strict
-from sim.zoo import Zoo
 
 
+@POLICIES.register("infaas")
 class InfaasPolicy(Policy):
     """Cheapest loaded model whose estimated latency meets the spec."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["infaas"] = "infaas"
 
-    def __init__(self, params: Params, zoo: Zoo) -> None:
-        super().__init__(params, zoo)
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
 
     def select(self, req: Request, state: SystemView, now: float) -> tuple[int, bool]:
         acc, lat_s = req.acc_spec, req.lat_spec_ms / 1000

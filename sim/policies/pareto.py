@@ -11,20 +11,21 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Literal
 
-from sim.policies.base import Policy, SystemView
+from sim.plugins import Context, PluginParams
+from sim.policies.base import POLICIES, Policy, SystemView
 from sim.request import Request
-from sim.schema import Strict
-from sim.zoo import Zoo
 
 
+@POLICIES.register("pareto")
 class ParetoPolicy(Policy):
     """Cheapest feasible model on the Pareto front, ignoring load."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["pareto"] = "pareto"
 
-    def __init__(self, params: Params, zoo: Zoo) -> None:
-        super().__init__(params, zoo)
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
+        zoo = self.zoo
         self._front = zoo.front
         self._front_acc = [zoo.accuracy[m] for m in zoo.front]
         self._front_lat = [zoo.lat1_ms[m] for m in zoo.front]

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from defense import DEFENSES
+from defense import DEFENSES, DefenseStack
 from sim.cli import main
+from sim.plugins import Context
 from sim.profiles import load_profile
 from sim.request import Request
 from sim.zoo import Zoo
@@ -27,8 +28,9 @@ ZOO = Zoo(load_profile("mnist5k-cpu"), 8)
 
 
 def make(spec: dict[str, Any], seed: int = 0) -> Any:
-    cls = DEFENSES[spec["type"]]
-    return cls(cls.Params.model_validate(spec), np.random.default_rng(seed), ZOO)
+    """A defense built as the system builds it: ``cls(params, ctx)``."""
+    params = DEFENSES.params_class(spec["type"]).model_validate(spec)
+    return DEFENSES.build(params, Context(zoo=ZOO, generator=np.random.default_rng(seed)))
 
 
 @pytest.mark.parametrize("kind", ["exponential", "permute_and_flip"])
@@ -77,14 +79,14 @@ probs = arrays(np.float64, (6, 10), elements=st.floats(0, 1)).map(
                                                                  {"type": "rounding"}]}])
 def test_output_perturbations_keep_valid_probability_vectors(spec: dict[str, Any],
                                                               p: np.ndarray) -> None:
-    out = make(spec).perturb_outputs(p)
+    out = DefenseStack([make(spec)]).postprocess(p)
     assert out.shape == p.shape
     assert np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0)
 
 
 def test_top1_keeps_the_label_and_hides_the_rest() -> None:
     p = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
-    out = make({"type": "top1"}).perturb_outputs(p)
+    out = make({"type": "top1"})(p)
     assert out.tolist() == [[0, 1, 0], [1, 0, 0]]
 
 
@@ -106,10 +108,12 @@ def test_goodput_does_not_increase_with_spec_noise(family: str) -> None:
 
 
 def test_chain_composes_noise_selection_and_outputs() -> None:
-    d = make({"type": "chain", "defenses": [
+    d = DefenseStack([make({"type": "chain", "defenses": [
         {"type": "gaussian", "accuracy_sd": 2}, {"type": "exponential", "eps": 10},
-        {"type": "top1"}]})
-    assert d.active and d.selects and d.changes_outputs
+        {"type": "top1"}]})])
+    assert d.changes_spec and d.selector is not None and d.changes_outputs
+    assert [type(m).__name__ for m in d.members] == ["GaussianNoise", "ExponentialMechanism",
+                                                      "Top1"]
     s = run(scenario({"type": "chain", "defenses": [{"type": "gaussian", "accuracy_sd": 2},
                                                     {"type": "exponential", "eps": 10}]}))
     assert s.summary["requests"] == 8000 and len(s.summary["served_by"]) > 3

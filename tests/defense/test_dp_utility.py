@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from defense import DEFENSES
+from sim.plugins import Context
 from sim.profiles import load_profile
 from sim.zoo import Zoo
 
@@ -18,8 +19,8 @@ ZOO = Zoo(load_profile("mnist5k-cpu"), 8)  # front batch-1 latencies 0.011 .. 2.
 
 
 def make(spec: dict[str, Any]) -> Any:
-    cls = DEFENSES[spec["type"]]
-    return cls(cls.Params.model_validate(spec), np.random.default_rng(0), ZOO)
+    params = DEFENSES.params_class(spec["type"]).model_validate(spec)
+    return DEFENSES.build(params, Context(zoo=ZOO, generator=np.random.default_rng(0)))
 
 
 def raw_utilities(d: Any, acc_req: float, lat_req_ms: float) -> np.ndarray:

@@ -9,8 +9,9 @@ import simpy
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from defense.base import NoDefense
+from defense import DefenseStack
 from defense.dp_selection import ExponentialMechanism
+from sim.plugins import Context
 from sim.policies.infaas import InfaasPolicy
 from sim.policies.pareto import ParetoPolicy
 from sim.profiles import ZooProfile
@@ -38,7 +39,7 @@ def _zoo(models: list[tuple[float, float]], time_scale: float = 1.0,
 def test_pareto_picks_the_cheapest_feasible_model(models: list[tuple[float, float]],
                                                   acc: float, lat: float) -> None:
     zoo = _zoo(models)
-    policy = ParetoPolicy(ParetoPolicy.Params(), zoo)
+    policy = ParetoPolicy(ParetoPolicy.Params(), Context(zoo=zoo))
     m, feasible = policy.select(Request(0, 0, 0.0, acc, lat), None, 0.0)  # type: ignore[arg-type]
     ok = [i for i, (a, la) in enumerate(models) if a >= acc and la <= lat]
     assert feasible == bool(ok)
@@ -66,15 +67,16 @@ def test_asking_exactly_a_front_models_spec_is_feasible(
     if scaled is None:
         assert zoo.lat1_ms[m] == lat
     req = Request(0, 0, 0.0, zoo.accuracy[m], lat)
-    assert ParetoPolicy(ParetoPolicy.Params(), zoo).select(req, None, 0.0) == (m, True)  # type: ignore[arg-type]
-    dp = ExponentialMechanism(ExponentialMechanism.Params(eps=1.0), np.random.default_rng(0),
-                              zoo)
+    pareto = ParetoPolicy(ParetoPolicy.Params(), Context(zoo=zoo))
+    assert pareto.select(req, None, 0.0) == (m, True)  # type: ignore[arg-type]
+    dp = ExponentialMechanism(ExponentialMechanism.Params(eps=1.0),
+                              Context(zoo=zoo, generator=np.random.default_rng(0)))
     assert dp._done(req, list(dp.models).index(m)) == (m, True)
-    infaas = InfaasPolicy(InfaasPolicy.Params(), zoo)
+    infaas = InfaasPolicy(InfaasPolicy.Params(), Context(zoo=zoo))
     idle = ServingSystem(simpy.Environment(), zoo, workers=1, memory_mb=100.0, max_batch=1,
                          batch_timeout_ms=0.0, policy=infaas,
-                         defense=NoDefense(NoDefense.Params(), None, zoo),  # type: ignore[arg-type]
-                         service=ProfileTime(ProfileTime.Params(), None),  # type: ignore[arg-type]
+                         defense=DefenseStack([]),
+                         service=ProfileTime(ProfileTime.Params(), Context()),
                          preload="all")
     chosen, feasible = infaas.select(req, idle, 0.0)
     assert feasible and zoo.accuracy[chosen] >= zoo.accuracy[m]

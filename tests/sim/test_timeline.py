@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import simpy
 
-from defense.base import NoDefense
+from defense import DefenseStack
+from sim.plugins import Context
 from sim.policies.pareto import ParetoPolicy
 from sim.profiles import ZooProfile
 from sim.request import Request
@@ -32,9 +33,9 @@ def make(models: list[dict[str, Any]], **cluster: Any) -> tuple[simpy.Environmen
             "preload": "all", "replicate": False} | cluster
     zoo = Zoo(profile, opts["max_batch"])
     env = simpy.Environment()
-    system = ServingSystem(env, zoo, policy=ParetoPolicy(ParetoPolicy.Params(), zoo),
-                           defense=NoDefense(NoDefense.Params(), None, zoo),  # type: ignore[arg-type]
-                           service=ProfileTime(ProfileTime.Params(), None),  # type: ignore[arg-type]
+    system = ServingSystem(env, zoo, policy=ParetoPolicy(ParetoPolicy.Params(), Context(zoo=zoo)),
+                           defense=DefenseStack([]),
+                           service=ProfileTime(ProfileTime.Params(), Context()),
                            **opts)
     return env, system
 

@@ -26,11 +26,12 @@ def traces() -> Path:
 def collect_arrivals(
     process: ArrivalProcess, seed: int = 0, until: float | None = None, chunks: int = 10_000
 ) -> np.ndarray:
-    """All arrivals (a finite process), or those before ``until``, checking monotonicity."""
-    rng = np.random.default_rng(seed)
+    """All arrivals (a finite process), or those before ``until``, checking monotonicity;
+    the process draws from a fresh stream seeded ``seed``."""
+    process.rng = np.random.default_rng(seed)
     out: list[np.ndarray] = []
     last = -np.inf
-    for chunk in islice(process.chunks(rng), chunks):
+    for chunk in islice(process.chunks(), chunks):
         assert chunk.dtype == np.float64
         assert len(chunk) == 0 or (chunk[0] >= last and (np.diff(chunk) >= 0).all())
         if len(chunk):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sim.errors import TraceError, UserError
+from tests.workloads.helpers import build_arrivals
 from workloads.arrivals import ARRIVALS
 from workloads.arrivals.functions2019 import spread_in_minutes
 from workloads.arrivals.replay import replay_times, scale_counts
@@ -39,10 +40,7 @@ def fn2019(rows: list[str], minutes: int = 3) -> str:
 
 def build(path: Path, **params: Any) -> Any:
     """Validate as the engine does, then construct (which loads the trace)."""
-    cls = ARRIVALS[params["type"]]
-    return cls(
-        cls.Params.model_validate({"path": path.name, **params}, context={"base_dir": path.parent})
-    )
+    return build_arrivals({"path": path.name, **params}, path.parent)
 
 
 Loader = Callable[[Path], Any]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workloads.arrivals import ARRIVALS
+from tests.workloads.helpers import build_arrivals
 from workloads.arrivals.base import ArrivalProcess
 from workloads.traces import (
     load_azure_functions_2019_counts,
@@ -28,9 +28,7 @@ LLM = ["azure_llm_inference_2023_conv.csv", "azure_llm_inference_2023_code.csv"]
 
 def make(base_dir: Path, **params: Any) -> ArrivalProcess:
     """Validate like the engine does (paths relative to ``base_dir``) and construct."""
-    cls = ARRIVALS[params["type"]]
-    process: ArrivalProcess = cls(cls.Params.model_validate(params, context={"base_dir": base_dir}))
-    return process
+    return build_arrivals(params, base_dir)
 
 
 def rows(path: Path) -> list[dict[str, str]]:

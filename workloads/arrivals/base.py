@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from sim.schema import Strict
+from sim.plugins import Context, PluginParams, Registry
 
 CHUNK = 4096
 """Arrivals drawn per vectorised call."""
@@ -23,14 +23,23 @@ CHUNK = 4096
 class ArrivalProcess(ABC):
     """Generates arrival times for one tenant from its own random stream."""
 
-    Params: ClassVar[type[Strict]]
+    Params: ClassVar[type[PluginParams]]
     finite: ClassVar[bool] = False
     """True when the process ends by itself (a trace); False when it needs a stop rule."""
 
+    def __init__(self, params: PluginParams, ctx: Context) -> None:
+        self.params = params
+        self.rng = ctx.rng()
+        """The tenant's arrival stream (``arrivals/<tenant>``)."""
+
     @abstractmethod
-    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[np.ndarray]:
         """Absolute arrival times (s), float64, non-decreasing within and across chunks."""
 
     def mean_rate(self) -> float | None:
         """Long-run arrivals per second, when known (used for reports, never for logic)."""
         return None
+
+
+ARRIVALS: Registry[ArrivalProcess] = Registry("arrivals", ArrivalProcess)
+"""Arrival processes by the name a scenario's ``arrivals: {type: ...}`` uses."""

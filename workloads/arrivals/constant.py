@@ -12,23 +12,25 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from sim.schema import Strict
-from workloads.arrivals.base import CHUNK, ArrivalProcess
+from sim.plugins import Context, PluginParams
+from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 
+@ARRIVALS.register("constant")
 class ConstantArrivals(ArrivalProcess):
     """One arrival every ``1 / rate_rps`` seconds."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["constant"] = "constant"
         rate_rps: Annotated[
             float, Field(gt=0, allow_inf_nan=False, description="arrivals per second")
         ]
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
         self.rate = params.rate_rps
 
-    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[np.ndarray]:
         k = 1
         while True:
             # k / rate, not a running sum: no drift however long the run

@@ -11,10 +11,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from sim.plugins import Context
+from workloads.arrivals.base import ARRIVALS
 from workloads.arrivals.replay import TimestampTrace, TraceParams
 from workloads.traces import load_csv_arrivals
 
 
+@ARRIVALS.register("csv")
 class CsvArrivals(TimestampTrace):
     """Arrival times read from a column of a CSV file."""
 
@@ -25,6 +28,5 @@ class CsvArrivals(TimestampTrace):
         )
         unit: Literal["s", "ms", "us"] = "s"
 
-    def __init__(self, params: Params) -> None:
-        times = load_csv_arrivals(params.path, params.column, params.unit)
-        super().__init__(times, params.time_compression, params.scale)
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx, load_csv_arrivals(params.path, params.column, params.unit))

@@ -16,14 +16,15 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from sim.schema import Strict
-from workloads.arrivals.base import CHUNK, ArrivalProcess
+from sim.plugins import Context, PluginParams
+from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 
+@ARRIVALS.register("diurnal")
 class DiurnalArrivals(ArrivalProcess):
     """A Poisson process whose rate follows a sine around ``rate_rps``."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["diurnal"] = "diurnal"
         rate_rps: Annotated[
             float, Field(gt=0, allow_inf_nan=False, description="mean arrivals per second")
@@ -36,7 +37,8 @@ class DiurnalArrivals(ArrivalProcess):
             float, Field(allow_inf_nan=False, description="phase at t = 0 (radians)")
         ] = 0.0
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
         self.rate = params.rate_rps
         self.amplitude = params.amplitude
         self.omega = 2 * math.pi / params.period_s
@@ -47,7 +49,8 @@ class DiurnalArrivals(ArrivalProcess):
         """The instantaneous rate (arrivals/s) at times ``t``."""
         return self.rate * (1 + self.amplitude * np.sin(self.omega * t + self.phase))
 
-    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[np.ndarray]:
+        rng = self.rng
         t = 0.0
         while True:
             candidates = t + np.cumsum(rng.exponential(1.0 / self.peak, CHUNK))

@@ -20,7 +20,8 @@ import numpy as np
 from pydantic import Field, StrictInt
 
 from sim.errors import TraceError
-from workloads.arrivals.base import CHUNK, ArrivalProcess
+from sim.plugins import Context
+from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 from workloads.arrivals.replay import TraceParams, scale_counts
 from workloads.traces import MIN_HASH_PREFIX, load_azure_functions_2019_counts
 
@@ -48,6 +49,7 @@ def spread_in_minutes(
     return np.minimum(times, np.nextafter(starts + MINUTE_S, starts))
 
 
+@ARRIVALS.register("azure_functions_2019")
 class AzureFunctions2019Arrivals(ArrivalProcess):
     """Per-minute counts of Azure Functions 2019, spread within each minute."""
 
@@ -65,7 +67,8 @@ class AzureFunctions2019Arrivals(ArrivalProcess):
         ] = None
         spread: Literal["uniform", "even"] = "uniform"
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
         self.counts = load_azure_functions_2019_counts(
             params.path, params.function, params.start_minute, params.minutes
         )
@@ -79,7 +82,8 @@ class AzureFunctions2019Arrivals(ArrivalProcess):
         self.scale = params.scale
         self.time_compression = params.time_compression
 
-    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[np.ndarray]:
+        rng = self.rng
         counts = scale_counts(self.counts, self.scale, rng)
         ends = np.cumsum(counts)
         lo = 0

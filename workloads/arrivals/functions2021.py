@@ -14,12 +14,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from sim.plugins import Context
+from workloads.arrivals.base import ARRIVALS
 from workloads.arrivals.replay import TimestampTrace, TraceParams
 from workloads.traces import MIN_HASH_PREFIX, load_azure_functions_2021_arrivals
 
 HashFilter = Annotated[str, Field(min_length=MIN_HASH_PREFIX)]
 
 
+@ARRIVALS.register("azure_functions_2021")
 class AzureFunctions2021Arrivals(TimestampTrace):
     """Invocation start times of the 2021 trace, optionally of one app or function."""
 
@@ -28,6 +31,6 @@ class AzureFunctions2021Arrivals(TimestampTrace):
         app: Annotated[HashFilter | None, Field(description="keep this app's invocations")] = None
         func: Annotated[HashFilter | None, Field(description="keep this function's")] = None
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
         times = load_azure_functions_2021_arrivals(params.path, params.app, params.func)
-        super().__init__(times, params.time_compression, params.scale)
+        super().__init__(params, ctx, times)

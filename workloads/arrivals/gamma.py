@@ -15,14 +15,15 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from sim.schema import Strict
-from workloads.arrivals.base import CHUNK, ArrivalProcess
+from sim.plugins import Context, PluginParams
+from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 
+@ARRIVALS.register("gamma")
 class GammaArrivals(ArrivalProcess):
     """A renewal process with gamma(1/cv², cv²/rate) inter-arrival times."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["gamma"] = "gamma"
         rate_rps: Annotated[
             float, Field(gt=0, allow_inf_nan=False, description="mean arrivals per second")
@@ -32,12 +33,14 @@ class GammaArrivals(ArrivalProcess):
             Field(gt=0, allow_inf_nan=False, description="coefficient of variation of the gaps"),
         ]
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
         self.rate = params.rate_rps
         self.shape = 1.0 / params.cv**2
         self.scale = params.cv**2 / params.rate_rps
 
-    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[np.ndarray]:
+        rng = self.rng
         t = 0.0
         while True:
             times = t + np.cumsum(rng.gamma(self.shape, self.scale, CHUNK))

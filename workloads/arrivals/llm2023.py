@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from typing import Literal
 
+from sim.plugins import Context
+from workloads.arrivals.base import ARRIVALS
 from workloads.arrivals.replay import TimestampTrace, TraceParams
 from workloads.traces import load_azure_llm_2023_arrivals
 
 
+@ARRIVALS.register("azure_llm_2023")
 class AzureLLM2023Arrivals(TimestampTrace):
     """Request arrival times of the Azure LLM inference trace."""
 
     class Params(TraceParams):
         type: Literal["azure_llm_2023"] = "azure_llm_2023"
 
-    def __init__(self, params: Params) -> None:
-        super().__init__(
-            load_azure_llm_2023_arrivals(params.path), params.time_compression, params.scale
-        )
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx, load_azure_llm_2023_arrivals(params.path))

@@ -19,17 +19,18 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from sim.schema import Strict
-from workloads.arrivals.base import CHUNK, ArrivalProcess
+from sim.plugins import Context, PluginParams
+from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 MAX_SOJOURNS = 1 << 16
 """Upper bound on sojourns drawn per block (keeps a near-idle process's blocks small)."""
 
 
+@ARRIVALS.register("mmpp")
 class MMPPArrivals(ArrivalProcess):
     """Poisson arrivals whose rate switches between two levels at exponential times."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["mmpp"] = "mmpp"
         rates_rps: Annotated[
             list[Annotated[float, Field(ge=0, allow_inf_nan=False)]],
@@ -47,14 +48,16 @@ class MMPPArrivals(ArrivalProcess):
                 raise ValueError("rates_rps: at least one state needs a rate > 0")
             return self
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
         self.rates = np.asarray(params.rates_rps, dtype=np.float64)
         self.durations = np.asarray(params.mean_durations_s, dtype=np.float64)
         self.start_state = params.start_state
         per_cycle = float(self.rates @ self.durations)  # expected arrivals per 0-1 cycle
         self.block = 2 * min(MAX_SOJOURNS // 2, max(1, math.ceil(CHUNK / per_cycle)))
 
-    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[np.ndarray]:
+        rng = self.rng
         states = (self.start_state + np.arange(self.block)) % 2  # even block: pattern repeats
         rates = self.rates[states]
         t = 0.0

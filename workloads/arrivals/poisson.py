@@ -8,21 +8,24 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from sim.schema import Strict
-from workloads.arrivals.base import CHUNK, ArrivalProcess
+from sim.plugins import Context, PluginParams
+from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 
+@ARRIVALS.register("poisson")
 class PoissonArrivals(ArrivalProcess):
     """A homogeneous Poisson process of rate ``rate_rps``."""
 
-    class Params(Strict):
+    class Params(PluginParams):
         type: Literal["poisson"] = "poisson"
         rate_rps: Annotated[float, Field(gt=0, description="mean arrivals per second")]
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
         self.rate = params.rate_rps
 
-    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[np.ndarray]:
+        rng = self.rng
         t = 0.0
         while True:
             times = t + np.cumsum(rng.exponential(1.0 / self.rate, CHUNK))

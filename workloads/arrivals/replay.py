@@ -4,7 +4,7 @@ Every trace process takes ``time_compression`` (all times are divided by it: 2.0
 trace twice as fast, so at twice the rate) and ``scale`` (a rate multiplier that keeps the
 trace's shape, as in the "rate scale" of AlpaServe OSDI'23 and Clockwork OSDI'20 replays).
 
-Rescaling rules (both use only the ``rng`` handed to ``chunks``, and none at ``scale = 1``):
+Rescaling rules (both use only the tenant's arrival stream, and none at ``scale = 1``):
 
 - per-minute counts (Azure Functions 2019): a minute's count ``c`` becomes
   ``floor(c * scale)`` plus one more with probability ``frac(c * scale)``, so the expected
@@ -23,14 +23,14 @@ from typing import Annotated, ClassVar
 import numpy as np
 from pydantic import Field
 
-from sim.schema import ExistingFile, Strict
+from sim.plugins import Context, PluginParams
+from sim.schema import ExistingFile
 from workloads.arrivals.base import CHUNK, ArrivalProcess
 
 
-class TraceParams(Strict):
+class TraceParams(PluginParams):
     """Options every trace replay accepts."""
 
-    type: str
     path: Annotated[ExistingFile, Field(description="the trace file (relative to the config), "
                                         "or the file name of a shipped trace (workloads/data)")]
     time_compression: Annotated[
@@ -93,12 +93,13 @@ class TimestampTrace(ArrivalProcess):
 
     finite: ClassVar[bool] = True
 
-    def __init__(self, relative_times: np.ndarray, time_compression: float, scale: float) -> None:
-        self.times = np.asarray(relative_times, dtype=np.float64) / time_compression
-        self.scale = scale
+    def __init__(self, params: TraceParams, ctx: Context, relative_times: np.ndarray) -> None:
+        super().__init__(params, ctx)
+        self.times = np.asarray(relative_times, dtype=np.float64) / params.time_compression
+        self.scale = params.scale
 
-    def chunks(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
-        yield from replay_times(self.times, self.scale, rng)
+    def chunks(self) -> Iterator[np.ndarray]:
+        yield from replay_times(self.times, self.scale, self.rng)
 
     def mean_rate(self) -> float | None:
         span = float(self.times[-1] - self.times[0])

@@ -1,0 +1,70 @@
+"""Assembling a serving system from a scenario: the one place the simulator and the live
+server build theirs (ARCHITECTURE.md, "Data flow").
+
+Every plugin is built through its registry as ``cls(params, ctx)``, with its own named random
+stream from the scenario's one seed: ``policy``, ``defense``, ``service``, and per tenant
+``arrivals/<tenant>`` and ``slo/<tenant>`` (:func:`tenant_plugins`). Everything that can fail on
+user input (profile, memory fit) fails here, before any clock starts, as a ConfigError naming
+the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from defense import build_defenses
+from sim.errors import ConfigError
+from sim.plugins import Context
+from sim.policies import POLICIES
+from sim.profiles import ZooProfile, load_profile
+from sim.rng import SeedTree
+from sim.service_time import SERVICE_TIMES
+from sim.system import Executor, ServingSystem
+from sim.zoo import Zoo
+from workloads.arrivals import ARRIVALS, ArrivalProcess
+from workloads.slo import DISTRIBUTIONS, Distribution
+
+if TYPE_CHECKING:
+    import simpy
+
+    from sim.config import Scenario, TenantConfig
+
+
+def build_zoo(scenario: Scenario, profile: ZooProfile) -> Zoo:
+    """The engine's tables for the scenario's zoo (batch sizes, time scale, latency model)."""
+    z = scenario.zoo
+    return Zoo(profile, scenario.cluster.max_batch, z.time_scale, z.latency_model, z.dispatch_ms)
+
+
+def build_system(scenario: Scenario, clock: simpy.Environment,
+                 executor: Executor | None = None, *, base_dir: Path | None = None,
+                 profile: ZooProfile | None = None, keep_requests: bool = True
+                 ) -> ServingSystem:
+    """The scenario's serving system on ``clock`` (a SimPy environment: simulated time, or
+    the wall clock of the live server, whose ``executor`` runs batches for real)."""
+    zoo = build_zoo(scenario, profile or load_profile(scenario.zoo.profile, base_dir))
+    ctx = Context(zoo=zoo, clock=clock, seeds=SeedTree(scenario.seed))
+    c = scenario.cluster
+    try:
+        return ServingSystem(
+            clock, zoo, workers=c.workers, memory_mb=c.memory_mb, max_batch=c.max_batch,
+            batch_timeout_ms=c.batch_timeout_ms,
+            policy=POLICIES.build(scenario.policy, ctx.with_stream("policy")),
+            defense=build_defenses(scenario.defense, ctx.with_stream("defense")),
+            service=SERVICE_TIMES.build(scenario.service_time, ctx.with_stream("service")),
+            preload=c.preload, replicate=c.replicate, executor=executor,
+            keep_requests=keep_requests)
+    except ValueError as e:
+        raise ConfigError(f"cluster: {e}") from None
+
+
+def tenant_plugins(tenant: TenantConfig, seeds: SeedTree
+                   ) -> tuple[ArrivalProcess, Distribution, Distribution]:
+    """A tenant's arrival process (stream ``arrivals/<name>``) and its accuracy and latency
+    distributions (sharing stream ``slo/<name>``, drawn in turn)."""
+    ctx = Context(seeds=seeds)
+    slo = ctx.with_stream("slo", tenant.name)
+    return (ARRIVALS.build(tenant.arrivals, ctx.with_stream("arrivals", tenant.name)),
+            DISTRIBUTIONS.build(tenant.slo.accuracy, slo),
+            DISTRIBUTIONS.build(tenant.slo.latency_ms, slo))
