@@ -1,4 +1,4 @@
-"""Real batches on real worker threads: the live server's :class:`sim.system.Executor`.
+"""Real batches on real worker threads: the live server's :class:`sim.worker.Executor`.
 
 Each simulated worker of :mod:`sim.worker` becomes one thread with its own copies of the models
 it holds (weights read from the profile's safetensors files, no pickle). The worker's SimPy loop
@@ -75,7 +75,7 @@ class ThreadExecutor:
             module = build_model(spec.arch, self.in_shape, self.num_classes)
         return load_weights(module, (self.base / spec.weights).resolve(), "cpu").eval()
 
-    # -- sim.system.Executor -----------------------------------------------------------------
+    # -- sim.worker.Executor -----------------------------------------------------------------
     def run(self, worker: int, model: int, batch: list[Request], inputs: int) -> simpy.Event:
         done = self.env.event()
         module = self.modules[worker][model]

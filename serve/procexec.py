@@ -1,4 +1,4 @@
-"""Real batches in worker processes: the live server's default :class:`sim.system.Executor`.
+"""Real batches in worker processes: the live server's default :class:`sim.worker.Executor`.
 
 Each simulated worker of :mod:`sim.worker` becomes one process with its own copies of the
 models it holds, the way each worker of a serving cluster owns an accelerator: its forward
@@ -124,7 +124,7 @@ class ProcessExecutor:
                 raise RuntimeError(f"worker process {wid} did not start")
             self.env.loop.add_reader(conn.fileno(), self._on_reply, wid)
 
-    # -- sim.system.Executor -----------------------------------------------------------------
+    # -- sim.worker.Executor -----------------------------------------------------------------
     def run(self, worker: int, model: int, batch: list[Request], inputs: int) -> simpy.Event:
         done = self.env.event()
         xs = [r.payload for r in batch]

@@ -20,7 +20,8 @@ from sim.policies import POLICIES
 from sim.profiles import ZooProfile, load_profile
 from sim.rng import SeedTree
 from sim.service_time import SERVICE_TIMES
-from sim.system import Executor, ServingSystem
+from sim.system import ServingSystem
+from sim.worker import Executor
 from sim.zoo import Zoo
 from workloads.arrivals import ARRIVALS, ArrivalProcess
 from workloads.slo import DISTRIBUTIONS, Distribution

@@ -17,13 +17,13 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from defense import DEFENSES
+from sim.cluster import Preload
 from sim.config_errors import describe_validation_error
 from sim.errors import ConfigError
 from sim.plugins import Context, PluginParams
 from sim.policies import POLICIES
 from sim.schema import Strict
 from sim.service_time import SERVICE_TIMES
-from sim.system import Preload
 from sim.zoo import LatencyModel
 from workloads.arrivals import ARRIVALS
 from workloads.slo import DISTRIBUTIONS

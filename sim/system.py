@@ -1,52 +1,40 @@
 """The serving system's front-end: defense, model selection, per-model queues, dispatch.
 
-Each arriving request gets the defense applied to its spec (PSML §5), then the selection
-policy picks a zoo model (PSML §3, INFaaS), and the request joins that model's front-end queue.
+Each arriving request passes the defense stack (PSML §5: admission, then spec perturbation),
+then the selection policy (or a selecting defense) picks a zoo model (PSML §3, INFaaS), and the
+request joins that model's front-end queue.
 Workers bind late: a free worker that holds the model takes the next batch (Clockwork, OSDI'20),
 so one model served by ``c`` workers without batching is exactly an M/M/c queue. Where no worker
 holds a model with waiting requests, the least-loaded worker loads it; with ``replicate`` an
 idle worker also loads a model whose backlog would outlast the load (scale-out under load).
 
-A worker's queued work is the requests waiting for the models it holds, at the amortised cost
-of a full batch, shared among each model's holders; the INFaaS-style latency estimate reads it
-only when a load-aware policy asks, so load-oblivious runs pay nothing for it. The estimate
-takes the other models' queued work from it and counts the model's own queue once, as the
-batches ahead of the request and the batch it joins.
+The split: :class:`ServingSystem` owns what only the front-end needs (defense, policy, the
+request list, occupancy accounting, completion hooks); the queues, placement and counters that
+the workers read and write too are one :class:`~sim.cluster.ClusterState`, which it builds and
+hands to each :class:`~sim.worker.Worker` with :meth:`ServingSystem.complete` as the callback
+for finished batches. The attributes that moved stay readable here as properties.
+
+The INFaaS-style latency estimate reads the workers' queued work only when a load-aware policy
+asks, so load-oblivious runs pay nothing for it. It takes the other models' queued work from it
+and counts the model's own queue once, as the batches ahead of the request and the batch it
+joins.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Literal, Protocol
 
 import simpy
 
 from defense.base import Decision
 from defense.stack import DefenseStack
+from sim.cluster import ClusterState, Preload
 from sim.policies.base import Policy
 from sim.request import Batch, Request
 from sim.service_time import ServiceTime
-from sim.worker import Worker
+from sim.worker import Executor, Worker
 from sim.zoo import Zoo
-
-Preload = Literal["all", "spread", "none"]
-
-
-class Executor(Protocol):
-    """Runs batches and model loads for real (the live server); events succeed when done."""
-
-    def run(self, worker: int, model: int, batch: list[Request], inputs: int) -> simpy.Event:
-        """Serve ``batch`` (``inputs`` inputs in all) on ``model`` at ``worker``."""
-        ...
-
-    def load(self, worker: int, model: int) -> simpy.Event:
-        """Load ``model``'s weights at ``worker``."""
-        ...
-
-    def evict(self, worker: int, model: int) -> None:
-        """Drop ``model`` from ``worker``."""
-        ...
 
 
 class ServingSystem:
@@ -62,42 +50,71 @@ class ServingSystem:
             raise ValueError(f"memory_mb ({memory_mb}) is smaller than models {too_big}")
         self.env = env
         self.zoo = zoo
-        self.max_batch = max_batch
-        self.batch_timeout_s = batch_timeout_ms / 1000
         self.policy = policy
         self.defense = defense
-        self.service = service
-        self.replicate = replicate
-        self.executor = executor
-        """None in simulation; the live server's real batch runner otherwise."""
         self.keep_requests = keep_requests
-        n = len(zoo)
-        self.cost_s = [zoo.batch_s[m][max_batch] / max_batch for m in range(n)]
-        """Amortised service time per request at a full batch."""
-        self.queues: list[deque[Request]] = [deque() for _ in range(n)]
-        self.inputs = [0] * n
-        """Inputs waiting in each model's queue (= its length when every request has one)."""
-        self.holders: list[list[Worker]] = [[] for _ in range(n)]
-        self.batcher: list[Worker | None] = [None] * n
-        self.workers = [Worker(self, i, memory_mb) for i in range(workers)]
+        self.state = ClusterState(env, zoo, max_batch=max_batch,
+                                  batch_timeout_s=batch_timeout_ms / 1000, service=service,
+                                  replicate=replicate, executor=executor)
+        """What the workers share with the front-end: queues, placement, counters."""
+        self.state.workers = [Worker(self.state, i, memory_mb, self.complete)
+                              for i in range(workers)]
         self.requests: list[Request] = []
         """Every submitted request, in arrival order; records are derived from them."""
-        self.events: list[tuple[float, str, int, int]] = []
-        """Model loads and evictions: (time, kind, worker, model)."""
         self.hooks: dict[int, Callable[[Request], None]] = {}
         """Per-tenant callbacks run when a request of that tenant completes."""
-        self.arrived = 0
         self.completed = 0
         self.in_system = 0
         self.area = 0.0
         """Integral of the number of requests in the system over time (Little's L * T)."""
         self._t_last = 0.0
-        self.n_batches = 0
-        self.placements = 0
-        """Counts holder-set changes; with ``arrived`` and ``n_batches`` it versions the state."""
-        self._preload(preload)
-        for w in self.workers:
+        self.state.preload(preload)
+        for w in self.state.workers:
             env.process(w.run())
+
+    # -- the shared state, read through the system ---------------------------------------
+    @property
+    def service(self) -> ServiceTime:
+        return self.state.service
+
+    @property
+    def executor(self) -> Executor | None:
+        """None in simulation; the live server's real batch runner otherwise."""
+        return self.state.executor
+
+    @property
+    def max_batch(self) -> int:
+        return self.state.max_batch
+
+    @property
+    def workers(self) -> list[Worker]:
+        return self.state.workers
+
+    @property
+    def queues(self) -> list[deque[Request]]:
+        return self.state.queues
+
+    @property
+    def inputs(self) -> list[int]:
+        """Inputs waiting in each model's queue."""
+        return self.state.inputs
+
+    @property
+    def holders(self) -> list[list[Worker]]:
+        return self.state.holders
+
+    @property
+    def events(self) -> list[tuple[float, str, int, int]]:
+        """Model loads and evictions: (time, kind, worker, model)."""
+        return self.state.events
+
+    @property
+    def arrived(self) -> int:
+        return self.state.arrived
+
+    @property
+    def n_batches(self) -> int:
+        return self.state.n_batches
 
     # -- arrivals and completions ----------------------------------------------------------
     def submit(self, req: Request) -> None:
@@ -106,7 +123,8 @@ class ServingSystem:
         self.area += self.in_system * (now - self._t_last)
         self._t_last = now
         self.in_system += 1
-        self.arrived += 1
+        st = self.state
+        st.arrived += 1
         if self.keep_requests:
             self.requests.append(req)
         defense = self.defense
@@ -123,27 +141,27 @@ class ServingSystem:
             else:
                 m, req.feasible = self.policy.select(req, self, now)
             req.model = m
-        q = self.queues[m]
+        q = st.queues[m]
         q.append(req)
-        self.inputs[m] += req.size
-        holders = self.holders[m]
+        st.inputs[m] += req.size
+        holders = st.holders[m]
         if not holders:
-            self.assign(m, self.least_loaded(now))
+            st.assign(m, st.least_loaded(now))
             return
-        b = self.batcher[m]
+        b = st.batcher[m]
         if b is not None:
-            if self.inputs[m] >= self.max_batch:
+            if st.inputs[m] >= st.max_batch:
                 b.wake()
-            if self.inputs[m] <= self.max_batch:
+            if st.inputs[m] <= st.max_batch:
                 return
         for w in holders:
             if w.idle:
                 w.wake()
                 return
-        if self.replicate:
-            for w in self.workers:
-                if w.idle and self.model_to_replicate(w) == m:
-                    self.assign(m, w)
+        if st.replicate:
+            for w in st.workers:
+                if w.idle and st.model_to_replicate(w) == m:
+                    st.assign(m, w)
                     return
 
     def _reject(self, req: Request) -> None:
@@ -173,10 +191,10 @@ class ServingSystem:
 
     # -- state for policies (sim.policies.base.SystemView) ---------------------------------
     def queue_len(self, model: int) -> int:
-        return self.inputs[model]
+        return self.state.inputs[model]
 
     def loaded_holders(self, model: int) -> int:
-        return sum(1 for w in self.holders[model] if model in w.loaded)
+        return sum(1 for w in self.state.holders[model] if model in w.loaded)
 
     def estimate_latency_s(self, model: int, now: float) -> float:
         """INFaaS-style estimate of the latency of a one-input request joining ``model``'s queue
@@ -198,18 +216,19 @@ class ServingSystem:
 
         Exact for one holder, deterministic service and no later arrivals to the worker.
         """
-        max_batch = self.max_batch
+        st = self.state
+        max_batch = st.max_batch
         batch_s = self.zoo.batch_s[model]
-        full, ahead = divmod(self.inputs[model], max_batch)
-        start = self.ready_s(model, now, own=False)
+        full, ahead = divmod(st.inputs[model], max_batch)
+        start = st.ready_s(model, now, own=False)
         if full:
-            start += full * batch_s[max_batch] / (len(self.holders[model]) or 1)
+            start += full * batch_s[max_batch] / (len(st.holders[model]) or 1)
         b = ahead + 1
-        timeout = self.batch_timeout_s
+        timeout = st.batch_timeout_s
         if b < max_batch and timeout > 0.0:
             oldest = now
             if ahead:
-                q = self.queues[model]
+                q = st.queues[model]
                 i = full * max_batch  # the batch's first request, at one input per request
                 oldest = q[i if i < len(q) else -1].arrival
             t = oldest + timeout - now
@@ -218,90 +237,6 @@ class ServingSystem:
         return start + batch_s[b]
 
     def ready_s(self, m: int, now: float, own: bool = True) -> float:
-        """How long until some holder of ``m`` has worked off what is ahead of a new request.
-
-        A holder's current batch or load, a pending load of ``m``, and its share of the queued
-        work of the models it holds: ``m``'s own included with ``own`` (the model's backlog),
-        left out without (what stands before the model's queue).
-        """
-        holders = self.holders[m]
-        load = self.zoo.load_s[m]
-        if not holders:
-            return load
-        best = float("inf")
-        for w in holders:
-            t = w.busy_until - now
-            t = (t if t > 0.0 else 0.0) + (w.queued_s() if own else w.queued_other_s(m))
-            if m in w.pending:
-                t += load
-            if t < best:
-                best = t
-        return best
-
-    def work_per_holder_s(self, m: int) -> float:
-        """Model ``m``'s queued work (full-batch amortised), per worker holding it."""
-        n = self.inputs[m]
-        return n * self.cost_s[m] / len(self.holders[m]) if n else 0.0
-
-    # -- placement -----------------------------------------------------------------------
-    def assign(self, m: int, w: Worker) -> None:
-        """Give model ``m`` to worker ``w`` (it loads it when it next looks for work)."""
-        w.pending.append(m)
-        w.held.append(m)
-        self.holders[m].append(w)
-        self.placements += 1
-        if w.idle:
-            w.wake()
-
-    def release(self, m: int, w: Worker) -> None:
-        """Worker ``w`` evicted ``m``; re-place it if requests still wait for it."""
-        self.holders[m].remove(w)
-        self.placements += 1
-        if self.batcher[m] is w:
-            self.batcher[m] = None
-        if self.queues[m] and not self.holders[m]:
-            self.assign(m, self.least_loaded(self.env.now))
-
-    def least_loaded(self, now: float) -> Worker:
-        return min(self.workers, key=lambda w: (w.backlog_s(now), w.id))
-
-    def model_to_replicate(self, w: Worker) -> int:
-        """A model ``w`` does not hold whose backlog would outlast loading it on ``w``.
-
-        Among such models, the one whose oldest request arrived first; -1 if none.
-        """
-        now = self.env.now
-        best, best_t = -1, float("inf")
-        for m, q in enumerate(self.queues):
-            if not q or w.holds(m) or self.zoo.memory_mb[m] > w.memory_mb:
-                continue
-            if q[0].arrival < best_t and self.ready_s(m, now) > self.zoo.load_s[m]:
-                best, best_t = m, q[0].arrival
-        return best
-
-    def _preload(self, kind: Preload) -> None:
-        """Models loaded at time 0, cheapest first.
-
-        ``all``: every worker loads every model that fits (each worker starts its round-robin
-        at a different model, so short memory still spreads the zoo). ``spread``: model ``k``
-        goes to worker ``k mod W`` (the zoo partitioned across workers, as INFaaS places
-        variants; extra workers hold replicas of the cheapest models). ``none``: load on demand.
-        """
-        order = sorted(range(len(self.zoo)), key=lambda m: self.zoo.lat1_ms[m])
-        pairs: list[tuple[Worker, int]] = []
-        if kind == "all":
-            pairs = [(w, order[(i + j) % len(order)]) for i, w in enumerate(self.workers)
-                     for j in range(len(order))]
-        elif kind == "spread":
-            k = max(len(order), len(self.workers))
-            pairs = [(self.workers[i % len(self.workers)], order[i % len(order)])
-                     for i in range(k)]
-        for w, m in pairs:
-            if m not in w.loaded and w.used_mb + self.zoo.memory_mb[m] <= w.memory_mb:
-                w.loaded[m] = None
-                w.held.append(m)
-                w.used_mb += self.zoo.memory_mb[m]
-                self.holders[m].append(w)
-
-    def log_event(self, kind: str, worker: int, model: int) -> None:
-        self.events.append((self.env.now, kind, worker, model))
+        """How long until some holder of ``m`` has worked off what is ahead of a new request
+        (:meth:`ClusterState.ready_s <sim.cluster.ClusterState.ready_s>`)."""
+        return self.state.ready_s(m, now, own)

@@ -8,28 +8,51 @@ dispatched when it is full (``max_batch``) or when its oldest request has waited
 (``load_ms``) before serving, evicting least-recently-used models when memory is short. With an
 executor (the live server, :mod:`serve`), batches and loads run for real and the same loop waits
 for them on the wall clock instead of sampling their times.
+
+A worker knows nothing of the front-end (:mod:`sim.system`): it is given the shared
+:class:`~sim.cluster.ClusterState` (queues, holders, counters, placement) and a callback it
+calls with each finished batch, so the two sides meet only in that state.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
 from sim.request import Batch, Request
 
 if TYPE_CHECKING:
-    from sim.system import ServingSystem
+    from sim.cluster import ClusterState
+
+
+class Executor(Protocol):
+    """Runs batches and model loads for real (the live server); events succeed when done."""
+
+    def run(self, worker: int, model: int, batch: list[Request], inputs: int) -> simpy.Event:
+        """Serve ``batch`` (``inputs`` inputs in all) on ``model`` at ``worker``."""
+        ...
+
+    def load(self, worker: int, model: int) -> simpy.Event:
+        """Load ``model``'s weights at ``worker``."""
+        ...
+
+    def evict(self, worker: int, model: int) -> None:
+        """Drop ``model`` from ``worker``."""
+        ...
 
 
 class Worker:
     """One accelerator with its loaded models and its serving loop."""
 
-    def __init__(self, system: ServingSystem, wid: int, memory_mb: float) -> None:
-        self.sys = system
-        self.env = system.env
+    def __init__(self, state: ClusterState, wid: int, memory_mb: float,
+                 complete: Callable[[list[Request]], None]) -> None:
+        self.state = state
+        self.env = state.env
+        self.complete = complete
+        """Called with each finished batch, at its finish time (the front-end's accounting)."""
         self.id = wid
         self.memory_mb = memory_mb
         self.used_mb = 0.0
@@ -44,13 +67,13 @@ class Worker:
         self._wake: simpy.Event | None = None
         self._queued: tuple[tuple[int, int, int], float] = ((-1, -1, -1), 0.0)
 
-    # -- state the front-end reads -------------------------------------------------------
+    # -- what placement and the latency estimate read ------------------------------------
     def holds(self, m: int) -> bool:
         return m in self.held
 
     def backlog_s(self, now: float) -> float:
         """Work ahead of this worker: current batch, pending loads, its share of the queues."""
-        pending = sum(self.sys.zoo.load_s[m] for m in self.pending)
+        pending = sum(self.state.zoo.load_s[m] for m in self.pending)
         return max(self.busy_until - now, 0.0) + pending + self.queued_s()
 
     def queued_s(self) -> float:
@@ -59,7 +82,7 @@ class Worker:
         Memoised per system state version: a policy comparing several models during one
         selection reads each worker's backlog once.
         """
-        s = self.sys
+        s = self.state
         version = (s.arrived, s.n_batches, s.placements)
         if self._queued[0] != version:
             per_holder = s.work_per_holder_s
@@ -72,7 +95,7 @@ class Worker:
         For a worker holding ``m``. Cheap: the memoised total less one term (clamped at 0
         against rounding).
         """
-        t = self.queued_s() - self.sys.work_per_holder_s(m)
+        t = self.queued_s() - self.state.work_per_holder_s(m)
         return t if t > 0.0 else 0.0
 
     def wake(self) -> None:
@@ -84,10 +107,10 @@ class Worker:
 
     # -- the serving loop ----------------------------------------------------------------
     def run(self) -> Generator[simpy.Event, Any, None]:
-        env, s = self.env, self.sys
+        env, s = self.env, self.state
         max_batch, timeout = s.max_batch, s.batch_timeout_s
         queues, inputs, batch_s, sample = s.queues, s.inputs, s.zoo.batch_s, s.service.sample
-        loaded, wid, executor = self.loaded, self.id, s.executor
+        loaded, wid, executor, complete = self.loaded, self.id, s.executor, self.complete
         while True:
             m = self._next_model()
             if m < 0:
@@ -126,10 +149,10 @@ class Worker:
                 self.busy_until = now + expected
                 yield executor.run(wid, m, batch, n)
             b.finish = env.now
-            s.complete(batch)
+            complete(batch)
 
     def _next_model(self) -> int:
-        s = self.sys
+        s = self.state
         queues, batcher, max_batch = s.queues, s.batcher, s.max_batch
         best, best_t = -1, float("inf")
         for m in self.held:
@@ -149,7 +172,7 @@ class Worker:
         return best
 
     def _wait_for_batch(self, m: int, delay: float) -> Generator[simpy.Event, Any, None]:
-        s = self.sys
+        s = self.state
         s.batcher[m] = self
         ev = self._wake = self.env.event()
 
@@ -163,7 +186,7 @@ class Worker:
             s.batcher[m] = None
 
     def _load(self, m: int) -> Generator[simpy.Event, Any, None]:
-        s = self.sys
+        s = self.state
         self.pending.remove(m)
         need = s.zoo.memory_mb[m]
         while self.used_mb + need > self.memory_mb + 1e-9:
@@ -179,14 +202,14 @@ class Worker:
 
     def _victim(self) -> int:
         """Least recently used loaded model, preferring one with no waiting requests."""
-        queues = self.sys.queues
+        queues = self.state.queues
         for m in self.loaded:
             if not queues[m]:
                 return m
         return next(iter(self.loaded))
 
     def _evict(self, m: int) -> None:
-        s = self.sys
+        s = self.state
         del self.loaded[m]
         self.held.remove(m)
         self.used_mb -= s.zoo.memory_mb[m]
