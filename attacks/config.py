@@ -7,14 +7,20 @@ the accuracy/latency spec it sends.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import Field, model_validator
 
+from attacks.strategies import STRATEGIES
 from sim.config import Scenario, TenantConfig
+from sim.plugins import PluginParams
 from sim.schema import Strict
 
-Strategy = Literal["oracle", "naive", "fingerprint", "known-zoo"]
+if TYPE_CHECKING:  # to mypy a strategy block is any Params model (each has a ``type`` tag)
+    StrategyBlock: TypeAlias = PluginParams
+else:
+    StrategyBlock = STRATEGIES.field()
+
 BudgetCounts = Literal["sent", "kept", "extraction"]
 BeyondPool = Literal["stop", "repeat", "augment"]
 TargetRank = ("most-accurate", "median", "least-accurate")
@@ -85,21 +91,14 @@ class FingerprintConfig(Strict):
     """Below this, other specs inside the target's region are tried."""
 
 
-class NaiveSpecConfig(Strict):
-    """The naive attacker's fixed spec; no accuracy means the target's published accuracy."""
-
-    accuracy: Annotated[float, Field(ge=0, le=100)] | None = None
-    latency_ms: Annotated[float, Field(gt=0)]
-
-
 class AttackerConfig(Strict):
     """One attacker: strategy, target, budget, pool, outputs seen, surrogate."""
 
-    strategy: Strategy
+    strategy: StrategyBlock
+    """A block of :data:`attacks.strategies.STRATEGIES` (``{type: naive, spec: ...}``); a bare
+    name (``strategy: oracle``) is a block with no other parameters."""
     target: str = "most-accurate"
     """A model name, or most-accurate | median | least-accurate (of the Pareto front)."""
-    spec: NaiveSpecConfig | None = None
-    """The fixed spec of the naive strategy (accuracy defaults to the target's)."""
     budget: Annotated[int, Field(ge=1)]
     """Inputs the attacker may send; what counts is ``budget_counts``."""
     budget_counts: BudgetCounts = "sent"
@@ -130,10 +129,36 @@ class AttackerConfig(Strict):
     """When the attacker starts (after benign load has built up)."""
     fingerprint: FingerprintConfig = FingerprintConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_into_strategy(cls, data: Any) -> Any:
+        """Read the attacker-level ``spec`` of older configs.
+
+        ``spec`` used to sit beside ``strategy``, so one base scenario could serve a grid over
+        strategies (``--set attacker.strategy=naive``). It is moved into the strategy block when
+        that strategy takes a ``spec`` (naive) and dropped otherwise, as it was ignored there.
+        """
+        if not isinstance(data, dict) or "spec" not in data:
+            return data
+        data = dict(data)
+        spec = data.pop("spec")
+        block = data.get("strategy")
+        if isinstance(block, PluginParams):
+            block = block.model_dump()
+        tag = block if isinstance(block, str) else \
+            block.get("type") if isinstance(block, dict) else None
+        if spec is None or not isinstance(tag, str) or tag not in STRATEGIES or \
+                "spec" not in STRATEGIES.params_class(tag).model_fields:
+            return data
+        block = {"type": block} if isinstance(block, str) else dict(block)
+        if "spec" in block:
+            raise ValueError("`spec` is given twice: in attacker.strategy and at attacker level "
+                             "(keep the one in attacker.strategy)")
+        data["strategy"] = block | {"spec": spec}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> AttackerConfig:
-        if self.strategy == "naive" and self.spec is None:
-            raise ValueError("the naive strategy needs `spec: {latency_ms, accuracy (optional)}`")
         if self.budget_counts == "kept" and not self.verify:
             raise ValueError("budget_counts: kept needs verify: true (only verified answers "
                              "can be counted as kept)")

@@ -40,6 +40,7 @@ from attacks.run import Victim, attack_report, prepare_victim, resolve_target
 from attacks.strategies import STRATEGIES, Plan
 from sim.clock import WallClockEnvironment
 from sim.errors import UserError
+from sim.plugins import Context
 from sim.profiles import load_profile
 from sim.request import Request
 from sim.rng import SeedTree
@@ -271,9 +272,9 @@ def check_server(info: dict[str, Any], cfg: AttackerConfig, victim: Victim, url:
                         f"{tuple(victim.zoo.in_shape)} with {victim.zoo.num_classes}")
     if info["outputs"] == "labels" and cfg.outputs == "probabilities":
         raise UserError(f"{url} answers with top-1 labels only; set attacker.outputs: labels")
-    if cfg.strategy == "oracle" and not info.get("model_api"):
-        raise UserError(f"the oracle strategy names the model in each request, but {url} "
-                        "selects the model itself (start it with --model-api)")
+    if STRATEGIES.get(cfg.strategy.type).names_model and not info.get("model_api"):
+        raise UserError(f"the {cfg.strategy.type} strategy names the model in each request, "
+                        f"but {url} selects the model itself (start it with --model-api)")
     riders = cfg.fingerprint.probes if cfg.verify else 0
     if cfg.extract and cfg.inputs_per_request + riders > int(info["max_inputs"]):
         raise UserError(f"attacker.inputs_per_request ({cfg.inputs_per_request}"
@@ -348,11 +349,12 @@ async def _attack(scenario: AttackScenario, url: str, info: dict[str, Any], zoo:
                         cfg.outputs == "labels", fail)
         agent = AttackerAgent(link, cfg, victim.responder)
         ext = Extraction(agent, victim.pool_size, seeds.generator("attacker", "inputs"))
-        flow = STRATEGIES[cfg.strategy]
+        strategy = STRATEGIES.build(cfg.strategy, Context(
+            zoo=zoo, clock=env, seeds=seeds, stream=("attacker",), generator=rng))
 
         def attacker() -> Any:
             try:
-                yield from flow(agent, ext, plan, rng, victim.candidates)
+                yield from strategy.run(agent, ext, plan, victim.candidates)
             except Exception as e:  # handed to the awaiting coroutine
                 fail(e)
                 return

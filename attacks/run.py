@@ -29,6 +29,7 @@ from attacks.inputs import shifted as _shifted
 from attacks.responders import Responder, SyntheticResponder, TableResponder
 from attacks.strategies import STRATEGIES, Plan
 from sim.errors import ConfigError, UserError
+from sim.plugins import Context
 from sim.request import Request
 from sim.rng import SeedTree
 from sim.run import SimResult, Simulation
@@ -38,10 +39,6 @@ from sim.zoo import Zoo
 if TYPE_CHECKING:
     from attacks.victim import VictimZoo
     from zoo_profiles.datasets import Split
-
-FINGERPRINTING = ("fingerprint", "known-zoo")
-"""The strategies that fingerprint (and so can run out of budget before extracting)."""
-
 
 @dataclass
 class Victim:
@@ -123,10 +120,11 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
     agent = AttackerAgent(SimLink(sim, victim.responder), cfg, victim.responder)
     ext = Extraction(agent, victim.pool_size, sim.seeds.generator("attacker", "inputs"))
     plan = Plan(target, rank)
-    flow = STRATEGIES[cfg.strategy]
+    strategy = STRATEGIES.build(cfg.strategy, Context(
+        zoo=sim.zoo, clock=sim.env, seeds=sim.seeds, stream=("attacker",), generator=rng))
 
     def attacker() -> Any:
-        yield from flow(agent, ext, plan, rng, victim.candidates)
+        yield from strategy.run(agent, ext, plan, victim.candidates)
         sim.stop.halt()
 
     sim.env.process(attacker())
@@ -162,13 +160,14 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
     served = np.asarray([r.model for r in ext.served])
     consistency = (float((served == target).mean())
                    if len(served) and (served >= 0).all() else None)
+    fingerprints = STRATEGIES.get(cfg.strategy.type).fingerprints
     return {
-        "strategy": cfg.strategy,
+        "strategy": cfg.strategy.type,
         "target_model": zoo.names[target],
         "queries": {**agent.ledger.as_dict(), "budget": cfg.budget,
                     "budget_counts": cfg.budget_counts},
         "fingerprint": {
-            "complete": plan.fingerprint_complete if cfg.strategy in FINGERPRINTING else None,
+            "complete": plan.fingerprint_complete if fingerprints else None,
             "models_found": len(fp.signatures) if fp else None,
             "identification_accuracy": (identification_accuracy(truth)
                                         if fp and truth_known else None),

@@ -2,29 +2,44 @@
 
 - ``oracle``: names the target model explicitly on every request: the classic single-model
   extraction, the paper's reference.
-- ``naive``: one fixed spec; takes whatever model answers.
+- ``naive``: one fixed spec (its ``spec`` parameter); takes whatever model answers.
 - ``fingerprint``: black-box mapping of the spec space (attacks.fingerprint), then extraction
   at the most robust trigger spec for the target (verified per response if ``verify``). Its
   mapping is paid from the same budget as its extraction (``budget_counts: sent``); if the
   budget runs out before the mapping is done, it stops there and reports it.
 - ``known-zoo``: the same with copies of the zoo in hand: probes chosen offline to separate
   every model, and the target's signature known exactly (an upper bound).
-Each is a SimPy generator run as the attacker's process.
+
+Each is a class of the :data:`STRATEGIES` registry (the plugin contract of :mod:`sim.plugins`),
+built as ``cls(params, ctx)`` with the attacker's random stream in ``ctx``; its
+:meth:`Strategy.run` is the attacker's SimPy process. Another package adds a strategy with
+``@STRATEGIES.register("name")`` and selects it with ``attacker.strategy: {type: name, ...}``.
+
+The agent and the fingerprinter are imported where they are used: :mod:`attacks.config` needs
+this registry for its schema, and they need the config.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
 import numpy as np
 import simpy
+from pydantic import Field
 
-from attacks.agent import AttackerAgent, BudgetExhausted, Extraction, Signature
-from attacks.config import SpecConfig
-from attacks.fingerprint import Fingerprinter, FingerprintResult
-from attacks.responders import Responder
+from sim.plugins import Context, PluginParams, Registry
+from sim.schema import Strict
+
+if TYPE_CHECKING:
+    from attacks.agent import AttackerAgent, Extraction, Signature
+    from attacks.fingerprint import FingerprintResult
+    from attacks.responders import Responder
+
+Process = Generator[simpy.Event, Any, None]
+"""The attacker's SimPy process."""
 
 
 @dataclass
@@ -43,22 +58,71 @@ class Plan:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Flow = Callable[[AttackerAgent, Extraction, Plan, np.random.Generator, np.ndarray],
-                Generator[simpy.Event, Any, None]]
-"""(agent, extraction, plan, rng, probe candidates) -> the attacker's SimPy process."""
+class Strategy(ABC):
+    """How the attacker spends its budget: one SimPy process per attack."""
+
+    Params: ClassVar[type[PluginParams]]
+    fingerprints: ClassVar[bool] = False
+    """It maps the spec space first, so its budget can run out before it extracts (attack.json
+    then reports ``fingerprint.complete``)."""
+    names_model: ClassVar[bool] = False
+    """It names the model in its requests (a live server must offer the model API)."""
+
+    @abstractmethod
+    def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
+            candidates: np.ndarray) -> Process:
+        """The attacker's process: query through ``agent``, extract with ``ext``, record what
+        it found in ``plan``; ``candidates`` are the pool inputs probes may be chosen from."""
 
 
-def oracle(agent: AttackerAgent, ext: Extraction, plan: Plan, rng: np.random.Generator,
-           candidates: np.ndarray) -> Generator[simpy.Event, Any, None]:
-    yield from ext.run(None, model=plan.target)
+STRATEGIES: Registry[Strategy] = Registry("strategy", cast(Any, Strategy))
+"""Strategies by the name ``attacker.strategy`` uses. (The cast: mypy accepts no abstract class
+as a ``type[Strategy]`` argument, while the registry only checks subclasses against it.)"""
 
 
-def naive(agent: AttackerAgent, ext: Extraction, plan: Plan, rng: np.random.Generator,
-          candidates: np.ndarray) -> Generator[simpy.Event, Any, None]:
-    spec = agent.cfg.spec
-    assert spec is not None  # validated: naive needs a spec
-    accuracy = spec.accuracy if spec.accuracy is not None else agent.zoo.accuracy[plan.target]
-    yield from ext.run(SpecConfig(accuracy=accuracy, latency_ms=spec.latency_ms))
+@STRATEGIES.register("oracle")
+class Oracle(Strategy):
+    """Names the target on every request: single-model extraction, the paper's reference."""
+
+    names_model = True
+
+    class Params(PluginParams):
+        type: Literal["oracle"] = "oracle"
+
+    def __init__(self, params: Params, ctx: Context) -> None:
+        self.params = params
+
+    def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
+            candidates: np.ndarray) -> Process:
+        yield from ext.run(None, model=plan.target)
+
+
+class NaiveSpecConfig(Strict):
+    """The naive attacker's fixed spec; no accuracy means the target's published accuracy."""
+
+    accuracy: Annotated[float, Field(ge=0, le=100)] | None = None
+    latency_ms: Annotated[float, Field(gt=0)]
+
+
+@STRATEGIES.register("naive")
+class Naive(Strategy):
+    """One fixed spec, whatever model answers it: what an attacker unaware of the zoo does."""
+
+    class Params(PluginParams):
+        type: Literal["naive"] = "naive"
+        spec: NaiveSpecConfig
+        """The spec sent on every request (accuracy defaults to the target's)."""
+
+    def __init__(self, params: Params, ctx: Context) -> None:
+        self.params = params
+
+    def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
+            candidates: np.ndarray) -> Process:
+        from attacks.config import SpecConfig
+
+        spec = self.params.spec
+        accuracy = spec.accuracy if spec.accuracy is not None else agent.zoo.accuracy[plan.target]
+        yield from ext.run(SpecConfig(accuracy=accuracy, latency_ms=spec.latency_ms))
 
 
 def _pick_by_rank(rank: float) -> Callable[[list[Signature]], Signature]:
@@ -67,17 +131,36 @@ def _pick_by_rank(rank: float) -> Callable[[list[Signature]], Signature]:
     return pick
 
 
-def fingerprint(agent: AttackerAgent, ext: Extraction, plan: Plan, rng: np.random.Generator,
-                candidates: np.ndarray) -> Generator[simpy.Event, Any, None]:
-    fp = Fingerprinter(agent, agent.cfg.fingerprint, candidates, rng)
-    try:
-        result: FingerprintResult = yield from fp.run(_pick_by_rank(plan.target_rank))
-    except BudgetExhausted:
-        plan.fingerprint_complete = False   # nothing left to extract with
-        return
-    plan.fingerprint = result
-    verify = result.target if agent.cfg.verify else None
-    yield from ext.run(result.trigger, verify=verify, probes=result.probes)
+@STRATEGIES.register("fingerprint")
+class Fingerprint(Strategy):
+    """Black-box mapping of the spec space, then extraction at the target's trigger spec.
+
+    The algorithm's knobs are ``attacker.fingerprint`` (shared with ``known-zoo``, and read for
+    every strategy when the probe candidates are drawn)."""
+
+    fingerprints = True
+
+    class Params(PluginParams):
+        type: Literal["fingerprint"] = "fingerprint"
+
+    def __init__(self, params: Params, ctx: Context) -> None:
+        self.params = params
+        self.rng = ctx.rng()
+
+    def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
+            candidates: np.ndarray) -> Process:
+        from attacks.agent import BudgetExhausted
+        from attacks.fingerprint import Fingerprinter
+
+        fp = Fingerprinter(agent, agent.cfg.fingerprint, candidates, self.rng)
+        try:
+            result: FingerprintResult = yield from fp.run(_pick_by_rank(plan.target_rank))
+        except BudgetExhausted:
+            plan.fingerprint_complete = False   # nothing left to extract with
+            return
+        plan.fingerprint = result
+        verify = result.target if agent.cfg.verify else None
+        yield from ext.run(result.trigger, verify=verify, probes=result.probes)
 
 
 def separating_probes(responder: Responder, n_models: int, candidates: np.ndarray, k: int,
@@ -106,31 +189,39 @@ def _split(group: list[int], key: np.ndarray) -> list[list[int]]:
     return list(out.values())
 
 
-def known_zoo(agent: AttackerAgent, ext: Extraction, plan: Plan, rng: np.random.Generator,
-              candidates: np.ndarray) -> Generator[simpy.Event, Any, None]:
-    n_models = len(agent.zoo)
-    probes = separating_probes(agent.responder, n_models, candidates,
-                               agent.cfg.fingerprint.probes, agent.labels_only)
-    target_sig = agent.signature_of(plan.target, probes)
-    fp = Fingerprinter(agent, agent.cfg.fingerprint, candidates, rng)
-    by_rank = _pick_by_rank(plan.target_rank)
+@STRATEGIES.register("known-zoo")
+class KnownZoo(Strategy):
+    """Fingerprinting with copies of the zoo in hand: an upper bound on identification."""
 
-    def pick(order: list[Signature]) -> Signature:
-        return target_sig if target_sig in order else by_rank(order)
+    fingerprints = True
 
-    try:
-        result: FingerprintResult = yield from fp.run(pick, probes=probes)
-    except BudgetExhausted:
-        plan.fingerprint_complete = False
-        return
-    plan.fingerprint = result
-    verify = target_sig if agent.cfg.verify else None
-    yield from ext.run(result.trigger, verify=verify, probes=probes)
+    class Params(PluginParams):
+        type: Literal["known-zoo"] = "known-zoo"
 
+    def __init__(self, params: Params, ctx: Context) -> None:
+        self.params = params
+        self.rng = ctx.rng()
 
-STRATEGIES: dict[str, Flow] = {
-    "oracle": oracle,
-    "naive": naive,
-    "fingerprint": fingerprint,
-    "known-zoo": known_zoo,
-}
+    def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
+            candidates: np.ndarray) -> Process:
+        from attacks.agent import BudgetExhausted
+        from attacks.fingerprint import Fingerprinter
+
+        n_models = len(agent.zoo)
+        probes = separating_probes(agent.responder, n_models, candidates,
+                                   agent.cfg.fingerprint.probes, agent.labels_only)
+        target_sig = agent.signature_of(plan.target, probes)
+        fp = Fingerprinter(agent, agent.cfg.fingerprint, candidates, self.rng)
+        by_rank = _pick_by_rank(plan.target_rank)
+
+        def pick(order: list[Signature]) -> Signature:
+            return target_sig if target_sig in order else by_rank(order)
+
+        try:
+            result: FingerprintResult = yield from fp.run(pick, probes=probes)
+        except BudgetExhausted:
+            plan.fingerprint_complete = False
+            return
+        plan.fingerprint = result
+        verify = target_sig if agent.cfg.verify else None
+        yield from ext.run(result.trigger, verify=verify, probes=probes)

@@ -154,8 +154,10 @@ class Study:
         The hash covers the validated scenario (base file, ``quick.set``, grid values and seed,
         defaults filled in), the kind, zoosim's version and the content of every file the
         scenario names: the zoo profile, the weights that profile lists, and any file path in
-        the scenario (traces). What it cannot see (code changed without a version bump,
-        datasets downloaded elsewhere) is not covered.
+        the scenario (traces); and the point's own values, which its row carries: two points
+        may validate to one scenario (an attacker-level ``spec`` is dropped for a strategy
+        that takes none) and still each need their row. What it cannot see (code changed
+        without a version bump, datasets downloaded elsewhere) is not covered.
         """
         from sim.profiles import resolve_profile_path
 
@@ -167,7 +169,7 @@ class Study:
         for path in _file_paths(resolved):
             files[path] = _digest(Path(path))
         text = json.dumps({"zoosim": _version(), "kind": self.cfg.kind, "scenario": resolved,
-                           "files": files}, sort_keys=True)
+                           "point": point, "files": files}, sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 

@@ -82,7 +82,7 @@ def test_known_zoo_is_an_upper_bound_on_identification() -> None:
     ({"budget": 0}, "attacker.budget"),
     ({"strategy": "guess"}, "attacker.strategy"),
     ({"target": "no_such_model"}, "attacker.target"),
-    ({"strategy": "naive", "spec": None}, "spec"),
+    ({"strategy": "naive", "spec": None}, "attacker.strategy.spec"),
     ({"outputs": "logits"}, "attacker.outputs"),
 ])
 def test_bad_attack_configs_exit_2(tmp_path: Path, change: dict[str, Any], needle: str) -> None:
