@@ -24,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import simpy
@@ -75,9 +75,8 @@ class Strategy(ABC):
         it found in ``plan``; ``candidates`` are the pool inputs probes may be chosen from."""
 
 
-STRATEGIES: Registry[Strategy] = Registry("strategy", cast(Any, Strategy))
-"""Strategies by the name ``attacker.strategy`` uses. (The cast: mypy accepts no abstract class
-as a ``type[Strategy]`` argument, while the registry only checks subclasses against it.)"""
+STRATEGIES: Registry[Strategy] = Registry("strategy", Strategy)
+"""Strategies by the name ``attacker.strategy`` uses."""
 
 
 @STRATEGIES.register("oracle")
