@@ -25,7 +25,7 @@ from torch import nn
 
 from sim.errors import UserError
 from sim.profiles import ZooProfile, load_profile, resolve_profile_path
-from zoo_profiles.models import MNIST_SHAPE, Shape, build_model
+from zoo_profiles.models import Shape, build_model
 from zoo_profiles.profiler import load_weights
 from zoo_profiles.train import predict_logits
 
@@ -43,9 +43,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _shape_and_classes(profile: ZooProfile) -> tuple[Shape, int]:
-    meta = profile.metadata.model_dump()
-    c, h, w = (int(v) for v in meta.get("input_shape") or MNIST_SHAPE)
-    return (c, h, w), int(meta.get("num_classes", 10))
+    meta = profile.metadata
+    return meta.shape, meta.num_classes
 
 
 class VictimZoo:
@@ -79,9 +78,8 @@ class VictimZoo:
         same split."""
         from zoo_profiles.datasets import load_dataset
 
-        meta = self.profile.metadata.model_dump()
-        return load_dataset(str(meta.get("dataset", "mnist5k")),
-                            split_seed=int(meta.get("split_seed", 0)))
+        meta = self.profile.metadata
+        return load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed)
 
     @property
     def names(self) -> list[str]:

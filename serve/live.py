@@ -82,9 +82,8 @@ class LiveServer:
         api = scenario.api
         torch.set_num_threads(api.threads)
         path, profile = servable_profile(scenario, base_dir)
-        meta = profile.metadata.model_dump()
-        self.in_shape = tuple(int(v) for v in meta.get("input_shape") or (1, 28, 28))
-        self.num_classes = int(meta.get("num_classes", 10))
+        self.in_shape = profile.metadata.shape
+        self.num_classes = profile.metadata.num_classes
         c = scenario.cluster
         self.env = WallClockEnvironment(loop)
         shape = (self.in_shape[0], self.in_shape[1], self.in_shape[2])

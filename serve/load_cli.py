@@ -35,16 +35,16 @@ def load(config: Path, target: str, out_dir: Path, overrides: tuple[str, ...],
 
     scenario = load_scenario(config, overrides=overrides)
     base_dir = config.resolve().parent
-    meta = load_profile(scenario.zoo.profile, base_dir).metadata.model_dump()
-    if not meta.get("dataset"):
+    meta = load_profile(scenario.zoo.profile, base_dir).metadata
+    if not meta.dataset:
         raise UserError(f"{config}: zoo profile {scenario.zoo.profile!r} names no dataset "
                         "(metadata.dataset), so there are no inputs to send")
     info = server_info(target)
-    inputs = load_dataset(str(meta["dataset"]), split_seed=int(meta.get("split_seed", 0))).test.x
+    inputs = load_dataset(meta.dataset, split_seed=meta.split_seed).test.x
     shape = [int(v) for v in info["input_shape"]]
     if list(inputs.shape[1:]) != shape:
         raise UserError(f"--target {target}: the server takes inputs of shape {shape}, but "
-                        f"dataset {meta['dataset']!r} has {list(inputs.shape[1:])}")
+                        f"dataset {meta.dataset!r} has {list(inputs.shape[1:])}")
     schedule = request_schedule(scenario, base_dir)
     records, summary = run_load(target, schedule, inputs, warmup_s=scenario.warmup_s,
                                 max_connections=max_connections, progress=not quiet)

@@ -235,9 +235,8 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
     data["zoo"]["profile"] = str(_profile(data["zoo"]["profile"], base_dir, profile, out_dir,
                                           progress, echo))
     prof = load_profile(data["zoo"]["profile"])
-    meta = prof.metadata.model_dump()
-    inputs = load_dataset(str(meta.get("dataset", "mnist5k")),
-                          split_seed=int(meta.get("split_seed", 0))).test.x
+    meta = prof.metadata
+    inputs = load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed).test.x
     serve_data = {k: v for k, v in data.items() if k not in ("tenants", "requests",
                                                              "duration_s", "warmup_s")}
     serve_data["api"] = {**data.get("api", {}), "port": 0, "records": True}

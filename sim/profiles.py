@@ -84,11 +84,27 @@ class ModelProfile(Strict):
 
 
 class ProfileMetadata(Strict):
-    """Where the figures come from; ``source`` says whether we measured them."""
+    """Where the figures come from; ``source`` says whether we measured them. The fields the
+    code reads are typed; the profiler's notes (hardware, training, methods) ride along."""
 
     model_config = Strict.model_config | {"extra": "allow"}
     source: Literal["measured", "published", "synthetic"]
     batch_sizes: list[int] | None = None
+    dataset: str | None = None
+    """The dataset the models were trained and tested on (a name :mod:`zoo_profiles.datasets`
+    loads); None for a zoo without one (synthetic figures)."""
+    split_seed: int = 0
+    """The seed of the dataset's train/attacker/test split."""
+    input_shape: tuple[int, int, int] | None = None
+    """One input's shape (channels, height, width); None: MNIST's (1, 28, 28)."""
+    num_classes: Annotated[int, Field(ge=2)] = 10
+    device: str | None = None
+    """Where the figures were measured (``cpu``, ``cuda``), when known."""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """One input's shape, MNIST's when the profile does not say."""
+        return self.input_shape or (1, 28, 28)
 
 
 class ZooProfile(Strict):

@@ -183,13 +183,13 @@ def profile_zoo(name: str, device: str, out_name: str | None = None,
     check_device(device)
     src = resolve_profile_path(name)
     prof = load_profile(src)
-    meta = prof.metadata.model_dump()
-    if meta.get("source") != "measured" or "input_shape" not in meta:
+    typed = prof.metadata
+    if typed.source != "measured" or typed.input_shape is None:
         raise UserError(f"{src}: only a measured zoo with weights can be re-profiled")
-    c, h, w = (int(v) for v in meta["input_shape"])
-    in_shape: Shape = (c, h, w)
-    num_classes = int(meta.get("num_classes", 10))
-    batch_sizes = meta.get("batch_sizes") or sorted(prof.models[0].latency_ms)
+    in_shape: Shape = typed.input_shape
+    num_classes = typed.num_classes
+    batch_sizes = typed.batch_sizes or sorted(prof.models[0].latency_ms)
+    meta = typed.model_dump(exclude_unset=True)
     out = Path(out_dir) if out_dir is not None else src.parent
     target = out_name or device_profile_name(prof.name, device)
     members = []

@@ -113,7 +113,7 @@ def list_() -> None:
             click.echo(f"{n:<22} invalid: {e}")
             continue
         accs = [m.accuracy for m in p.models]
-        device = getattr(p.metadata, "device", "?")
+        device = p.metadata.device or "?"
         click.echo(f"{n:<22} {len(p.models):>6}  {p.metadata.source:<10} "
                    f"{min(accs):5.1f}-{max(accs):5.1f}   {device}")
 

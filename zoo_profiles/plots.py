@@ -35,7 +35,7 @@ def plot_front(name: str, output: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("batch-1 latency p50 (ms, log scale)")
     ax.set_ylabel("test top-1 accuracy (%)")
-    ax.set_title(f"{p.name} ({p.metadata.source}, {getattr(p.metadata, 'device', '?')})")
+    ax.set_title(f"{p.name} ({p.metadata.source}, {p.metadata.device or '?'})")
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=120)
