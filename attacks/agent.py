@@ -72,6 +72,8 @@ class Ledger:
     requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         (*FINGERPRINT_PHASES, "extraction"), 0))
     discarded: int = 0
+    """Inputs sent whose answers were thrown away (verification) or never came (rejected by
+    an admission defense): each is sent again while the budget lasts."""
 
     @property
     def total(self) -> int:
@@ -211,18 +213,19 @@ class AttackerAgent:
               identify: bool = True, phase: str = "mapping"
               ) -> Generator[simpy.Event, Any, Observation]:
         """Send the probes with ``spec`` (paced) and wait for the answer. ``identify``: the
-        answer's signature is an identification attempt (scored against the truth). Raises
-        :class:`BudgetExhausted` (before waiting) when the budget cannot pay for it."""
-        if len(probes) > self.allowance(phase):
-            raise BudgetExhausted(f"{phase}: {len(probes)} inputs exceed the budget left")
-        yield from self.pace()
-        done = self.env.event()
-
-        def finished(r: Request) -> None:
-            done.succeed(r)
-
-        self.send(spec, Payload(probes=probes, phase=phase), finished, model)
-        req: Request = yield done
+        answer's signature is an identification attempt (scored against the truth). A request
+        an admission defense rejects is sent again (its inputs count as sent and discarded).
+        Raises :class:`BudgetExhausted` (before waiting) when the budget cannot pay for it."""
+        while True:
+            if len(probes) > self.allowance(phase):
+                raise BudgetExhausted(f"{phase}: {len(probes)} inputs exceed the budget left")
+            yield from self.pace()
+            done = self.env.event()
+            self.send(spec, Payload(probes=probes, phase=phase), _succeed(done), model)
+            req: Request = yield done
+            if not req.rejected:
+                break
+            self.ledger.discarded += len(probes)
         obs = self.observe(req)
         if identify:
             self.truth.append((probes.tobytes(), self.signature(obs), req))
@@ -248,6 +251,15 @@ class AttackerAgent:
     def truth_models(self) -> list[tuple[bytes, Signature, int]]:
         """The identification attempts with the model that served each (-1: unknown)."""
         return [(key, sig, req.model) for key, sig, req in self.truth]
+
+
+def _succeed(event: simpy.Event) -> Callable[[Request], None]:
+    """A completion callback that succeeds ``event`` with the answered request."""
+
+    def succeed(req: Request) -> None:
+        event.succeed(req)
+
+    return succeed
 
 
 class Extraction:
@@ -317,8 +329,14 @@ class Extraction:
             nonlocal outstanding
             outstanding -= 1
             payload: Payload = req.payload
-            self.served.append(req)
             keep = True
+            if req.rejected:  # turned away unanswered: its inputs are queried again
+                agent.ledger.discarded += len(payload.extract)
+                todo.extend(map(tuple, payload.extract.tolist()))
+                if outstanding == 0 and not round_done.triggered:
+                    round_done.succeed()
+                return
+            self.served.append(req)
             if verify is not None:
                 sig = agent.signature(agent.observe(req))
                 agent.truth.append((payload.probes.tobytes(), sig, req))

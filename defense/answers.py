@@ -48,6 +48,11 @@ def answers_intact(models: np.ndarray, tenants: np.ndarray, profile: str,
     intact = np.ones(len(models), dtype=bool)
     for t in np.unique(tenants):
         rows = np.flatnonzero(tenants == t)
+        served = models[rows] >= 0   # a request rejected by an admission defense got none
+        intact[rows[~served]] = False
+        rows = rows[served]
+        if not len(rows):
+            continue
         picked = inputs(int(t)).integers(len(test), size=len(rows))
         clean = zoo.outputs_grouped(models[rows], test.x[picked])
         seen = defense(int(t)).postprocess(clean.copy())

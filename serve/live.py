@@ -157,7 +157,7 @@ class LiveServer:
         """Per-request records (model, batch, times in seconds since start): what the
         simulator writes, from the live run."""
         return records_frame(self.system.requests, self.tenant_names or ["none"],
-                             self.zoo.names, self.zoo.accuracy)
+                             self.zoo.names, self.zoo.accuracy, self.system.defense.admits)
 
     def close(self) -> None:
         self.env.close()

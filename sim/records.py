@@ -2,7 +2,9 @@
 
 The engine keeps each request (a slotted object, a few hundred bytes) and the batch that served
 it; columns are built once at the end, vectorised. Every metric is derived from these records
-(ARCHITECTURE.md principle 5).
+(ARCHITECTURE.md principle 5). With an admission defense (:mod:`defense.base`) the records also
+say which requests it flagged and which it rejected: a rejected request has no model (null),
+worker and batch -1, finishes at its arrival and meets no SLO.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ def _col(values: list[float] | list[int] | list[bool], dtype: str) -> np.ndarray
 
 
 def records_frame(requests: list[Request], tenants: list[str], models: list[str],
-                  accuracy: list[float]) -> pd.DataFrame:
-    """One row per completed request, by id, with the derived SLO columns."""
+                  accuracy: list[float], admission: bool = False) -> pd.DataFrame:
+    """One row per completed request, by id, with the derived SLO columns; ``admission``
+    adds the ``flagged`` and ``rejected`` columns."""
     import pandas as pd
 
     done = [r for r in requests if r.batch is not None and r.batch.finish >= 0]
@@ -51,8 +54,15 @@ def records_frame(requests: list[Request], tenants: list[str], models: list[str]
     })
     df["latency_ms"] = (df["finish_s"] - df["arrival_s"]) * 1000
     df["wait_ms"] = (df["start_s"] - df["arrival_s"]) * 1000
-    model_acc = np.asarray(accuracy)[df["model"].cat.codes.to_numpy()]
+    codes = df["model"].cat.codes.to_numpy()
+    model_acc = np.asarray(accuracy)[codes]
     df["met_accuracy"] = model_acc >= df["acc_req"].to_numpy()
     df["met_latency"] = df["latency_ms"] <= df["lat_req_ms"]
+    if admission:
+        served = codes >= 0
+        df["met_accuracy"] &= served
+        df["met_latency"] &= served
+        df["flagged"] = _col([r.flagged for r in done], "?")
+        df["rejected"] = ~served
     df["met_slo"] = df["met_accuracy"] & df["met_latency"]
     return df

@@ -1,38 +1,18 @@
-"""Shared pieces of the config schema: strict models, plugin registries, paths.
-
-A plugin family (selection policies, arrival processes, SLO distributions, service-time models,
-defenses) is a plain dict registry ``{"type-name": Class}``; each class carries a pydantic
-``Params`` model whose ``type`` field is a ``Literal`` of its registry name. ``plugin_union``
-turns a registry into a discriminated union, so the registry is the single source of truth:
-adding an implementation is one module and one registry line (ARCHITECTURE.md, "Layout").
-"""
+"""Shared pieces of the config schema: strict models and file paths. (Plugin blocks are
+validated by their registries: :mod:`sim.plugins`.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Protocol, Union
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
 
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Plugin(Protocol):
-    """What a registry entry provides: its parameter model."""
-
-    Params: ClassVar[type[Strict]]
-
-
-def plugin_union(registry: dict[str, Any]) -> Any:
-    """The discriminated union of the ``Params`` models of a registry's classes."""
-    params = tuple(cls.Params for cls in registry.values())
-    if len(params) == 1:
-        return Annotated[params[0], Field(discriminator="type")]
-    return Annotated[Union[params], Field(discriminator="type")]  # noqa: UP007
 
 
 SHIPPED_TRACES = Path(__file__).resolve().parent.parent / "workloads" / "data"
