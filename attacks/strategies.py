@@ -68,6 +68,9 @@ class Strategy(ABC):
     names_model: ClassVar[bool] = False
     """It names the model in its requests (a live server must offer the model API)."""
 
+    def __init__(self, params: PluginParams, ctx: Context) -> None:
+        self.params = params
+
     @abstractmethod
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
             candidates: np.ndarray) -> Process:
@@ -87,9 +90,6 @@ class Oracle(Strategy):
 
     class Params(PluginParams):
         type: Literal["oracle"] = "oracle"
-
-    def __init__(self, params: Params, ctx: Context) -> None:
-        self.params = params
 
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
             candidates: np.ndarray) -> Process:
@@ -113,13 +113,14 @@ class Naive(Strategy):
         """The spec sent on every request (accuracy defaults to the target's)."""
 
     def __init__(self, params: Params, ctx: Context) -> None:
-        self.params = params
+        super().__init__(params, ctx)
+        self.spec = params.spec
 
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
             candidates: np.ndarray) -> Process:
         from attacks.config import SpecConfig
 
-        spec = self.params.spec
+        spec = self.spec
         accuracy = spec.accuracy if spec.accuracy is not None else agent.zoo.accuracy[plan.target]
         yield from ext.run(SpecConfig(accuracy=accuracy, latency_ms=spec.latency_ms))
 
@@ -143,7 +144,7 @@ class Fingerprint(Strategy):
         type: Literal["fingerprint"] = "fingerprint"
 
     def __init__(self, params: Params, ctx: Context) -> None:
-        self.params = params
+        super().__init__(params, ctx)
         self.rng = ctx.rng()
 
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
@@ -198,7 +199,7 @@ class KnownZoo(Strategy):
         type: Literal["known-zoo"] = "known-zoo"
 
     def __init__(self, params: Params, ctx: Context) -> None:
-        self.params = params
+        super().__init__(params, ctx)
         self.rng = ctx.rng()
 
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,

@@ -40,6 +40,7 @@ class Policy(ABC):
     Params: ClassVar[type[PluginParams]]
 
     def __init__(self, params: PluginParams, ctx: Context) -> None:
+        self.params = params
         self.zoo = zoo = ctx.need_zoo
         self.by_cost = sorted(range(len(zoo)), key=lambda m: (zoo.lat1_ms[m], -zoo.accuracy[m]))
         """All models, cheapest (lowest batch-1 latency) first."""
