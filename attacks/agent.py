@@ -24,7 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 import simpy
 
-from attacks.config import AttackerConfig, SpecConfig
+from attacks.config import AttackerConfig, BudgetCounts, SpecConfig
+from attacks.report import QueriesReport, RequestCounts
 from attacks.responders import Responder
 from sim.request import Request
 from sim.run import Simulation
@@ -80,13 +81,21 @@ class Ledger:
         """Every input sent so far."""
         return sum(self.inputs.values())
 
-    def as_dict(self) -> dict[str, Any]:
-        fp = sum(self.inputs[p] for p in FINGERPRINT_PHASES)
-        fp_requests = sum(self.requests[p] for p in FINGERPRINT_PHASES)
-        return {**self.inputs, "fingerprint": fp, "discarded": self.discarded,
-                "total": self.total,
-                "requests": {**self.requests, "fingerprint": fp_requests,
-                             "total": sum(self.requests.values())}}
+    def report(self, budget: int, budget_counts: BudgetCounts) -> QueriesReport:
+        """attack.json's ``queries`` block: these counts and the budget."""
+        inputs, requests = self.inputs, self.requests
+        return QueriesReport(
+            screening=inputs["screening"], mapping=inputs["mapping"],
+            consistency=inputs["consistency"], extraction=inputs["extraction"],
+            verification=inputs["verification"],
+            fingerprint=sum(inputs[p] for p in FINGERPRINT_PHASES),
+            discarded=self.discarded, total=self.total,
+            requests=RequestCounts(
+                screening=requests["screening"], mapping=requests["mapping"],
+                consistency=requests["consistency"], extraction=requests["extraction"],
+                fingerprint=sum(requests[p] for p in FINGERPRINT_PHASES),
+                total=sum(requests.values())),
+            budget=budget, budget_counts=budget_counts)
 
 
 class Link(Protocol):

@@ -26,6 +26,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ import simpy
 from attacks.agent import FINGERPRINT_PHASES, AttackerAgent, Extraction, Payload
 from attacks.config import AttackerConfig, AttackScenario
 from attacks.inputs import shifted
+from attacks.report import AttackReport, LiveReport
 from attacks.responders import Responder
 from attacks.run import Victim, attack_report, prepare_victim, resolve_target
 from attacks.strategies import STRATEGIES, Plan
@@ -258,8 +260,13 @@ run (latency range clamped to the server's)."""
 class LiveAttackResult:
     """attack.json's content and the attacker's own requests."""
 
-    report: dict[str, Any]
+    attack: AttackReport
     requests: pd.DataFrame
+
+    @cached_property
+    def report(self) -> dict[str, Any]:
+        """attack.json's content, as written (:meth:`AttackReport.to_json`)."""
+        return self.attack.to_json()
 
 
 def check_server(info: dict[str, Any], cfg: AttackerConfig, victim: Victim, url: str) -> None:
@@ -318,8 +325,8 @@ def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = 
 
     report = attack_report(scenario.model_copy(update={"attacker": cfg}), zoo, plan, agent,
                            ext, victim, answers)
-    report["live"] = {"url": url, "wall_s": round(wall, 3), "records": records,
-                      "http_requests": link.http_requests, "retries": link.retries}
+    report.live = LiveReport(url=url, wall_s=round(wall, 3), records=records,
+                             http_requests=link.http_requests, retries=link.retries)
     return LiveAttackResult(report, link.frame())
 
 

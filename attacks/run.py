@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,13 @@ from attacks.agent import AttackerAgent, Extraction, SimLink
 from attacks.config import AttackerConfig, AttackScenario, TargetRank
 from attacks.fingerprint import identification_accuracy
 from attacks.inputs import shifted as _shifted
+from attacks.report import (
+    AttackReport,
+    ExtractionReport,
+    FingerprintReport,
+    SurrogateReport,
+    VictimReport,
+)
 from attacks.responders import Responder, SyntheticResponder, TableResponder
 from attacks.strategies import STRATEGIES, Plan
 from sim.errors import ConfigError, UserError
@@ -33,7 +41,7 @@ from sim.plugins import Context
 from sim.request import Request
 from sim.rng import SeedTree
 from sim.run import SimResult, Simulation
-from sim.summary import summarize
+from sim.summary import Summary, summarize
 from sim.zoo import Zoo
 
 if TYPE_CHECKING:
@@ -56,8 +64,13 @@ class Victim:
 class AttackResult:
     """attack.json's content, and the simulation behind it."""
 
-    report: dict[str, Any]
+    attack: AttackReport
     sim: SimResult
+
+    @cached_property
+    def report(self) -> dict[str, Any]:
+        """attack.json's content, as written (:meth:`AttackReport.to_json`)."""
+        return self.attack.to_json()
 
 
 def resolve_target(target: str, zoo: Zoo) -> tuple[int, float]:
@@ -139,7 +152,7 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
         return defense.postprocess(out)
 
     report = attack_report(scenario, sim.zoo, plan, agent, ext, victim, answers)
-    report["benign"] = _benign_summary(result, sim)
+    report.benign = _benign_summary(result, sim)
     return AttackResult(report, result)
 
 
@@ -148,10 +161,10 @@ Answers = Callable[[list[tuple[Request, np.ndarray]], np.ndarray], np.ndarray]
 
 
 def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: AttackerAgent,
-                  ext: Extraction, victim: Victim, answers: Answers) -> dict[str, Any]:
-    """attack.json's common content. Ground truth comes from ``request.model`` of the
-    requests the agent kept; where one is unknown (-1: a live server without records), the
-    scores that need it are None."""
+                  ext: Extraction, victim: Victim, answers: Answers) -> AttackReport:
+    """attack.json's common content (the caller sets ``benign`` or ``live``). Ground truth
+    comes from ``request.model`` of the requests the agent kept; where one is unknown (-1: a
+    live server without records), the scores that need it are None."""
     cfg = scenario.attacker
     target = plan.target
     fp = plan.fingerprint
@@ -161,53 +174,58 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
     consistency = (float((served == target).mean())
                    if len(served) and (served >= 0).all() else None)
     fingerprints = STRATEGIES.get(cfg.strategy.type).fingerprints
-    return {
-        "strategy": cfg.strategy.type,
-        "target_model": zoo.names[target],
-        "queries": {**agent.ledger.as_dict(), "budget": cfg.budget,
-                    "budget_counts": cfg.budget_counts},
-        "fingerprint": {
-            "complete": plan.fingerprint_complete if fingerprints else None,
-            "models_found": len(fp.signatures) if fp else None,
-            "identification_accuracy": (identification_accuracy(truth)
-                                        if fp and truth_known else None),
-            "trigger_consistency": consistency,
-            "estimated_consistency": fp.consistency if fp else None,
-            "trigger_spec": fp.trigger.model_dump() if fp else None,
-            "thresholds": [round(s.lo, 3) for s in fp.segments[1:]] if fp else None,
-            "zoo_models": len(zoo),
-            "front_models": len(zoo.front),
-        },
-        **extract_and_score(cfg, zoo, ext, victim, target, answers,
-                            SeedTree(scenario.seed).integer_seed("attacker", "surrogate")),
-        "victim": {"accuracy": float(zoo.accuracy[target])},
-        "outputs": cfg.outputs,
-        "verify": cfg.verify,
-        "seed": scenario.seed,
-    }
+    queries = agent.ledger.report(cfg.budget, cfg.budget_counts)
+    fingerprint = FingerprintReport(
+        complete=plan.fingerprint_complete if fingerprints else None,
+        models_found=len(fp.signatures) if fp else None,
+        identification_accuracy=(identification_accuracy(truth)
+                                 if fp and truth_known else None),
+        trigger_consistency=consistency,
+        estimated_consistency=fp.consistency if fp else None,
+        trigger_spec=fp.trigger.model_dump() if fp else None,
+        thresholds=[round(s.lo, 3) for s in fp.segments[1:]] if fp else None,
+        zoo_models=len(zoo),
+        front_models=len(zoo.front),
+    )
+    extraction, surrogate = extract_and_score(
+        cfg, zoo, ext, victim, target, answers,
+        SeedTree(scenario.seed).integer_seed("attacker", "surrogate"))
+    return AttackReport(
+        strategy=cfg.strategy.type,
+        target_model=zoo.names[target],
+        queries=queries,
+        fingerprint=fingerprint,
+        extraction=extraction,
+        surrogate=surrogate,
+        victim=VictimReport(accuracy=float(zoo.accuracy[target])),
+        outputs=cfg.outputs,
+        verify=cfg.verify,
+        seed=scenario.seed,
+    )
 
 
 def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Victim,
-                      target: int, answers: Answers, seed: int) -> dict[str, Any]:
+                      target: int, answers: Answers,
+                      seed: int) -> tuple[ExtractionReport, SurrogateReport]:
     """The answers to the kept inputs (from ``answers``), the surrogate trained on them, and
     its accuracy and fidelity on the test split. An attack that kept no answers (its budget
     ran out while fingerprinting) is scored with its untrained surrogate: what it holds.
     Without extraction (``extract: false``) or weights there is nothing to score (NaN)."""
     from attacks.extraction import evaluate_surrogate, init_surrogate, train_surrogate
 
-    nan = {"accuracy": float("nan"), "fidelity": float("nan")}
     if not cfg.extract or victim.zoo is None or victim.pool is None or victim.test is None:
-        return {"extraction": {"kept_inputs": 0, "served_by": {},
-                               "pool_exhausted": ext.pool_exhausted},
-                "surrogate": {"arch": cfg.surrogate.arch, "steps": 0, **nan}}
+        nan = float("nan")
+        return (ExtractionReport(kept_inputs=0, served_by={},
+                                 pool_exhausted=ext.pool_exhausted),
+                SurrogateReport(arch=cfg.surrogate.arch, steps=0, accuracy=nan, fidelity=nan))
     target_test = victim.zoo.predictions(target, victim.test.x)
     if not ext.kept:
         untrained = init_surrogate(cfg.surrogate.arch, victim.zoo.in_shape,
                                    victim.zoo.num_classes, seed).eval()
-        return {"extraction": {"kept_inputs": 0, "distinct_inputs": 0, "served_by": {},
-                               "pool_exhausted": ext.pool_exhausted},
-                "surrogate": {"arch": cfg.surrogate.arch, "steps": 0,
-                              **evaluate_surrogate(untrained, victim.test, target_test)}}
+        return (ExtractionReport(kept_inputs=0, distinct_inputs=0, served_by={},
+                                 pool_exhausted=ext.pool_exhausted),
+                SurrogateReport(arch=cfg.surrogate.arch, steps=0,
+                                **evaluate_surrogate(untrained, victim.test, target_test)))
     started = time.perf_counter()
     rows = np.concatenate([r for _, r in ext.kept])
     x = _shifted(victim.pool.x, rows)
@@ -224,10 +242,10 @@ def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Vi
     if (models >= 0).all():
         served = dict(zip(*np.unique(models, return_counts=True), strict=True))
         served_by = {zoo.names[int(m)]: int(c) for m, c in served.items()}
-    return {"extraction": {"kept_inputs": len(x), "distinct_inputs": _distinct(rows),
-                           "served_by": served_by, "pool_exhausted": ext.pool_exhausted,
-                           "training_s": round(time.perf_counter() - started, 3)},
-            "surrogate": {"arch": s.arch, "steps": steps, **scores}}
+    return (ExtractionReport(kept_inputs=len(x), distinct_inputs=_distinct(rows),
+                             served_by=served_by, pool_exhausted=ext.pool_exhausted,
+                             training_s=round(time.perf_counter() - started, 3)),
+            SurrogateReport(arch=s.arch, steps=steps, **scores))
 
 
 def _distinct(rows: np.ndarray) -> int:
@@ -235,7 +253,7 @@ def _distinct(rows: np.ndarray) -> int:
     return len(np.unique(rows, axis=0))
 
 
-def _benign_summary(result: SimResult, sim: Simulation) -> dict[str, Any]:
+def _benign_summary(result: SimResult, sim: Simulation) -> Summary:
     """summary.json of the benign tenants alone (no Little's-law check: the engine's
     occupancy integral also counts the attacker's requests)."""
     df = result.records

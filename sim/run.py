@@ -39,6 +39,7 @@ class SimResult:
 
     records: pd.DataFrame
     summary: dict[str, Any]
+    """summary.json's content: :class:`sim.summary.Summary`, dumped."""
     events: list[tuple[float, str, int, int]]
 
 
@@ -87,7 +88,7 @@ class Simulation:
         summary = summarize(
             df, warmup_s=self.scenario.warmup_s, n_workers=len(s.workers),
             seed=self.scenario.seed, wall_time_s=wall, sim_events=_scheduled_events(self.env),
-            area=s.area, loads=kinds.count("load"), evictions=kinds.count("evict"))
+            area=s.area, loads=kinds.count("load"), evictions=kinds.count("evict")).to_json()
         return SimResult(df, summary, list(s.events))
 
     def _answers_intact(self, df: pd.DataFrame) -> pd.Series:

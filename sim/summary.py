@@ -6,6 +6,9 @@ target; ``goodput_rps`` is the number of such requests per second of the measure
 ``goodput_answers`` also requires the answer's top-1 to have survived an output defense
 (:mod:`defense.answers`).
 Requests that arrived before ``warmup_s`` are left out.
+
+The file's content is the :class:`Summary` model (its fields, in order, are the file's keys);
+:func:`summarize` builds it and returns its dump.
 """
 
 from __future__ import annotations
@@ -14,14 +17,138 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+
+class OutputModel(BaseModel):
+    """Base of the models of the JSON files a run writes (summary.json, attack.json).
+
+    The fields' order is the files' key order. A model is built with only the keys that
+    apply and dumped with :meth:`to_json` (``model_dump(exclude_unset=True)``): a conditional
+    field left out of the constructor is absent from the file, while one given ``None`` is
+    written as null. Floats are kept as they are, NaN included (written as ``NaN``).
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's content: the fields that were set, in field order, as plain Python."""
+        return self.model_dump(exclude_unset=True)
+
+
+class LatencyStats(OutputModel):
+    """Mean and percentiles of end-to-end latencies (NaN when there are none)."""
+
+    mean: float
+    """Mean latency (ms)."""
+    p50: float
+    """Median latency (ms)."""
+    p95: float
+    """95th percentile of latency (ms)."""
+    p99: float
+    """99th percentile of latency (ms)."""
+
+    @classmethod
+    def of(cls, lat: np.ndarray) -> LatencyStats:
+        """The statistics of the latencies ``lat`` (ms)."""
+        if len(lat) == 0:
+            nan = float("nan")
+            return cls(mean=nan, p50=nan, p95=nan, p99=nan)
+        p50, p95, p99 = np.percentile(lat, [50, 95, 99])
+        return cls(mean=float(lat.mean()), p50=float(p50), p95=float(p95), p99=float(p99))
+
+
+class WaitStats(OutputModel):
+    """Time spent queued before service."""
+
+    mean: float
+    """Mean wait from arrival to the start of the request's batch (ms; NaN without
+    requests)."""
+
+
+class SloAttainment(OutputModel):
+    """Each half of the SLO on its own."""
+
+    latency: float
+    """Fraction of requests whose end-to-end latency met their original latency target (NaN
+    without requests)."""
+    accuracy: float
+    """Fraction of requests whose serving model's profiled accuracy met their original
+    accuracy target (NaN without requests)."""
+
+
+class SloSummary(OutputModel):
+    """Counts, goodput, SLO attainment and latency of one set of records (a run's requests
+    after warm-up, or one tenant's)."""
+
+    requests: int
+    """Requests in the set (arrived at or after ``warmup_s``)."""
+    completed: int
+    """Requests served to the end (rejected requests complete unserved)."""
+    goodput: float
+    """Fraction of requests that met both their accuracy and their latency target
+    (PAPER.md; NaN without requests)."""
+    goodput_answers: float | None
+    """Fraction of requests that met their SLO *and* got an answer whose top-1 survived the
+    output defense (:mod:`defense.answers`): equal to ``goodput`` without an output defense;
+    null when unknown (an output defense on a zoo without weights)."""
+    goodput_rps: float
+    """Requests that met their SLO per second of the arrival window (from ``warmup_s`` to the
+    last arrival; NaN for an empty window)."""
+    slo_attainment: SloAttainment
+    """Each half of the SLO on its own."""
+    infeasible: int
+    """Requests for which the policy found no model meeting the spec."""
+    latency_ms: LatencyStats
+    """End-to-end latency, arrival to answer (ms)."""
+    wait_ms: WaitStats
+    """Queueing delay (ms)."""
+    served_by: dict[str, int]
+    """Requests served per model name (models that served none are left out)."""
+
+
+class LittlesLaw(OutputModel):
+    """Little's law, L = lambda W, checked on the run: both sides over the whole run."""
+
+    L: float
+    """Mean number of requests in the system, time-integrated by the engine."""
+    lambda_W: float
+    """Arrival rate times mean sojourn time, from the records (total sojourn time over the
+    simulated time)."""
+
+
+class Summary(SloSummary):
+    """summary.json: the figures of :class:`SloSummary` over the run's requests after
+    warm-up, then per tenant, per worker, and run statistics. Built with only the keys that
+    apply and written with :meth:`~OutputModel.to_json`: ``littles_law`` is absent from an
+    attack's benign-only summary."""
+
+    utilization: dict[str, float]
+    """Busy fraction of each worker (key: worker number) over the simulated time."""
+    mean_batch_size: float
+    """Mean number of requests per batch served."""
+    tenants: dict[str, SloSummary]
+    """The same figures per tenant (key: tenant name), over the same window."""
+    littles_law: LittlesLaw | None = None
+    """Little's-law check; absent from an attack's benign-only summary, whose records are a
+    subset of those the engine's occupancy integral counts."""
+    model_loads: int
+    """Models loaded onto workers during the run."""
+    evictions: int
+    """Models evicted from workers during the run."""
+    sim_time_s: float
+    """Simulated time at the last completion (s)."""
+    wall_time_s: float
+    """Wall-clock time the simulation took (s)."""
+    events_per_s: float
+    """SimPy events per wall-clock second (NaN when not counted)."""
+    seed: int
+    """The scenario's root seed."""
 
 
 def _stats(lat: np.ndarray) -> dict[str, float]:
-    if len(lat) == 0:
-        return {"mean": float("nan"), "p50": float("nan"), "p95": float("nan"),
-                "p99": float("nan")}
-    p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-    return {"mean": float(lat.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
+    """:class:`LatencyStats` of ``lat`` as a dict (used by the load generator's summary)."""
+    return LatencyStats.of(lat).to_json()
 
 
 def _goodput_answers(df: pd.DataFrame, met: int) -> float | None:
@@ -37,54 +164,57 @@ def _goodput_answers(df: pd.DataFrame, met: int) -> float | None:
         else float("nan")
 
 
-def slo_summary(df: pd.DataFrame, window_s: float) -> dict[str, Any]:
+def slo_summary(df: pd.DataFrame, window_s: float) -> SloSummary:
     """Counts, goodput, SLO attainment and latency of a set of records."""
     n = len(df)
     met = int(df["met_slo"].sum())
-    return {
-        "requests": n,
-        "completed": int((df["finish_s"] >= 0).sum()),
-        "goodput": met / n if n else float("nan"),
-        "goodput_answers": _goodput_answers(df, met),
-        "goodput_rps": met / window_s if window_s > 0 else float("nan"),
-        "slo_attainment": {
-            "latency": float(df["met_latency"].mean()) if n else float("nan"),
-            "accuracy": float(df["met_accuracy"].mean()) if n else float("nan"),
-        },
-        "infeasible": int((~df["feasible"]).sum()),
-        "latency_ms": _stats(df["latency_ms"].to_numpy()),
-        "wait_ms": {"mean": float(df["wait_ms"].mean()) if n else float("nan")},
-        "served_by": {str(k): int(v) for k, v in
-                      df["model"].value_counts(sort=False).items() if v},
-    }
+    nan = float("nan")
+    return SloSummary(
+        requests=n,
+        completed=int((df["finish_s"] >= 0).sum()),
+        goodput=met / n if n else nan,
+        goodput_answers=_goodput_answers(df, met),
+        goodput_rps=met / window_s if window_s > 0 else nan,
+        slo_attainment=SloAttainment(
+            latency=float(df["met_latency"].mean()) if n else nan,
+            accuracy=float(df["met_accuracy"].mean()) if n else nan),
+        infeasible=int((~df["feasible"]).sum()),
+        latency_ms=LatencyStats.of(df["latency_ms"].to_numpy()),
+        wait_ms=WaitStats(mean=float(df["wait_ms"].mean()) if n else nan),
+        served_by={str(k): int(v) for k, v in df["model"].value_counts(sort=False).items()
+                   if v},
+    )
 
 
 def summarize(df: pd.DataFrame, *, warmup_s: float, n_workers: int, seed: int,
               wall_time_s: float, sim_events: int | None, area: float | None,
-              loads: int, evictions: int) -> dict[str, Any]:
-    """The run's summary: overall figures, per tenant, per worker, and run statistics."""
+              loads: int, evictions: int) -> Summary:
+    """The run's summary: overall figures, per tenant, per worker, and run statistics
+    (``area``: the engine's occupancy integral; None leaves ``littles_law`` out)."""
     sim_time = float(df["finish_s"].max()) if len(df) else 0.0
     kept = df[df["arrival_s"] >= warmup_s]
     window = float(kept["arrival_s"].max()) - warmup_s if len(kept) else 0.0
-    out = slo_summary(kept, window)
     batches = df.drop_duplicates("batch_id")
     busy = (batches["finish_s"] - batches["start_s"]).groupby(batches["worker"]).sum()
-    out["utilization"] = {str(w): float(busy.get(w, 0.0)) / sim_time if sim_time > 0 else 0.0
-                          for w in range(n_workers)}
-    out["mean_batch_size"] = float(batches["batch_size"].mean()) if len(batches) else 0.0
-    out["tenants"] = {str(t): slo_summary(g, window)
-                      for t, g in kept.groupby("tenant", observed=False)}
+    optional: dict[str, LittlesLaw] = {}
     if area is not None:  # the engine's occupancy integral covers every request recorded here
         sojourn = float((df["finish_s"] - df["arrival_s"]).sum())
-        out["littles_law"] = {
-            "L": area / sim_time if sim_time > 0 else 0.0,
-            "lambda_W": sojourn / sim_time if sim_time > 0 else 0.0,
-        }
-    out["model_loads"] = loads
-    out["evictions"] = evictions
-    out["sim_time_s"] = sim_time
-    out["wall_time_s"] = wall_time_s
-    out["events_per_s"] = (sim_events / wall_time_s if sim_events and wall_time_s > 0
-                           else float("nan"))
-    out["seed"] = seed
-    return out
+        optional["littles_law"] = LittlesLaw(
+            L=area / sim_time if sim_time > 0 else 0.0,
+            lambda_W=sojourn / sim_time if sim_time > 0 else 0.0)
+    return Summary(
+        **dict(slo_summary(kept, window)),
+        utilization={str(w): float(busy.get(w, 0.0)) / sim_time if sim_time > 0 else 0.0
+                     for w in range(n_workers)},
+        mean_batch_size=float(batches["batch_size"].mean()) if len(batches) else 0.0,
+        tenants={str(t): slo_summary(g, window)
+                 for t, g in kept.groupby("tenant", observed=False)},
+        **optional,
+        model_loads=loads,
+        evictions=evictions,
+        sim_time_s=sim_time,
+        wall_time_s=wall_time_s,
+        events_per_s=(sim_events / wall_time_s if sim_events and wall_time_s > 0
+                      else float("nan")),
+        seed=seed,
+    )
