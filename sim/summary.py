@@ -35,6 +35,12 @@ class OutputModel(BaseModel):
         """The file's content: the fields that were set, in field order, as plain Python."""
         return self.model_dump(exclude_unset=True)
 
+    def set_fields(self) -> dict[str, Any]:
+        """The fields that were set, as they are (to build a larger model from this one
+        without turning its absent fields into nulls)."""
+        return {k: getattr(self, k) for k in type(self).model_fields if k in
+                self.model_fields_set}
+
 
 class LatencyStats(OutputModel):
     """Mean and percentiles of end-to-end latencies (NaN when there are none)."""
@@ -84,7 +90,8 @@ class SloSummary(OutputModel):
     requests: int
     """Requests in the set (arrived at or after ``warmup_s``)."""
     completed: int
-    """Requests served to the end (rejected requests complete unserved)."""
+    """Requests answered (a request an admission defense rejects is answered at once,
+    unserved, and counted here and in ``rejected``)."""
     goodput: float
     """Fraction of requests that met both their accuracy and their latency target
     (PAPER.md; NaN without requests)."""
@@ -99,6 +106,9 @@ class SloSummary(OutputModel):
     """Each half of the SLO on its own."""
     infeasible: int
     """Requests for which the policy found no model meeting the spec."""
+    rejected: int | None = None
+    """Requests an admission defense turned away (they meet no SLO); present only when the
+    scenario has an admission defense."""
     latency_ms: LatencyStats
     """End-to-end latency, arrival to answer (ms)."""
     wait_ms: WaitStats
@@ -169,6 +179,11 @@ def slo_summary(df: pd.DataFrame, window_s: float) -> SloSummary:
     n = len(df)
     met = int(df["met_slo"].sum())
     nan = float("nan")
+    admission: dict[str, int] = {}
+    rejected = np.zeros(n, dtype=bool)
+    if "rejected" in df:  # records of a run with an admission defense
+        rejected = df["rejected"].to_numpy(dtype=bool)
+        admission["rejected"] = int(rejected.sum())
     return SloSummary(
         requests=n,
         completed=int((df["finish_s"] >= 0).sum()),
@@ -178,7 +193,8 @@ def slo_summary(df: pd.DataFrame, window_s: float) -> SloSummary:
         slo_attainment=SloAttainment(
             latency=float(df["met_latency"].mean()) if n else nan,
             accuracy=float(df["met_accuracy"].mean()) if n else nan),
-        infeasible=int((~df["feasible"]).sum()),
+        infeasible=int((~df["feasible"] & ~rejected).sum()),
+        **admission,
         latency_ms=LatencyStats.of(df["latency_ms"].to_numpy()),
         wait_ms=WaitStats(mean=float(df["wait_ms"].mean()) if n else nan),
         served_by={str(k): int(v) for k, v in df["model"].value_counts(sort=False).items()
@@ -194,7 +210,7 @@ def summarize(df: pd.DataFrame, *, warmup_s: float, n_workers: int, seed: int,
     sim_time = float(df["finish_s"].max()) if len(df) else 0.0
     kept = df[df["arrival_s"] >= warmup_s]
     window = float(kept["arrival_s"].max()) - warmup_s if len(kept) else 0.0
-    batches = df.drop_duplicates("batch_id")
+    batches = df[df["batch_id"] >= 0].drop_duplicates("batch_id")   # rejected: batch -1
     busy = (batches["finish_s"] - batches["start_s"]).groupby(batches["worker"]).sum()
     optional: dict[str, LittlesLaw] = {}
     if area is not None:  # the engine's occupancy integral covers every request recorded here
@@ -203,7 +219,7 @@ def summarize(df: pd.DataFrame, *, warmup_s: float, n_workers: int, seed: int,
             L=area / sim_time if sim_time > 0 else 0.0,
             lambda_W=sojourn / sim_time if sim_time > 0 else 0.0)
     return Summary(
-        **dict(slo_summary(kept, window)),
+        **slo_summary(kept, window).set_fields(),
         utilization={str(w): float(busy.get(w, 0.0)) / sim_time if sim_time > 0 else 0.0
                      for w in range(n_workers)},
         mean_batch_size=float(batches["batch_size"].mean()) if len(batches) else 0.0,

@@ -57,7 +57,11 @@ def test_rejected_requests_are_recorded_unserved_and_cost_goodput() -> None:
     assert (rej["finish_s"] == rej["arrival_s"]).all() and not rej["met_slo"].any()
     served = df[~df["rejected"]]
     assert served["met_slo"].all()        # loose targets: everything served meets them
-    assert res.summary["goodput"] == pytest.approx(len(served) / len(df), abs=0.02)
+    summary = res.summary
+    assert summary["goodput"] == pytest.approx(len(served) / len(df), abs=0.02)
+    assert summary["rejected"] == summary["tenants"]["a"]["rejected"] == len(rej)
+    assert summary["tenants"]["b"]["rejected"] == 0 and summary["infeasible"] == 0
+    assert summary["mean_batch_size"] >= 1     # the unserved are no batch
 
 
 def test_a_limit_above_the_load_rejects_nothing() -> None:
@@ -66,6 +70,7 @@ def test_a_limit_above_the_load_rejects_nothing() -> None:
     plain = run(scenario({"type": "none"}))
     cols = [c for c in plain.records.columns]
     assert res.records[cols].equals(plain.records)   # admitting everything changes nothing
+    assert res.summary["rejected"] == 0 and "rejected" not in plain.summary
 
 
 def test_flagging_marks_without_rejecting() -> None:
