@@ -121,26 +121,32 @@ def normalise(obj: Any) -> Any:
     return obj
 
 
-def run_case(name: str) -> dict[str, Any]:
-    """Run one case; what is pinned of it."""
+def scenario_of(name: str) -> tuple[Any, Path]:
+    """Case ``name``'s validated scenario (an AttackScenario for attacks) and its folder."""
+    from attacks.config import AttackScenario
+    from sim.config import Scenario, parse_scenario
+
     kind, base, overrides = CASES[name]
     path = REPO / base
     data = copy.deepcopy(read_yaml(path))
     for o in overrides:
         apply_override(data, o)
-    if kind == "attack":
-        from attacks.config import AttackScenario
-        from attacks.run import run_attack
-        from sim.config import parse_scenario
+    model = AttackScenario if kind == "attack" else Scenario
+    return parse_scenario(data, path.parent, name, model), path.parent
 
-        scenario = parse_scenario(data, path.parent, name, AttackScenario)
-        res = run_attack(scenario, path.parent)
+
+def run_case(name: str) -> dict[str, Any]:
+    """Run one case; what is pinned of it."""
+    scenario, base_dir = scenario_of(name)
+    if CASES[name][0] == "attack":
+        from attacks.run import run_attack
+
+        res = run_attack(scenario, base_dir)
         return {"records": records_digest(res.sim.records),
                 "summary": normalise(res.sim.summary), "report": normalise(res.report)}
-    from sim.config import parse_scenario
     from sim.run import simulate
 
-    sim = simulate(parse_scenario(data, path.parent, name), path.parent)
+    sim = simulate(scenario, base_dir)
     return {"records": records_digest(sim.records), "summary": normalise(sim.summary),
             "events": len(sim.events)}
 

@@ -5,7 +5,6 @@ Each file also survives a round trip through its model unchanged."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,11 @@ import pytest
 from attacks.config import AttackScenario
 from attacks.report import AttackReport, ExtractionReport, LiveReport
 from attacks.run import run_attack
-from sim.config import Scenario, apply_override, parse_scenario, read_yaml
+from sim.config import Scenario, parse_scenario
 from sim.run import simulate
 from sim.summary import Summary
 from tests.attacks.conftest import attack_scenario
-from tests.golden.cases import CASES, REPO
+from tests.golden.cases import REPO, scenario_of
 
 SLO_KEYS = ["requests", "completed", "goodput", "goodput_answers", "goodput_rps",
             "slo_attainment", "infeasible", "latency_ms", "wait_ms", "served_by"]
@@ -58,13 +57,8 @@ def _check_summary(s: dict[str, Any], keys: list[str]) -> None:
 
 def _golden_scenario(name: str) -> tuple[Scenario, Path]:
     """A case of :mod:`tests.golden.cases` and its base folder."""
-    kind, base, overrides = CASES[name]
-    path = REPO / base
-    data = copy.deepcopy(read_yaml(path))
-    for o in overrides:
-        apply_override(data, o)
-    model = AttackScenario if kind == "attack" else Scenario
-    return parse_scenario(data, path.parent, name, model), path.parent
+    scenario, base_dir = scenario_of(name)
+    return scenario, base_dir
 
 
 def test_summary_keys() -> None:
