@@ -60,6 +60,11 @@ FINGERPRINT_PHASES = ("screening", "mapping", "consistency")
 make up everything an attacker sends."""
 
 
+MAX_REJECTIONS = 1000
+"""Consecutive refusals of one query after which the attacker gives it up (a server whose
+admission never lets it through ends the attack instead of looping)."""
+
+
 class BudgetExhausted(Exception):
     """The next query would take the attacker past its budget (``budget_counts: sent``)."""
 
@@ -224,7 +229,9 @@ class AttackerAgent:
         """Send the probes with ``spec`` (paced) and wait for the answer. ``identify``: the
         answer's signature is an identification attempt (scored against the truth). A request
         an admission defense rejects is sent again (its inputs count as sent and discarded).
-        Raises :class:`BudgetExhausted` (before waiting) when the budget cannot pay for it."""
+        Raises :class:`BudgetExhausted` (before waiting) when the budget cannot pay for it, or
+        when the server has refused it :data:`MAX_REJECTIONS` times in a row."""
+        refused = 0
         while True:
             if len(probes) > self.allowance(phase):
                 raise BudgetExhausted(f"{phase}: {len(probes)} inputs exceed the budget left")
@@ -235,6 +242,10 @@ class AttackerAgent:
             if not req.rejected:
                 break
             self.ledger.discarded += len(probes)
+            refused += 1
+            if refused >= MAX_REJECTIONS:
+                raise BudgetExhausted(f"{phase}: the server refused the same query "
+                                      f"{refused} times in a row")
         obs = self.observe(req)
         if identify:
             self.truth.append((probes.tobytes(), self.signature(obs), req))

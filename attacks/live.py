@@ -40,6 +40,7 @@ from attacks.report import AttackReport, LiveReport
 from attacks.responders import Responder
 from attacks.run import Victim, attack_report, prepare_victim, resolve_target
 from attacks.strategies import STRATEGIES, Plan
+from sim.build import zoo_tables
 from sim.clock import WallClockEnvironment
 from sim.errors import UserError
 from sim.plugins import Context
@@ -147,10 +148,14 @@ class HttpLink:
             if req.model >= 0:
                 body["model"] = self.zoo.names[req.model]
             call.send_s = self.wall.wall()
-            parts = await asyncio.gather(*(self._post(call, x[i:i + self.max_inputs], body)
-                                           for i in range(0, len(x), self.max_inputs)))
+            try:
+                parts = await asyncio.gather(*(self._post(call, x[i:i + self.max_inputs], body)
+                                               for i in range(0, len(x), self.max_inputs)))
+            except Refused:   # as in simulation: the agent counts it and sends it again
+                req.rejected = True
+            else:
+                call.answers = np.concatenate(parts)
             call.answer_s = self.wall.wall()
-            call.answers = np.concatenate(parts)
             self.wall.inject(lambda: on_done(req))
         except asyncio.CancelledError:
             raise
@@ -171,6 +176,8 @@ class HttpLink:
             except httpx.HTTPError as e:
                 raise UserError(f"live server {self.client.base_url}: {call.phase} request "
                                 f"failed ({type(e).__name__}: {e})") from None
+            if r.status_code == 429 and _refused(r):
+                raise Refused(_message(r))
             if r.status_code in RETRYABLE and attempt < MAX_RETRIES:
                 call.retries += 1
                 self.retries += 1
@@ -237,6 +244,18 @@ class HttpLink:
         })
 
 
+class Refused(Exception):
+    """The server's admission defense turned the request away (HTTP 429 marked ``rejected``;
+    a plain 429 is an overload, retried after ``Retry-After``)."""
+
+
+def _refused(r: httpx.Response) -> bool:
+    try:
+        return bool(r.json().get("rejected", False))
+    except ValueError:
+        return False
+
+
 def _retry_after(r: httpx.Response) -> float:
     try:
         return max(float(r.headers.get("Retry-After", "1")), 0.01)
@@ -293,9 +312,7 @@ def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = 
                     timeout_s: float = 60.0) -> LiveAttackResult:
     """Run the attack against the live server at ``url``, train the surrogate, score it."""
     cfg = scenario.attacker
-    c = scenario.cluster
-    zoo = Zoo(load_profile(scenario.zoo.profile, base_dir), c.max_batch,
-              scenario.zoo.time_scale, scenario.zoo.latency_model)
+    zoo = zoo_tables(scenario, load_profile(scenario.zoo.profile, base_dir))
     target, rank = resolve_target(cfg.target, zoo)
     import httpx
 

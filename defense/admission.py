@@ -3,7 +3,9 @@
 Each client (``req.tenant``) holds a bucket of ``burst`` tokens refilled at ``rate_rps``; a
 request takes one token per input it carries, and is rejected when the bucket cannot pay
 (``action: reject``: shed, it counts against goodput) or admitted and flagged (``action:
-flag``: later roles may treat it apart). A serving operator's first answer to a client that
+flag``: later roles may treat it apart). A request of more inputs than ``burst`` passes once
+the bucket is full and leaves it in debt, so no request is refused forever and the long-run
+rate still holds. A serving operator's first answer to a client that
 floods it with queries, as a model-extraction attacker does (PSML §4 counts its budget in
 inputs); state is one bucket per client seen.
 """
@@ -41,7 +43,7 @@ class RateLimit(Admission):
     def admit(self, req: Request) -> Decision:
         tokens, then = self.buckets.get(req.tenant, (self.burst, req.arrival))
         tokens = min(self.burst, tokens + (req.arrival - then) * self.rate)
-        if tokens >= req.size:
+        if tokens >= min(req.size, self.burst):
             self.buckets[req.tenant] = (tokens - req.size, req.arrival)
             return Decision.ADMIT
         self.buckets[req.tenant] = (tokens, req.arrival)

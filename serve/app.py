@@ -113,8 +113,8 @@ def create_app(scenario: ServeScenario, base_dir: Path | None = None,
                 "Retry-After": "1"})
         try:
             answer = await server.classify(x, req.accuracy, req.latency_ms, client, model)
-        except Rejected as e:
-            return _error(429, str(e), {"Retry-After": "1"})
+        except Rejected as e:   # the admission defense's decision, not an overload
+            return JSONResponse({"error": str(e), "rejected": True}, status_code=429)
         probs = answer.probabilities
         out: dict[str, Any] = {"id": answer.id,
                                "labels": np.argmax(probs, axis=1).tolist()}

@@ -1,5 +1,5 @@
 """Assembling a serving system from a scenario: the one place the simulator and the live
-server build theirs (ARCHITECTURE.md, "Data flow").
+server build theirs (docs/plugins.md).
 
 Every plugin is built through its registry as ``cls(params, ctx)``, with its own named random
 stream from the scenario's one seed: ``policy``, ``defense``, ``service``, and per tenant
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sim.config import Scenario, TenantConfig
 
 
-def build_zoo(scenario: Scenario, profile: ZooProfile) -> Zoo:
+def zoo_tables(scenario: Scenario, profile: ZooProfile) -> Zoo:
     """The engine's tables for the scenario's zoo (batch sizes, time scale, latency model)."""
     z = scenario.zoo
     return Zoo(profile, scenario.cluster.max_batch, z.time_scale, z.latency_model, z.dispatch_ms)
@@ -44,19 +44,19 @@ def build_system(scenario: Scenario, clock: simpy.Environment,
                  ) -> ServingSystem:
     """The scenario's serving system on ``clock`` (a SimPy environment: simulated time, or
     the wall clock of the live server, whose ``executor`` runs batches for real)."""
-    zoo = build_zoo(scenario, profile or load_profile(scenario.zoo.profile, base_dir))
+    zoo = zoo_tables(scenario, profile or load_profile(scenario.zoo.profile, base_dir))
     ctx = Context(zoo=zoo, clock=clock, seeds=SeedTree(scenario.seed))
     c = scenario.cluster
+    policy = POLICIES.build(scenario.policy, ctx.with_stream("policy"))
+    defense = build_defenses(scenario.defense, ctx.with_stream("defense"))
+    service = SERVICE_TIMES.build(scenario.service_time, ctx.with_stream("service"))
     try:
         return ServingSystem(
             clock, zoo, workers=c.workers, memory_mb=c.memory_mb, max_batch=c.max_batch,
-            batch_timeout_ms=c.batch_timeout_ms,
-            policy=POLICIES.build(scenario.policy, ctx.with_stream("policy")),
-            defense=build_defenses(scenario.defense, ctx.with_stream("defense")),
-            service=SERVICE_TIMES.build(scenario.service_time, ctx.with_stream("service")),
-            preload=c.preload, replicate=c.replicate, executor=executor,
+            batch_timeout_ms=c.batch_timeout_ms, policy=policy, defense=defense,
+            service=service, preload=c.preload, replicate=c.replicate, executor=executor,
             keep_requests=keep_requests)
-    except ValueError as e:
+    except ValueError as e:  # the cluster's memory cannot hold a model
         raise ConfigError(f"cluster: {e}") from None
 
 

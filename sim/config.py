@@ -112,7 +112,9 @@ class Scenario(Strict):
     @field_validator("defense", mode="before")
     @classmethod
     def _stack(cls, value: Any) -> Any:
-        return {"type": "chain", "defenses": value} if isinstance(value, list) else value
+        if isinstance(value, list):   # a stack; an empty one is no defense
+            return {"type": "chain", "defenses": value} if value else {"type": "none"}
+        return value
 
     @model_validator(mode="after")
     def _stops(self) -> Scenario:

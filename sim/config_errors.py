@@ -59,9 +59,9 @@ def _flatten(tp: Any) -> list[Any]:
 
 
 def locate_validation_error(err: ValidationError, data: Any,
-                            model: type[BaseModel] | None = None) -> tuple[str, str]:
-    """The first problem as (where, what): ``where`` a dotted path into ``data`` ("" at the
-    top level), ``what`` the message without it."""
+                            model: type[BaseModel] | None = None) -> tuple[str, str, int]:
+    """The first problem as (where, what, how many more): ``where`` a dotted path into
+    ``data`` ("" at the top level), ``what`` the message without it."""
     errors = err.errors(include_url=False)
     # a misspelled key also makes the real one "missing": name the misspelling first
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
@@ -70,17 +70,21 @@ def locate_validation_error(err: ValidationError, data: Any,
     where = "" if where == "(top level)" else where
     kind = first["type"]
     ctx = first.get("ctx", {})
+    more = len(errors) - 1
     if kind == "plugin_params":  # a plugin block's own error (sim.plugins): its path inside
         inner = str(ctx.get("path", ""))
         where = ".".join(p for p in (where, inner) if p).replace(".[", "[")
         msg = str(ctx.get("message", first["msg"]))
+        more += int(ctx.get("more", 0))
     elif kind == "extra_forbidden":
         key = str(loc[-1])
         hint = difflib.get_close_matches(key, sorted(_known_fields(model)), 1)
         where = where.rsplit(".", 1)[0] if "." in where else ""
         msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     elif kind == "union_tag_invalid":
-        msg = (f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}")
+        hint = difflib.get_close_matches(str(ctx.get("tag")), ctx.get("known", []), 1)
+        msg = (f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+               + (f" (did you mean {hint[0]!r}?)" if hint else ""))
     elif kind == "union_tag_not_found":
         msg = "missing 'type' (say which kind this block is)"
     elif kind == "missing":
@@ -90,13 +94,12 @@ def locate_validation_error(err: ValidationError, data: Any,
         got = first.get("input")
         shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
         msg = f"{text}{shown}"
-    if len(errors) > 1:
-        msg += f" [and {len(errors) - 1} more problem(s)]"
-    return where, msg
+    return where, msg, more
 
 
 def describe_validation_error(err: ValidationError, data: Any,
                               model: type[BaseModel] | None = None) -> str:
     """One line: where, what is wrong, and (for misspelled keys) what was probably meant."""
-    where, msg = locate_validation_error(err, data, model)
-    return f"{where or '(top level)'}: {msg}"
+    where, msg, more = locate_validation_error(err, data, model)
+    return f"{where or '(top level)'}: {msg}" + (f" [and {more} more problem(s)]" if more
+                                                 else "")

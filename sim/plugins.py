@@ -184,16 +184,17 @@ class Registry(Generic[T]):
         if cls is None:
             raise PydanticCustomError(
                 "union_tag_invalid", "unknown type {tag!r}; expected one of {expected_tags}",
-                {"tag": tag, "expected_tags": ", ".join(repr(n) for n in self._classes)})
+                {"tag": tag, "expected_tags": ", ".join(repr(n) for n in self._classes),
+                 "known": list(self._classes)})
         params: type[PluginParams] = getattr(cls, "Params")  # noqa: B009
         try:
             return params.model_validate(value, context=context)
         except ValidationError as e:
             from sim.config_errors import locate_validation_error
 
-            path, message = locate_validation_error(e, value, params)
+            path, message, more = locate_validation_error(e, value, params)
             raise PydanticCustomError("plugin_params", "{message}",
-                                      {"path": path, "message": message}) from None
+                                      {"path": path, "message": message, "more": more}) from None
 
     def field(self) -> Any:
         """The annotation of a config field holding one block of this family."""

@@ -38,7 +38,6 @@ SERVICE_TIMES: Registry[ServiceTime] = Registry("service_time", ServiceTime)
 
 
 @SERVICE_TIMES.register("profile")
-
 class ProfileTime(ServiceTime):
     """Exactly the profiled latency."""
 

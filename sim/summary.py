@@ -110,9 +110,9 @@ class SloSummary(OutputModel):
     """Requests an admission defense turned away (they meet no SLO); present only when the
     scenario has an admission defense."""
     latency_ms: LatencyStats
-    """End-to-end latency, arrival to answer (ms)."""
+    """End-to-end latency, arrival to answer (ms), of the requests served (not rejected)."""
     wait_ms: WaitStats
-    """Queueing delay (ms)."""
+    """Queueing delay (ms) of the requests served."""
     served_by: dict[str, int]
     """Requests served per model name (models that served none are left out)."""
 
@@ -195,8 +195,9 @@ def slo_summary(df: pd.DataFrame, window_s: float) -> SloSummary:
             accuracy=float(df["met_accuracy"].mean()) if n else nan),
         infeasible=int((~df["feasible"] & ~rejected).sum()),
         **admission,
-        latency_ms=LatencyStats.of(df["latency_ms"].to_numpy()),
-        wait_ms=WaitStats(mean=float(df["wait_ms"].mean()) if n else nan),
+        latency_ms=LatencyStats.of(df["latency_ms"].to_numpy()[~rejected]),
+        wait_ms=WaitStats(mean=float(df["wait_ms"][~rejected].mean())
+                          if (~rejected).any() else nan),
         served_by={str(k): int(v) for k, v in df["model"].value_counts(sort=False).items()
                    if v},
     )

@@ -40,8 +40,10 @@ def test_token_bucket_decides_on_both_sides_of_the_limit() -> None:
                                         Decision.REJECT, Decision.ADMIT, Decision.ADMIT]
     other = Request(9, 1, 0.3, 0, 1)           # a second client has its own bucket
     assert d.admit(other) is Decision.ADMIT
-    big = Request(10, 2, 0.0, 0, 1, size=3)    # a request pays one token per input
-    assert d.admit(big) is Decision.REJECT
+    big = [Request(10 + i, 2, t, 0, 1, size=4) for i, t in enumerate([0.0, 0.1, 0.3, 0.4])]
+    # one token per input; more inputs than the burst: admitted with a full bucket, in debt
+    assert [d.admit(r) for r in big] == [Decision.ADMIT, Decision.REJECT, Decision.REJECT,
+                                         Decision.ADMIT]
 
 
 def test_rejected_requests_are_recorded_unserved_and_cost_goodput() -> None:

@@ -182,6 +182,18 @@ def test_spec_noise_and_output_defenses_act_live(images: np.ndarray) -> None:
     assert models.nunique() > 1               # noisy specs reach more than one model
 
 
+def test_admission_rejections_are_429_marked_rejected_and_recorded(images: np.ndarray) -> None:
+    sc = ServeScenario.model_validate(scenario().model_dump() | {
+        "defense": [{"type": "rate_limit", "rate_rps": 0.01, "burst": 2}]})
+    body = {"inputs": encode_inputs(images[:2]), "accuracy": 90, "latency_ms": 100}
+    with ServerThread(sc) as s, sync_client(s.url) as c:
+        first, second = (c.post("/v1/classify", json=body) for _ in range(2))
+        df = records(s.url)
+    assert first.status_code == 200
+    assert second.status_code == 429 and second.json()["rejected"] is True
+    assert df["rejected"].tolist() == [False, True] and pd.isna(df["model"].iloc[1])
+
+
 def test_zoosim_serve_starts_answers_and_stops_cleanly_on_sigterm(
         images: np.ndarray) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "sim", "serve", "--port", "0",
