@@ -15,7 +15,7 @@ from attacks.run import run_attack
 from sim.cli import main
 from sim.config import parse_scenario
 from sim.profiles import load_profile
-from tests.attacks.conftest import ZOO, attack_scenario, requires_zoo
+from tests.attacks.helpers import ZOO, attack_scenario, requires_zoo
 
 pytestmark = requires_zoo
 
@@ -161,7 +161,7 @@ def test_naive_fidelity_is_below_fingerprint_fidelity_under_mixing_load(seed: in
     queries for the smallest model to other models; the fingerprinting attacker's loose
     trigger spec keeps reaching it."""
     from sim.config import load_scenario
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     pytest.importorskip("mnist1d")
     overrides = ("attacker.target=least-accurate", "tenants.0.arrivals.rate_rps=7000",
@@ -182,7 +182,7 @@ def test_naive_fidelity_is_below_fingerprint_fidelity_under_mixing_load(seed: in
 def test_validate_checks_attack_configs(tmp_path: Path) -> None:
     """`zoosim validate` reads an attack config as one (it used to call `attacker` an unknown
     key) and checks its target against the zoo."""
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     example = REPO / "examples" / "attack-fingerprint.yaml"
     ok = CliRunner().invoke(main, ["validate", str(example)])

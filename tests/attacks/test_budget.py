@@ -11,7 +11,7 @@ import pytest
 from attacks.config import AttackScenario
 from attacks.run import run_attack
 from sim.config import parse_scenario
-from tests.attacks.conftest import attack_scenario, requires_zoo
+from tests.attacks.helpers import attack_scenario, requires_zoo
 
 pytestmark = requires_zoo
 

@@ -25,7 +25,7 @@ from sim.cli import main
 from sim.config import parse_scenario
 from sim.errors import UserError
 from sim.profiles import load_profile
-from tests.attacks.conftest import ZOO, attack_scenario, requires_zoo
+from tests.attacks.helpers import ZOO, attack_scenario, requires_zoo
 
 pytestmark = requires_zoo
 

@@ -17,7 +17,7 @@ from attacks.strategies import STRATEGIES, Naive, Oracle, Plan, Process, Strateg
 from sim.config import load_scenario, parse_scenario
 from sim.errors import ConfigError
 from sim.plugins import Context, PluginParams
-from tests.attacks.conftest import attack_scenario, requires_zoo
+from tests.attacks.helpers import attack_scenario, requires_zoo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "attack-fingerprint.yaml"
 OUTSIDE = "test-outside-fixed-spec"

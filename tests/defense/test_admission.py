@@ -94,7 +94,7 @@ def test_an_attacker_resends_what_admission_rejected() -> None:
     from attacks.config import AttackScenario
     from attacks.run import run_attack
     from sim.config import parse_scenario
-    from tests.attacks.conftest import attack_scenario
+    from tests.attacks.helpers import attack_scenario
 
     data = attack_scenario("oracle", budget=400, surrogate={"steps": 2})
     data["defense"] = {"type": "rate_limit", "rate_rps": 2000, "burst": 20}

@@ -17,7 +17,7 @@ from attacks.run import run_attack
 from sim.config import Scenario, parse_scenario
 from sim.run import simulate
 from sim.summary import Summary
-from tests.attacks.conftest import attack_scenario
+from tests.attacks.helpers import attack_scenario
 from tests.golden.cases import REPO, scenario_of
 
 SLO_KEYS = ["requests", "completed", "goodput", "goodput_answers", "goodput_rps",

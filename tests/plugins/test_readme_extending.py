@@ -55,7 +55,7 @@ def test_the_readme_strategy_runs(snippets: dict[str, Any]) -> None:
     from attacks.config import AttackScenario
     from attacks.run import run_attack
     from sim.config import parse_scenario
-    from tests.attacks.conftest import attack_scenario
+    from tests.attacks.helpers import attack_scenario
 
     data = attack_scenario("oracle", budget=200, surrogate={"steps": 2})
     data["attacker"]["strategy"] = {"type": "fixed"}

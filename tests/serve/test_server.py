@@ -21,7 +21,7 @@ from serve.client import async_client, sync_client
 from serve.config import ServeScenario
 from serve.protocol import encode_inputs
 from serve.server import ServerThread
-from tests.conftest import REPO
+from tests.helpers import REPO
 from zoo_profiles.datasets import load_dataset
 
 

@@ -18,7 +18,7 @@ from serve import simcheck
 from serve.simcheck import at_rate, compare, overhead_ms, run_simcheck, service_fit
 from sim.errors import ConfigError
 from sim.profiles import load_profile
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 CONFIG = REPO / "experiments" / "simcheck_mnist5k.yaml"
 

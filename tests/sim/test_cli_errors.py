@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from sim.cli import main
-from tests.conftest import scenario_dict
+from tests.helpers import scenario_dict
 
 
 def simulate(tmp_path: Path, data: Any) -> tuple[int, str]:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from sim.cli import main
-from tests.conftest import REPO, TRACES
+from tests.helpers import REPO, TRACES
 from workloads.traces import load_azure_functions_2019_counts
 
 ALL = sorted((REPO / "examples").glob("*.yaml"))

@@ -11,7 +11,7 @@ import yaml
 from sim.errors import ConfigError
 from sim.profiles import ZooProfile, available_profiles, l1_utility, load_profile
 from sim.zoo import Zoo
-from tests.conftest import write_profile
+from tests.helpers import write_profile
 
 
 def model(name: str, acc: float, lat: dict[int, float], **kw: Any) -> dict[str, Any]:

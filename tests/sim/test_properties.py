@@ -19,7 +19,7 @@ from sim.request import Request
 from sim.service_time import ProfileTime
 from sim.system import ServingSystem
 from sim.zoo import Zoo
-from tests.conftest import scenario_dict, write_profile
+from tests.helpers import scenario_dict, write_profile
 from tests.sim.helpers import build
 
 model_st = st.tuples(st.floats(50, 100), st.floats(0.01, 50))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import scenario_dict
+from tests.helpers import scenario_dict
 from tests.sim.helpers import assert_littles_law, build, run
 
 MU = 1000.0  # service rate per worker, 1/s (profile batch-1 latency 1 ms)
