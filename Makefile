@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run reproduce test lint bench clean
+.PHONY: setup run reproduce test lint bench clean examples
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ reproduce: setup  ## the full reproduction (see README for its time)
 
 test: setup  ## the test suite
 	$(BIN)/pytest
+
+examples: setup  ## the README's quickstart commands, from a copy of the repository
+	.ci/readme-examples
 
 lint: setup  ## ruff + mypy
 	$(BIN)/ruff check .
