@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run reproduce test lint bench clean examples
+.PHONY: setup run reproduce test lint docs bench clean examples
 
 setup: $(STAMP)
 
@@ -30,8 +30,12 @@ lint: setup  ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy sim workloads defense zoo_profiles attacks experiments serve
 
+docs: setup  ## the docs site (site/, strict) and the guides' examples as doctests
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+	PYTHONPATH=$(CURDIR) $(BIN)/pytest -q --doctest-glob='*.md' docs/guides
+
 bench: setup  ## engine speed against bare SimPy (see README, "Performance")
 	$(BIN)/python benchmarks/engine.py --peak 1000000
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out site .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The attack scenario: a serving scenario plus one attacker (ARCHITECTURE.md, "Attack scenario").
+"""The attack scenario: a serving scenario plus one attacker (docs/configuration.md).
 
 PSML (Sanyal et al., arXiv 2307.01292, §4): the attacker is one more tenant of the serving
 system, beside benign tenants; it has a query budget, a query pool and a strategy for choosing

@@ -15,7 +15,7 @@ initial weights of a victim trained with the same seed): the initial weights (in
 ``torch.random.fork_rng``), the mini-batch order and the optional augmentation
 (:mod:`attacks.augment`, redrawn every epoch), each a ``torch.Generator``.
 
-Evaluation (PAPER.md, "Definitions"): **accuracy** is top-1 agreement with the ground truth of
+Evaluation (docs/paper.md, "Definitions"): **accuracy** is top-1 agreement with the ground truth of
 the test split, **fidelity** is top-1 agreement with the target victim's predictions on the same
 split (Jagielski et al., USENIX Security 2020), both in percent.
 """

@@ -2,7 +2,7 @@
 
 ``TableResponder`` holds every zoo model's probabilities on the attacker's probe candidates
 (a seeded sample of its pool), computed for real with one batched forward pass per model before
-the simulation (ARCHITECTURE.md, "Data flow" 4): during the simulation a probe's answer is a
+the simulation (docs/architecture.md, "Data flow"): during the simulation a probe's answer is a
 table lookup, never a torch call per event. Extraction answers are computed after the run,
 grouped by serving model (attacks.run).
 ``SyntheticResponder`` stands in for zoos without weights (the published CIFAR figures): each

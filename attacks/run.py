@@ -1,4 +1,4 @@
-"""Run an attack scenario end to end (PSML §4; ARCHITECTURE.md, "Data flow" 4).
+"""Run an attack scenario end to end (PSML §4; docs/architecture.md, "Data flow").
 
 1. Build the serving simulation with its benign tenants and the attacker as one more tenant.
 2. Before the clock starts, compute every zoo model's answers on the attacker's pool for real

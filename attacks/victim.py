@@ -2,7 +2,7 @@
 
 PSML (Sanyal et al., arXiv 2307.01292, §4) extracts a model from a zoo whose serving system picks
 the model per request. The simulation decides *which* model answered each attacker request; this
-module then computes what that model answered (ARCHITECTURE.md, "Data flow" 4): the outputs are
+module then computes what that model answered (docs/architecture.md, "Data flow"): the outputs are
 computed for real, grouped by served model, with one batched forward pass per distinct model
 (:meth:`VictimZoo.outputs_grouped`), never one torch call per simulated event.
 

@@ -1,6 +1,6 @@
 """Goodput that sees answers: what an output defense costs benign clients.
 
-PAPER.md's goodput judges a request by the serving model's *profiled* accuracy and its latency,
+Goodput (docs/paper.md) judges a request by the serving model's *profiled* accuracy and its latency,
 so a defense that perturbs answers (top-1 only, rounding, reverse sigmoid, Gaussian noise on
 the probabilities; PSML §5's baselines) costs nothing by construction. This second measure
 gives every simulated request a real input: an index into the zoo's test split, drawn from its

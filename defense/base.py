@@ -7,7 +7,7 @@ A defense acts at one point of a request's life, its *role*, through one abstrac
   fingerprinting clients, load shedding);
 - :class:`SpecPerturber` rewrites the spec the selection policy sees (``acc_spec``,
   ``lat_spec_ms``); the original targets stay on the request and goodput is judged against
-  them (PAPER.md);
+  them (docs/paper.md);
 - :class:`Selector` chooses the serving model itself, replacing the policy (DP selection);
 - :class:`OutputPostprocessor` changes the answers a client receives (as each of ART's
   post-processors is one ``__call__``).

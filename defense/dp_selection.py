@@ -1,9 +1,9 @@
 """Differentially private model selection over the Pareto front (a follow-up to PSML §5:
-taehyeok-jang/ppml, 2025; PAPER.md).
+taehyeok-jang/ppml, 2025; docs/paper.md).
 
 Each request's model is drawn at random, favouring models of high L1 utility
 ``u = ((1 - max(a_req - a_m, 0)/100) + (1 - max(l_m - l_req, 0)/L)) / 2`` for its
-(perturbed) spec, with ``L = latency_scale_ms`` (100 in PAPER.md), each term clipped to
+(perturbed) spec, with ``L = latency_scale_ms`` (100 in docs/paper.md), each term clipped to
 [0, 1] so that ``u`` lies in [0, 1] (a latency excess beyond ``L``, or an accuracy shortfall
 beyond 100 points, costs no more than a full point): a spec's change moves ``u`` by at most
 1, and the default ``sensitivity`` of 1 holds. The exponential mechanism
@@ -37,7 +37,7 @@ class DPParams(PluginParams):
     sensitivity: Annotated[float, Field(gt=0)] = 1.0
     candidates: Literal["front", "all"] = "front"
     latency_scale_ms: Annotated[float, Field(gt=0)] = 100.0
-    """The latency excess that costs a full utility point (PAPER.md's utility: 100 ms; a
+    """The latency excess that costs a full utility point (docs/paper.md's utility: 100 ms; a
     sub-millisecond zoo wants a smaller scale, or its latency term is nearly flat)."""
 
 

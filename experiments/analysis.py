@@ -1,4 +1,4 @@
-"""Statistics over seeds: means with 95 % Student-t intervals, and claim checks (PAPER.md)."""
+"""Statistics over seeds: means with 95 % Student-t intervals, and claim checks (docs/paper.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Claim checks (PAPER.md, C1-C4) from the studies' results: claims.md rows and claims.json.
+"""Claim checks (docs/paper.md, C1-C4) from the studies' results: claims.md rows and claims.json.
 
 The rules are :mod:`experiments.verdicts`; this module computes their inputs from the results.
 Where a claim is about the best (C2, "up to") or the worst (C1) cell of a grid, or about the

@@ -1,4 +1,4 @@
-"""``zoosim reproduce``: the studies behind PSML's claims C1-C4 (PAPER.md), their figures and
+"""``zoosim reproduce``: the studies behind PSML's claims C1-C4 (docs/paper.md), their figures and
 ``claims.md`` (claim | paper's figure | this run | holds or not, and why)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A study: one base scenario plus a grid of parameters and seeds (ARCHITECTURE.md, "Layout").
+"""A study: one base scenario plus a grid of parameters and seeds (docs/configuration.md, "Study").
 
 ```yaml
 kind: attack                 # attack | simulate

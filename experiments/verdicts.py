@@ -1,4 +1,4 @@
-"""The rules that judge PSML's claims C1-C4 (docs/claims.md; PAPER.md's table), fixed before
+"""The rules that judge PSML's claims C1-C4 (docs/claims.md; docs/paper.md's table), fixed before
 any data is seen and kept apart from the data plumbing so tests can feed them synthetic figures
 on both sides of every threshold.
 
@@ -33,7 +33,7 @@ import numpy as np
 from experiments.analysis import mean_ci
 
 C1_TOLERANCE = 1.0
-"""Percentage points: "within 1 %" (PAPER.md, C1)."""
+"""Percentage points: "within 1 %" (docs/paper.md, C1)."""
 C2_PAPER = {"accuracy": 14.6, "fidelity": 7.7}
 """PSML's largest gains of fingerprinting over the naive attack (points)."""
 C3_PAPER = {"accuracy": -9.8, "fidelity": -4.8}

@@ -1,4 +1,4 @@
-"""The ``zoosim`` command line (ARCHITECTURE.md, "Contracts").
+"""The ``zoosim`` command line (docs/architecture.md, "Contracts"; docs/cli.md).
 
 Start-up stays fast: heavy modules (pandas, torch) are imported inside the commands that need
 them. A user mistake (:class:`sim.errors.UserError`) exits with status 2 and one line.

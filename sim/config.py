@@ -1,4 +1,4 @@
-"""The scenario schema (ARCHITECTURE.md, "Scenario YAML"), validated as a whole before a run.
+"""The scenario schema (docs/configuration.md), validated as a whole before a run.
 
 Plugin blocks (``policy``, ``defense``, ``service_time``, ``arrivals``, SLO distributions) are
 validated against their registries (:mod:`sim.plugins`) when a scenario is read, so plugins

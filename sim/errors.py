@@ -1,7 +1,7 @@
 """User-facing errors: anything a user can fix (config, trace, profile, argument).
 
 The CLI turns a :class:`UserError` into exit status 2 and one line on stderr, never a
-traceback (ARCHITECTURE.md, "Contracts: Errors").
+traceback (docs/architecture.md, "Contracts").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Zoo profiles: the measured (or published) accuracy and latency of each zoo model.
 
-A profile is versioned data written by the profiler (ARCHITECTURE.md, "Zoo profile YAML");
+A profile is versioned data written by the profiler (docs/architecture.md, "Zoo profiles");
 code never hard-codes a latency or an accuracy. This module loads and validates profiles,
 computes the accuracy/latency Pareto front that PSML's system model selects from (PSML §3),
 interpolates latency between profiled batch sizes, and fits INFaaS's
@@ -188,7 +188,7 @@ def load_profile(ref: str | Path, base_dir: Path | None = None) -> ZooProfile:
 
 
 def l1_utility(acc_req: float, lat_req_ms: float, acc: float, lat_ms: float) -> float:
-    """PAPER.md's utility of serving a model (acc, lat) to a request (acc_req, lat_req)."""
+    """L1 utility (docs/paper.md) of serving a model (acc, lat) to a request (acc_req, lat_req)."""
     return ((1 - max(acc_req - acc, 0.0) / 100) + (1 - max(lat_ms - lat_req_ms, 0.0) / 100)) / 2
 
 

@@ -2,7 +2,7 @@
 
 The engine keeps each request (a slotted object, a few hundred bytes) and the batch that served
 it; columns are built once at the end, vectorised. Every metric is derived from these records
-(ARCHITECTURE.md principle 5). With an admission defense (:mod:`defense.base`) the records also
+(docs/architecture.md principle 5). With an admission defense (:mod:`defense.base`) the records also
 say which requests it flagged and which it rejected: a rejected request has no model (null),
 worker and batch -1, finishes at its arrival and meets no SLO.
 """

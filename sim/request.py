@@ -1,4 +1,4 @@
-"""Requests and batches: plain slotted objects, never SimPy processes (ARCHITECTURE.md §1).
+"""Requests and batches: plain slotted objects, never SimPy processes (docs/architecture.md).
 
 A request carries what the user asked for (``acc_req``, ``lat_req_ms``), what the selection
 policy saw after the defense (``acc_spec``, ``lat_spec_ms``), the model chosen, and the batch

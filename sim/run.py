@@ -1,4 +1,4 @@
-"""Build a simulation from a validated scenario and run it (ARCHITECTURE.md, "Data flow").
+"""Build a simulation from a validated scenario and run it (docs/architecture.md, "Data flow").
 
 The serving system comes from :func:`sim.build.build_system`, as the live server's does.
 Everything that can fail on user input (profile, traces, memory fit) is built before the

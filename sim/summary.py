@@ -1,6 +1,6 @@
-"""summary.json, derived from the records alone (ARCHITECTURE.md, "Contracts").
+"""summary.json, derived from the records alone (docs/outputs.md).
 
-Goodput follows PAPER.md: the fraction of requests whose serving model's profiled accuracy
+Goodput follows docs/paper.md: the fraction of requests whose serving model's profiled accuracy
 meets the *original* accuracy target and whose end-to-end latency meets the original latency
 target; ``goodput_rps`` is the number of such requests per second of the measured window.
 ``goodput_answers`` also requires the answer's top-1 to have survived an output defense
@@ -94,7 +94,7 @@ class SloSummary(OutputModel):
     unserved, and counted here and in ``rejected``)."""
     goodput: float
     """Fraction of requests that met both their accuracy and their latency target
-    (PAPER.md; NaN without requests)."""
+    (docs/paper.md: goodput; NaN without requests)."""
     goodput_answers: float | None
     """Fraction of requests that met their SLO *and* got an answer whose top-1 survived the
     output defense (:mod:`defense.answers`): equal to ``goodput`` without an output defense;

@@ -1,6 +1,6 @@
 """A worker ("GPU"): memory for models, LRU eviction, model loading, dynamic batching.
 
-One SimPy process per worker (ARCHITECTURE.md principle 1). A free worker takes the next batch
+One SimPy process per worker (docs/architecture.md principle 1). A free worker takes the next batch
 from the front-end queue of a model it holds (late binding, as Clockwork's controller, OSDI'20):
 among its models with waiting requests, the one whose oldest request arrived first. A batch is
 dispatched when it is full (``max_batch``) or when its oldest request has waited

@@ -1,7 +1,7 @@
 """SLO distributions: how each tenant draws the accuracy and latency its requests ask for.
 
 Every request of a tenant carries an accuracy target (percent) and a latency target (ms) drawn
-from these distributions (PAPER.md: users "specify desired performance metrics").
+from these distributions (docs/paper.md: users "specify desired performance metrics").
 """
 
 from __future__ import annotations

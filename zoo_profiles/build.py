@@ -1,6 +1,6 @@
 """Build a measured zoo: train every model family, evaluate it, profile it, write the profile.
 
-``build_zoo`` writes ``<out_dir>/<name>.yaml`` (ARCHITECTURE.md, "Zoo profile YAML") and the
+``build_zoo`` writes ``<out_dir>/<name>.yaml`` (docs/architecture.md, "Zoo profiles") and the
 weights as ``<out_dir>/<name>/<arch>.safetensors`` (never pickle). Training and evaluation always
 run on the CPU, where they are deterministic (:mod:`zoo_profiles.train`); only the latency,
 memory and load-time profile (:mod:`zoo_profiles.profiler`) uses ``device``. ``profile_zoo``

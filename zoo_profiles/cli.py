@@ -3,7 +3,7 @@
 Mounted by the main CLI (``main.add_command(zoo)``). This module imports neither torch nor
 seaborn/matplotlib at import time (each command imports what it needs), so ``zoosim --help``
 stays fast. User mistakes raise :class:`sim.errors.UserError`, which the main CLI turns into exit
-status 2 and one line on stderr (ARCHITECTURE.md, "Contracts: Errors").
+status 2 and one line on stderr (docs/architecture.md, "Contracts").
 """
 
 from __future__ import annotations

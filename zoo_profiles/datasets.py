@@ -1,6 +1,6 @@
 """The datasets a zoo is trained on and an attacker queries with, all offline and seeded.
 
-Every dataset is cut into three disjoint parts (ARCHITECTURE.md, "Data flow" 4):
+Every dataset is cut into three disjoint parts (docs/architecture.md, "Data flow"):
 ``train`` (the victim zoo trains on it), ``attacker`` (the attacker's in-distribution query pool)
 and ``test`` (accuracy and fidelity are measured on it).
 

@@ -3,7 +3,7 @@
 A policy is a registered class (:data:`POLICIES`, the plugin contract of :mod:`sim.plugins`)
 built once as ``cls(params, ctx)``; it reads the zoo from ``ctx``. For each request it receives
 the request, a read-only view of the system state and ``now``, and returns
-``(model, feasible)``. It never reads the clock, a global or the filesystem (ARCHITECTURE.md
+``(model, feasible)``. It never reads the clock, a global or the filesystem (docs/architecture.md
 principle 2). ``feasible`` is False when no model meets the (post-defense) spec and the policy
 fell back.
 """
@@ -50,7 +50,7 @@ class Policy(ABC):
         """The serving model for ``req`` and whether it meets the (post-defense) spec."""
 
     def fallback(self, acc: float, lat_ms: float, lat_of: list[float]) -> int:
-        """The model of highest L1 utility (PAPER.md) when none is feasible; ties: cheaper."""
+        """The model of highest L1 utility (docs/paper.md) when none is feasible; ties: cheaper."""
         zoo = self.zoo
         return max(self.by_cost,
                    key=lambda m: (l1_utility(acc, lat_ms, zoo.accuracy[m], lat_of[m]),

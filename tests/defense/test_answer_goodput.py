@@ -30,7 +30,7 @@ def test_noise_on_the_probabilities_costs_answer_goodput_and_top1_does_not() -> 
     plain = run(scenario({"type": "none"})).summary
     noisy = run(scenario({"type": "gaussian_probs", "sd": 0.3}))
     top1 = run(scenario({"type": "top1"}))
-    # the spec is untouched, so PAPER.md's goodput cannot see either defense
+    # the spec is untouched, so docs/paper.md's goodput cannot see either defense
     assert noisy.summary["goodput"] == top1.summary["goodput"] == plain["goodput"]
     lost = 1 - noisy.records["answer_ok"].to_numpy(dtype=bool).mean()
     assert 0.02 < lost < 0.9

@@ -48,7 +48,7 @@ def test_default_archs() -> None:
 def test_sizes_grow_from_logreg_to_vgg() -> None:
     params = {a: count_params(build_model(a)) for a in ARCHS_2D}
     assert params["logreg"] == 7850
-    assert params["cnn_small"] == 9098  # the ARCHITECTURE.md example
+    assert params["cnn_small"] == 9098  # docs/architecture.md, "Zoo profiles"
     assert params["vgg_small"] == max(params.values())
 
 

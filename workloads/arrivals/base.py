@@ -3,7 +3,7 @@
 An arrival process yields *absolute* arrival times in seconds from the start of the run,
 non-decreasing, in numpy chunks, so a million arrivals cost a handful of vectorised draws
 rather than a million generator calls. The simulator's tenant source turns them into SimPy
-timeouts (one SimPy process per tenant, never one per request: ARCHITECTURE.md principle 1).
+timeouts (one SimPy process per tenant, never one per request: docs/architecture.md principle 1).
 """
 
 from __future__ import annotations
