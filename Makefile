@@ -34,7 +34,7 @@ docs: setup  ## the docs site (site/, strict) and the guides' examples as doctes
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 	PYTHONPATH=$(CURDIR) $(BIN)/pytest -q --doctest-glob='*.md' docs/guides
 
-bench: setup  ## engine speed against bare SimPy (see README, "Performance")
+bench: setup  ## engine speed against bare SimPy (docs/results/performance.md)
 	$(BIN)/python benchmarks/engine.py --peak 1000000
 
 clean:
