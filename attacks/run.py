@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attacks.agent import AttackerAgent, Extraction, SimLink
+from attacks.agent import AttackerAgent, Extraction, Ledger, SimLink
 from attacks.config import AttackerConfig, AttackScenario, TargetRank
 from attacks.fingerprint import identification_accuracy
 from attacks.inputs import shifted as _shifted
@@ -40,7 +40,7 @@ from sim.errors import ConfigError, UserError
 from sim.plugins import Context
 from sim.request import Request
 from sim.rng import SeedTree
-from sim.run import SimResult, Simulation
+from sim.run import Progress, SimResult, Simulation
 from sim.summary import Summary, summarize
 from sim.zoo import Zoo
 
@@ -122,9 +122,27 @@ def prepare_victim(scenario: AttackScenario, n_models: int, base_dir: Path | Non
                   dataset.test)
 
 
+def attack_progress(ledger: Ledger, cfg: AttackerConfig,
+                    progress: bool | Progress) -> Progress | None:
+    """The attack's progress bar: inputs sent, against the budget where it caps them all
+    (``budget_counts: sent``), and the phase; None without one. A given :class:`Progress`
+    keeps where and how it draws."""
+    if not progress:
+        return None
+    phases = list(ledger.requests)   # screening, mapping, consistency, extraction: in order
+
+    def phase() -> str:
+        return next((p for p in reversed(phases) if ledger.requests[p]), "")
+
+    base = progress if isinstance(progress, Progress) else Progress(leave=True)
+    return replace(base, count=lambda: ledger.total, unit="input", desc="attack", phase=phase,
+                   total=cfg.budget if cfg.budget_counts == "sent" else None)
+
+
 def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
-               progress: bool = False) -> AttackResult:
-    """Simulate the attack, train the surrogate, score it."""
+               progress: bool | Progress = False) -> AttackResult:
+    """Simulate the attack, train the surrogate, score it; ``progress``: a bar of the inputs
+    sent while the simulation runs (:func:`attack_progress`)."""
     cfg = scenario.attacker
     sim = Simulation(scenario, base_dir)
     target, rank = resolve_target(cfg.target, sim.zoo)
@@ -141,7 +159,7 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
         sim.stop.halt()
 
     sim.env.process(attacker())
-    result = sim.run(progress)
+    result = sim.run(attack_progress(agent.ledger, cfg, progress) or False)
     defense = sim.system.defense
 
     def answers(kept: list[tuple[Request, np.ndarray]], x: np.ndarray) -> np.ndarray:

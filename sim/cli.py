@@ -103,7 +103,8 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
               "answer are null unless the server keeps records (--records). Writes attack.json "
               "(with a `live` block), requests.parquet (the attacker's own requests) and no "
               "summary.json.")
-@click.option("--quiet", is_flag=True, help="No progress bar and no table.")
+@click.option("--quiet", is_flag=True, help="No progress bar (a bar of inputs sent against "
+              "the budget, shown on a terminal while a simulated attack runs) and no table.")
 def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], target_url: str | None,
            quiet: bool) -> None:
     """Run the attack scenario CONFIG: fingerprint, extract, score (PSML §4).
@@ -126,9 +127,13 @@ def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], target_url: 
         report = live.report
         write_table(out_dir / "requests.parquet", live.requests)
     else:
+        import sys
+
         from attacks.run import run_attack
 
-        result = run_attack(scenario, config.resolve().parent, progress=not quiet)
+        # the bar of inputs sent only on a terminal: nothing in logs or pipes
+        result = run_attack(scenario, config.resolve().parent,
+                            progress=not quiet and sys.stderr.isatty())
         report = result.report
         write_table(out_dir / "requests.parquet", result.sim.records)
         write_json(out_dir / "summary.json", report["benign"])
@@ -187,12 +192,31 @@ def reproduce(out_dir: Path, quick: bool, backend: str, scheduler: str | None,
     click.echo(path.read_text())
 
 
+@main.command()
+@click.argument("args", nargs=-1, required=True, metavar="[attack|defense] OUT_DIR...")
+def report(args: tuple[str, ...]) -> None:
+    """Write the report of the sweep in OUT_DIR (report.md and figures beside its
+    results.parquet) and print it.
+
+    The kind of sweep is read from its results: an attack-budget sweep (claims C1, C2), or a
+    defense sweep (the goodput, attack-vs-noise, frontier or what-if report). Name it
+    (`attack` or `defense`) to skip the detection. Several folders: goodput sweeps side by
+    side. Missing or unrecognised results: exit status 2."""
+    from experiments.report import KINDS, run_report
+
+    kind = args[0] if len(args) > 1 and args[0] in KINDS else None
+    dirs = [Path(a) for a in (args[1:] if kind else args)]
+    click.echo(run_report(dirs, kind), nl=False)
+
+
 def _mount_groups() -> None:
     from serve.cli import serve, simcheck
     from serve.load_cli import load
+    from workloads.cli import traces
     from zoo_profiles.cli import zoo  # imports neither torch nor seaborn until a command runs
 
     main.add_command(zoo)
+    main.add_command(traces)
     main.add_command(serve)
     main.add_command(simcheck)
     main.add_command(load)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import simpy
 
@@ -41,6 +42,27 @@ class SimResult:
     summary: dict[str, Any]
     """summary.json's content: :class:`sim.summary.Summary`, dumped."""
     events: list[tuple[float, str, int, int]]
+
+
+@dataclass
+class Progress:
+    """What a run's progress bar counts, and where it draws (``Simulation.run``). The bar is
+    updated between slices of simulated time, so it costs nothing per event."""
+
+    count: Callable[[], int] | None = None
+    """The count shown; None: the requests arrived so far."""
+    total: int | None = None
+    """The count's end, if known (None: the scenario's ``requests``)."""
+    unit: str = "req"
+    desc: str = "simulate"
+    phase: Callable[[], str] | None = None
+    """Shown after the bar (e.g. the attack's phase)."""
+    file: IO[str] | None = None
+    """Where the bar draws (None: stderr)."""
+    delay: float = 1.0
+    """Seconds before the bar appears: none on short runs."""
+    leave: bool = False
+    """Keep the final bar on screen."""
 
 
 class Simulation:
@@ -72,8 +94,9 @@ class Simulation:
         self.env.process(tenant_source(self.env, self.system, idx, arrivals, accuracy, latency,
                                        self.stop))
 
-    def run(self, progress: bool = False) -> SimResult:
-        """Run to completion (arrivals stop, queues drain) and derive the summary."""
+    def run(self, progress: bool | Progress = False) -> SimResult:
+        """Run to completion (arrivals stop, queues drain) and derive the summary; with a
+        progress bar if ``progress`` (True: requests arrived)."""
         from sim.summary import summarize
 
         start = time.perf_counter()
@@ -116,25 +139,32 @@ class Simulation:
             return pd.Series(pd.NA, index=df.index, dtype="boolean")
         return pd.Series(ok, index=df.index, dtype="boolean")
 
-    def _advance(self, progress: bool) -> None:
+    def _advance(self, progress: bool | Progress) -> None:
         """Run the event loop in slices of simulated time, updating a progress bar between
-        slices (no per-event cost). The bar appears only on runs longer than a second."""
+        slices (no per-event cost). The bar appears only on runs longer than its delay."""
         env = self.env
         if not progress:
             env.run()
             return
         from tqdm import tqdm
 
-        total = self.scenario.requests
-        with tqdm(total=total, unit="req", delay=1.0, desc="simulate", leave=False) as bar:
+        p = progress if isinstance(progress, Progress) else Progress()
+        system = self.system
+        count = p.count or (lambda: system.arrived)
+        total = p.total if p.total is not None or p.count else self.scenario.requests
+        with tqdm(total=total, unit=p.unit, delay=p.delay, desc=p.desc, leave=p.leave,
+                  file=p.file) as bar:
             step, done = 1.0, 0
             while env.peek() < math.inf:
                 t0 = time.perf_counter()
                 env.run(until=env.now + step)
                 elapsed = time.perf_counter() - t0
                 step *= min(4.0, max(0.25, 0.2 / max(elapsed, 1e-3)))
-                bar.update(self.system.arrived - done)
-                done = self.system.arrived
+                now = count()
+                if p.phase is not None:
+                    bar.set_postfix_str(p.phase(), refresh=False)
+                bar.update(now - done)
+                done = now
 
 
 def _portable_profile_ref(ref: str, base_dir: Path | None) -> str:
@@ -149,6 +179,6 @@ def _scheduled_events(env: simpy.Environment) -> int | None:
 
 
 def simulate(scenario: Scenario, base_dir: Path | None = None,
-             progress: bool = False) -> SimResult:
+             progress: bool | Progress = False) -> SimResult:
     """Build and run a scenario."""
     return Simulation(scenario, base_dir).run(progress)
