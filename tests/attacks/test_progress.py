@@ -18,7 +18,7 @@ from attacks.run import AttackResult, run_attack
 from sim.cli import main
 from sim.config import parse_scenario
 from sim.run import Progress
-from tests.attacks.conftest import attack_scenario, requires_zoo
+from tests.attacks.helpers import attack_scenario, requires_zoo
 
 pytestmark = requires_zoo
 
