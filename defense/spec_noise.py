@@ -28,9 +28,13 @@ class NoiseParams(PluginParams):
     """Noise scales, shared by the three families."""
 
     accuracy_sd: NonNegative = 0.0
+    """Standard deviation of the noise on the requested accuracy (points)."""
     latency_sd_ms: NonNegative = 0.0
+    """Absolute part of the latency noise's standard deviation (ms)."""
     latency_sd_rel: NonNegative = 0.0
+    """Relative part: a fraction of the requested latency added to ``latency_sd_ms``."""
     latency_min_ms: Annotated[float, Field(gt=0)] = 0.01
+    """The perturbed latency is clipped to at least this (ms)."""
 
 
 class SpecNoise(SpecPerturber):

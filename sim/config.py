@@ -46,28 +46,43 @@ class ZooConfig(Strict):
     """Which profile, and how to scale its times."""
 
     profile: Annotated[str, Field(min_length=1)]
+    """A shipped profile's name (``zoosim zoo list``) or a path to a profile YAML (relative to
+    the scenario file)."""
     time_scale: Annotated[float, Field(gt=0)] = 1.0
+    """Multiplies every profiled time (batch latencies and load times): 2.0 is a machine twice
+    as slow."""
     dispatch_ms: Annotated[float, Field(ge=0)] = 0.0
     """Fixed host time per batch beyond the profiled forward pass (see :mod:`sim.zoo`)."""
     latency_model: LatencyModel = "interpolate"
+    """Batch latency between profiled sizes: ``interpolate`` (linear between neighbours) or
+    ``linear`` (INFaaS's ``slope * batch + intercept`` fit over all sizes)."""
 
 
 class ClusterConfig(Strict):
     """Workers and the batching rule."""
 
     workers: Annotated[int, Field(ge=1)] = 1
+    """Accelerators ("GPUs"), each serving one batch at a time."""
     memory_mb: Annotated[float, Field(gt=0)] = 16000.0
+    """Each worker's memory for loaded models; least-recently-used models are evicted."""
     max_batch: Annotated[int, Field(ge=1, le=4096)] = 1
+    """Inputs in a batch at most (1: no batching)."""
     batch_timeout_ms: Annotated[float, Field(ge=0)] = 0.0
+    """A batch short of ``max_batch`` leaves when its oldest request has waited this long."""
     preload: Preload = "spread"
+    """Models loaded at time 0: ``spread`` (the zoo partitioned over the workers, cheapest
+    first), ``all`` (every model on every worker with room) or ``none`` (on demand)."""
     replicate: bool = True
+    """An idle worker also loads a model whose backlog would outlast loading it."""
 
 
 class SloConfig(Strict):
     """The accuracy (%) and latency (ms) a tenant's requests ask for."""
 
     accuracy: DistributionSpec
+    """The requested accuracy (top-1 %, in [0, 100])."""
     latency_ms: DistributionSpec
+    """The requested end-to-end latency (ms, > 0)."""
 
     @model_validator(mode="after")
     def _in_range(self) -> SloConfig:
@@ -84,7 +99,9 @@ class TenantConfig(Strict):
     """One client population: its arrivals and its SLO mix."""
 
     name: Annotated[str, Field(min_length=1)]
+    """The tenant's name in the records; it also names its random streams."""
     arrivals: ArrivalSpec
+    """When its requests arrive (a synthetic process or a trace replay)."""
     slo: SloConfig
 
 
@@ -95,19 +112,26 @@ class Scenario(Strict):
     """True when something other than the tenants ends the run (e.g. an attacker)."""
 
     seed: Annotated[int, Field(ge=0)] = 0
+    """The one seed every random stream is derived from (by name): same seed, same records."""
     requests: Annotated[int, Field(ge=1)] | None = None
+    """Arrivals stop after this many requests in all (in time order)."""
     duration_s: Annotated[float, Field(gt=0)] | None = None
+    """Arrivals stop at this simulated time (s); queues then drain."""
     warmup_s: Annotated[float, Field(ge=0)] = 0.0
+    """Requests arriving before this time are left out of the summary (not the records)."""
     zoo: ZooConfig
     cluster: ClusterConfig = ClusterConfig()
     service_time: ServiceTimeSpec = Field(
         default_factory=lambda: SERVICE_TIMES.params_class("profile")(type="profile"))
+    """How long a batch takes given its profiled median (``profile``: exactly that)."""
     policy: PolicySpec = Field(default_factory=lambda: POLICIES.params_class("infaas")(
         type="infaas"))
+    """The selection policy: which zoo model serves a request."""
     defense: DefenseSpec = Field(default_factory=lambda: DEFENSES.params_class("none")(
         type="none"))
     """One defense block, or a list of them: a stack (``{type: chain, defenses: [...]}``)."""
     tenants: Annotated[list[TenantConfig], Field(min_length=1)]
+    """The client populations, each with its arrivals and SLO mix (names unique)."""
 
     @field_validator("defense", mode="before")
     @classmethod
