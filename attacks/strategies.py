@@ -131,21 +131,26 @@ def _pick_by_rank(rank: float) -> Callable[[list[Signature]], Signature]:
     return pick
 
 
+class Mapping(Strategy):
+    """Base of the strategies that map the spec space first (their budget can run out before
+    they extract); they draw from the attacker's stream."""
+
+    fingerprints = True
+
+    def __init__(self, params: PluginParams, ctx: Context) -> None:
+        super().__init__(params, ctx)
+        self.rng = ctx.rng()
+
+
 @STRATEGIES.register("fingerprint")
-class Fingerprint(Strategy):
+class Fingerprint(Mapping):
     """Black-box mapping of the spec space, then extraction at the target's trigger spec.
 
     The algorithm's knobs are ``attacker.fingerprint`` (shared with ``known-zoo``, and read for
     every strategy when the probe candidates are drawn)."""
 
-    fingerprints = True
-
     class Params(PluginParams):
         type: Literal["fingerprint"] = "fingerprint"
-
-    def __init__(self, params: Params, ctx: Context) -> None:
-        super().__init__(params, ctx)
-        self.rng = ctx.rng()
 
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
             candidates: np.ndarray) -> Process:
@@ -190,17 +195,11 @@ def _split(group: list[int], key: np.ndarray) -> list[list[int]]:
 
 
 @STRATEGIES.register("known-zoo")
-class KnownZoo(Strategy):
+class KnownZoo(Mapping):
     """Fingerprinting with copies of the zoo in hand: an upper bound on identification."""
-
-    fingerprints = True
 
     class Params(PluginParams):
         type: Literal["known-zoo"] = "known-zoo"
-
-    def __init__(self, params: Params, ctx: Context) -> None:
-        super().__init__(params, ctx)
-        self.rng = ctx.rng()
 
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
             candidates: np.ndarray) -> Process:

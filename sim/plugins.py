@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from pydantic import BeforeValidator, SerializeAsAny, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
@@ -41,12 +41,6 @@ class PluginParams(Strict):
     """Base of every plugin's ``Params``: the ``type`` tag names the registered class."""
 
     type: str
-
-
-class Plugin(Protocol):
-    """What a registered class provides: its parameter model (built as ``cls(params, ctx)``)."""
-
-    Params: ClassVar[type[PluginParams]]
 
 
 @dataclass(frozen=True)
@@ -221,9 +215,3 @@ def load_entry_points() -> None:
             raise ConfigError(f"plugin {ep.name!r} ({ep.value}, entry point group "
                               f"{ENTRY_POINT_GROUP}) failed to load: {e}") from None
 
-
-def reload_entry_points() -> None:
-    """Load the entry points again (after installing a plugin package in this process)."""
-    global _loaded
-    _loaded = False
-    load_entry_points()
