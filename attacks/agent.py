@@ -19,7 +19,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import simpy
@@ -31,8 +31,8 @@ from sim.request import Request
 from sim.run import Simulation
 from sim.zoo import Zoo
 
-Signature = bytes
-
+if TYPE_CHECKING:
+    from attacks.fingerprint import Verifier
 
 @dataclass
 class Payload:
@@ -178,9 +178,9 @@ class AttackerAgent:
         self.cfg = cfg
         self.responder = responder
         self.ledger = Ledger()
-        self.truth: list[tuple[bytes, Signature, Request]] = []
-        """(probe set, signature seen, the request): ``request.model`` is the model that
-        really served, read at scoring time only."""
+        self.truth: list[tuple[int, Request]] = []
+        """(the attacker's model, -1 for nobody known; the request): ``request.model`` is
+        the model that really served, read at scoring time only."""
         self._gap = 1.0 / cfg.rate_rps
         self._next_send = cfg.start_s
         self.labels_only = cfg.outputs == "labels"
@@ -224,10 +224,8 @@ class AttackerAgent:
         return self.link.submit(acc, lat, payload, model, on_done)
 
     def query(self, spec: SpecConfig | None, probes: np.ndarray, model: int = -1,
-              identify: bool = True, phase: str = "mapping"
-              ) -> Generator[simpy.Event, Any, Observation]:
-        """Send the probes with ``spec`` (paced) and wait for the answer. ``identify``: the
-        answer's signature is an identification attempt (scored against the truth). A request
+              phase: str = "mapping") -> Generator[simpy.Event, Any, Observation]:
+        """Send the probes with ``spec`` (paced) and wait for the answer. A request
         an admission defense rejects is sent again (its inputs count as sent and discarded).
         Raises :class:`BudgetExhausted` (before waiting) when the budget cannot pay for it, or
         when the server has refused it :data:`MAX_REJECTIONS` times in a row."""
@@ -246,31 +244,25 @@ class AttackerAgent:
             if refused >= MAX_REJECTIONS:
                 raise BudgetExhausted(f"{phase}: the server refused the same query "
                                       f"{refused} times in a row")
-        obs = self.observe(req)
-        if identify:
-            self.truth.append((probes.tobytes(), self.signature(obs), req))
-        return obs
+        return self.observe(req)
 
     # -- observing -------------------------------------------------------------------------
     def observe(self, req: Request) -> Observation:
-        return Observation(self.link.probe_answers(req), self.link.latency_ms(req), req)
+        """What the attacker sees of an answered request: its probe answers (as one-hot top-1
+        labels when it only gets labels) and its latency."""
+        answers = self.link.probe_answers(req)
+        if self.labels_only and len(answers):
+            answers = np.eye(answers.shape[1], dtype=np.float32)[answers.argmax(axis=1)]
+        return Observation(answers, self.link.latency_ms(req), req)
 
-    def signature(self, obs: Observation) -> Signature:
-        """Equal signatures, same model: top-1 labels (labels only) or rounded probabilities."""
-        return self._signature(obs.probe_answers)
+    def record(self, model: Any, req: Request) -> None:
+        """An identification attempt: the attacker took ``req``'s answer for ``model`` (a
+        cluster with an ``index``, or None: nobody known); scored against the truth."""
+        self.truth.append((-1 if model is None else int(model.index), req))
 
-    def signature_of(self, model: int, probes: np.ndarray) -> Signature:
-        """The signature ``model`` gives on ``probes`` (computable offline with its copy)."""
-        return self._signature(self.link.offline_answers(model, probes))
-
-    def _signature(self, a: np.ndarray) -> Signature:
-        if self.labels_only:
-            return bytes(np.argmax(a, axis=1).astype(np.int8).tobytes())
-        return bytes(np.round(a, 2).astype(np.float32).tobytes())
-
-    def truth_models(self) -> list[tuple[bytes, Signature, int]]:
+    def truth_models(self) -> list[tuple[int, int]]:
         """The identification attempts with the model that served each (-1: unknown)."""
-        return [(key, sig, req.model) for key, sig, req in self.truth]
+        return [(found, req.model) for found, req in self.truth]
 
 
 def _succeed(event: simpy.Event) -> Callable[[Request], None]:
@@ -284,11 +276,11 @@ def _succeed(event: simpy.Event) -> Callable[[Request], None]:
 
 class Extraction:
     """The extraction phase: send pool inputs with one spec, at the agent's rate, pipelined,
-    while the budget allows (:meth:`AttackerAgent.allowance`); with a ``verify`` signature,
-    probes ride along and answers from another model are discarded and their inputs
-    re-queried (the budget counts them all). Each pool input is sent once unless
-    ``beyond_pool`` asks for repeats or shifted copies; when the pool runs out first the
-    extraction stops and says so (``pool_exhausted``)."""
+    while the budget allows (:meth:`AttackerAgent.allowance`); with a ``verify`` test
+    (:class:`attacks.fingerprint.Verifier`), its probes ride along and answers from another
+    model are discarded and their inputs re-queried (the budget counts them all). Each pool
+    input is sent once unless ``beyond_pool`` asks for repeats or shifted copies; when the
+    pool runs out first the extraction stops and says so (``pool_exhausted``)."""
 
     def __init__(self, agent: AttackerAgent, pool_size: int, rng: np.random.Generator) -> None:
         self.agent = agent
@@ -330,8 +322,8 @@ class Extraction:
             self.pool_exhausted = True
         return rows
 
-    def run(self, spec: SpecConfig | None, model: int = -1, verify: Signature | None = None,
-            probes: np.ndarray | None = None) -> Generator[simpy.Event, Any, None]:
+    def run(self, spec: SpecConfig | None, model: int = -1,
+            verify: Verifier | None = None) -> Generator[simpy.Event, Any, None]:
         """Send in rounds: pipelined while the budget (and, in ``kept`` mode, the answers
         still missing) allows, then wait for what is in flight; another round re-queries what
         verification discarded, while the budget lasts."""
@@ -339,7 +331,7 @@ class Extraction:
         cfg = agent.cfg
         if not cfg.extract:
             return
-        riders = probes if verify is not None and probes is not None else np.zeros(0, np.int64)
+        riders = verify.probes if verify is not None else np.zeros(0, np.int64)
         todo = self.todo
         kept_mode = cfg.budget_counts == "kept"
         outstanding = 0
@@ -357,13 +349,10 @@ class Extraction:
                     round_done.succeed()
                 return
             self.served.append(req)
-            if verify is not None:
-                sig = agent.signature(agent.observe(req))
-                agent.truth.append((payload.probes.tobytes(), sig, req))
-                if sig != verify:
-                    keep = False
-                    agent.ledger.discarded += len(payload.extract)
-                    todo.extend(map(tuple, payload.extract.tolist()))
+            if verify is not None and not verify.accept(agent.observe(req)):
+                keep = False
+                agent.ledger.discarded += len(payload.extract)
+                todo.extend(map(tuple, payload.extract.tolist()))
             if keep:
                 self.kept.append((req, payload.extract))
                 self.n_kept += len(payload.extract)

@@ -69,23 +69,38 @@ class FingerprintConfig(Strict):
     """Knobs of the black-box fingerprinting algorithm (attacks.fingerprint)."""
 
     candidates: Annotated[int, Field(ge=2)] = 256
-    """Pool inputs screened (at the lowest and highest accuracy target) when choosing probes."""
-    probes: Annotated[int, Field(ge=1)] = 8
-    """Probe inputs whose answers form a response's signature."""
-    map_probes: Annotated[int, Field(ge=1)] = 32
-    """With top-1 labels only: probes used while mapping (labels say little per input),
-    reduced to ``probes`` afterwards."""
-    grid: Annotated[int, Field(ge=2)] = 11
-    """Specs on each axis queried before bisection."""
+    """Pool inputs whose answers are precomputed: probes are chosen among them."""
+    screen: Annotated[int, Field(ge=2)] | None = None
+    """Candidates sent at the lowest and the highest accuracy target to choose the probes
+    (default: 16 with probabilities, 64 with top-1 labels)."""
+    probes: Annotated[int, Field(ge=1)] | None = None
+    """Profile probes: the screened inputs on which the cheapest and the most accurate model
+    differ most; a model found while mapping is profiled on them (default: 8 with
+    probabilities, 32 with top-1 labels)."""
+    mapping_probes: Annotated[int, Field(ge=1)] | None = None
+    """Inputs per mapping request when answers are exact (default: 1 with probabilities, 2
+    with top-1 labels); noisy answers get more, up to ``max_probes``."""
+    max_probes: Annotated[int, Field(ge=1)] = 16
+    """Most inputs one mapping, consistency or verification request carries."""
+    max_average: Annotated[int, Field(ge=1)] = 8
+    """Most answers at one spec averaged while the nearest model is unclear (noisy outputs)."""
+    noise_z: Annotated[float, Field(gt=0)] = 4.0
+    """Standard deviations of the learned same-model spread that a model's answer may
+    deviate by and still be identified as that model (attacks.identify)."""
+    latency: bool = True
+    """Use the answers' latency where the answers cannot tell two models apart."""
+    max_models: Annotated[int, Field(ge=2)] = 64
+    """More distinct models than this is implausible: the attacker says so and maps again on
+    top-1 labels."""
     accuracy_tolerance: Annotated[float, Field(gt=0)] = 0.01
     """Bisection stops when a threshold is bracketed this tightly (accuracy points)."""
     latency_range_ms: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = \
         (0.01, 10000.0)
     """The latency targets the API accepts; the trigger spec uses the loosest."""
     repeats: Annotated[int, Field(ge=1)] = 1
-    """Queries per spec while mapping; the most frequent signature wins (an attacker that
-    expects a noisy server maps with 3 or 5)."""
-    consistency_queries: Annotated[int, Field(ge=1)] = 50
+    """Identifications per spec while mapping; the most frequent model wins (an attacker
+    that expects a noisy selection maps with 3 or 5)."""
+    consistency_queries: Annotated[int, Field(ge=1)] = 20
     """Queries spent measuring how reliably the trigger spec reaches the target."""
     min_consistency: Annotated[float, Field(ge=0, le=1)] = 0.99
     """Below this, other specs inside the target's region are tried."""

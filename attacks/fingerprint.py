@@ -1,42 +1,60 @@
 """Black-box fingerprinting of a model-zoo serving system (PSML §4; the algorithm is ours).
 
-The attacker knows neither the zoo nor the policy. (1) It picks probe inputs on which models
-are likely to disagree: two screening queries (lowest and highest accuracy target, so the
-cheapest and the most accurate model answer) rank candidates by disagreement, then by how unsure
-the answers were (with top-1 labels only, it maps with more probes and keeps, afterwards, a few
-that still separate every model found). (2) A response's
-*signature* is its answers on the probes: equal signatures, same model. (3) The model chosen
-changes only at finitely many thresholds of the requested accuracy (and latency), so a grid
-plus bisection between specs with different signatures finds every threshold with
-O(models x log(range / tolerance)) queries. (4) The trigger spec sits deepest inside the
-target's accuracy interval, with the loosest latency the API accepts: a loose latency target
-never changes a load-oblivious choice and keeps a load-aware one away from the latency
-fallback. Its consistency under load is measured, and other accuracies of the interval are
-tried if it falls short.
+The attacker knows neither the zoo nor the policy, and it pays for every input it sends.
+
+1. **Screening**: a few pool inputs (``screen``) are sent at the lowest and at the highest
+   accuracy target, so the cheapest and the most accurate model answer them; the inputs on
+   which the two differ most (then the least confident) become the *profile* probes. One
+   profile-sized repeat of the highest target measures how much answers of one model vary
+   (output noise): the identifier's threshold is learned from it (:mod:`attacks.identify`).
+2. **Mapping**: the served model changes only at finitely many thresholds of the requested
+   accuracy (at the loosest latency), and for a load-oblivious policy it does so
+   monotonically. Bisection between two specs answered by different models finds every
+   threshold to ``accuracy_tolerance`` with O(models x log(range / tolerance)) requests. A
+   mapping request carries only the one or two inputs that best separate the two models it
+   decides between (more when the answers are noisy), and its latency decides where answers
+   cannot. An answer from neither is checked with the profile probes at the same spec: a model
+   seen before (the first answer was noise) or a new one.
+3. **The trigger**: the target (by rank on the map) is reached at the middle of its accuracy
+   interval with the loosest latency the API accepts; its consistency under load is measured
+   with inputs that separate the target from its neighbours, and other accuracies of the
+   interval are tried if it falls short.
+
+A sanity bound keeps a broken identification from inventing models: more models than
+``max_models`` (or than one in three mapping answers) is implausible; the attacker then says
+so and maps again on top-1 labels, which output noise perturbs least.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import simpy
 
-from attacks.agent import AttackerAgent, Signature
+from attacks.agent import AttackerAgent, Observation
 from attacks.config import FingerprintConfig, SpecConfig
+from attacks.identify import EXACT, Cluster, Decision, Identifier, sq_distance
+from sim.request import Request
 
 Gen = Generator[simpy.Event, Any, Any]
+Pick = Callable[[list[Cluster], Identifier, np.ndarray], Cluster]
+"""(models in accuracy order, the identifier, the profile probes) -> the target."""
+
+
+class Implausible(Exception):
+    """Identification found more models than a zoo can plausibly hold."""
 
 
 @dataclass
 class Segment:
-    """An accuracy interval (at the loosest latency) answered by one signature."""
+    """An accuracy interval (at the loosest latency) answered by one model."""
 
     lo: float
     hi: float
-    signature: Signature
+    model: Cluster
 
     @property
     def width(self) -> float:
@@ -44,17 +62,62 @@ class Segment:
 
 
 @dataclass
+class Verifier:
+    """Probes riding along extraction requests and the test their answers must pass."""
+
+    probes: np.ndarray
+    accept: Callable[[Observation], bool]
+
+
+@dataclass
 class FingerprintResult:
     """The spec map, the chosen target and its trigger spec."""
 
     probes: np.ndarray
+    """The profile probes."""
     segments: list[Segment]
-    signatures: list[Signature]
-    """Distinct signatures in order of first appearance along the accuracy axis."""
-    target: Signature
+    models: list[Cluster]
+    """Models told apart, in order of first appearance along the accuracy axis."""
+    target: Cluster
     trigger: SpecConfig
     consistency: float
-    """Share of the consistency queries answered with the target's signature."""
+    """Share of the consistency queries identified as the target."""
+    identifier: Identifier
+    outputs: Literal["probabilities", "labels"]
+    """What identification used: ``probabilities`` or ``labels`` (after a fallback)."""
+    noisy: bool = False
+    """Answers varied between repeats (every request carried the profile probes)."""
+    warning: str | None = None
+
+    def neighbours(self) -> list[Cluster]:
+        """The target's neighbours on the map (the models it is most easily confused with)."""
+        i = self.models.index(self.target)
+        return [m for m in (self.models[i - 1] if i else None,
+                            self.models[i + 1] if i + 1 < len(self.models) else None) if m]
+
+    def verifier(self, agent: AttackerAgent, k_max: int, labels: bool) -> Verifier:
+        """Riders for extraction requests and the test of their answers (the target's)."""
+        ident = self.identifier
+        group = [self.target, *(self.neighbours() or
+                                [m for m in self.models if m is not self.target])]
+        probes = self.probes if self.noisy or len(group) < 2 else \
+            ident.separating(group, 1, k_max)
+
+        def accept(obs: Observation) -> bool:
+            answers = _as_labels(obs.probe_answers) if labels else obs.probe_answers
+            found = ident.classify(probes, answers, obs.latency_ms)
+            agent.record(found, obs.request)
+            if found is self.target:
+                ident.assign(found, probes, answers, obs.latency_ms)
+            return found is self.target
+
+        return Verifier(probes, accept)
+
+
+def _as_labels(answers: np.ndarray) -> np.ndarray:
+    """Top-1 labels as one-hot rows."""
+    out: np.ndarray = np.eye(answers.shape[1], dtype=np.float32)[answers.argmax(axis=1)]
+    return out
 
 
 class Fingerprinter:
@@ -68,181 +131,345 @@ class Fingerprinter:
         """Pool inputs the probes are chosen from."""
         self.rng = rng
         self.lat_min, self.lat_max = cfg.latency_range_ms
-        self.probes = np.zeros(0, dtype=np.int64)
-        self.answers: dict[Signature, np.ndarray] = {}
-        """The answers behind each signature seen."""
+        self.labels = agent.labels_only
+        self.ident = Identifier(cfg.noise_z, cfg.latency)
+        self.profile = np.zeros(0, dtype=np.int64)
+        self.mapping_answers = 0
+        self.noisy = False
+        """The answers vary between repeats: every request then carries the profile."""
+        self.coarse = False
+        """The answers are coarse (most inputs answered alike by the cheapest and the most
+        accurate model): screened and profiled like top-1 labels."""
 
-    def sig(self, accuracy: float, latency_ms: float) -> Gen:
-        """The signature a spec gets: the most frequent of ``repeats`` queries."""
-        spec = SpecConfig(accuracy=accuracy, latency_ms=latency_ms)
-        seen: dict[Signature, int] = {}
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """Screened inputs and profile probes: coarse answers (labels) say less per input,
+        so more of both."""
+        cfg = self.cfg
+        coarse = self.labels or self.coarse
+        return ((cfg.screen or (64 if coarse else 16)),
+                (cfg.probes or (32 if coarse else 8)))
+
+    @property
+    def k_min(self) -> int:
+        """Inputs per mapping request when the answers are exact."""
+        if self.cfg.mapping_probes is not None:
+            return self.cfg.mapping_probes
+        return 2 if self.labels or self.coarse else 1
+
+    # -- one query -----------------------------------------------------------------------
+    def ask(self, accuracy: float, probes: np.ndarray, phase: str) -> Gen:
+        """Send ``probes`` at ``accuracy`` (loosest latency); the answers as identification
+        sees them (one-hot labels after a fallback) and the observation."""
+        spec = SpecConfig(accuracy=accuracy, latency_ms=self.lat_max)
+        obs: Observation = yield from self.agent.query(spec, probes, phase=phase)
+        answers = _as_labels(obs.probe_answers) if self.labels else obs.probe_answers
+        return answers, obs
+
+    # (1) screening ---------------------------------------------------------------------------
+    def screen(self, probes: np.ndarray | None) -> Gen:
+        """The cheapest and the most accurate model on screening inputs; the profile probes;
+        the spread of repeated answers. ``probes`` (known-zoo: chosen offline) are screened
+        and profiled as they are."""
+        ident = self.ident
+        cands, lo, hi, requests = yield from self._screen_inputs(probes)
+        score = np.zeros(len(cands))
+        if probes is None:
+            differ = sq_distance(lo, hi)
+            unsure = 1 - 0.5 * (lo.max(axis=1) + hi.max(axis=1))
+            score = differ + 0.1 * unsure + 1e-9 * self.rng.random(len(cands))
+            self.profile = np.sort(cands[np.argsort(-score)[:self.sizes[1]]])
+        else:
+            self.profile = cands
+        nan = float("nan")   # screening latencies are of other request sizes: not kept
+        best = ident.new_cluster(cands, hi, nan)
+        # two repeats of the highest target: output noise makes all three answers differ;
+        # a selection that varies (spec noise) leaves two of them equal
+        rows = np.searchsorted(cands, self.profile)
+        repeats: list[tuple[np.ndarray, Observation]] = []
+        for _ in range(2):
+            a, o = yield from self.ask(100.0, self.profile, "screening")
+            repeats.append((a, o))
+        answers = [hi[rows], *(a for a, _ in repeats)]
+        equal = [bool((sq_distance(x, y) <= EXACT).all())
+                 for i, x in enumerate(answers) for y in answers[i + 1:]]
+        self.noisy = not any(equal)
+        ident.exact = not self.noisy
+        for a, o in repeats:
+            if self.noisy or (sq_distance(a, hi[rows]) <= EXACT).all():
+                ident.assign(best, self.profile, a, o.latency_ms)
+                self.agent.record(best, o.request)
+            else:
+                self.agent.record(None, o.request)
+        at_least = 1
+        if self.noisy:
+            # noisy answers: every request carries the same, larger profile (so latencies
+            # compare too), and both ends are asked until their means and latencies are known
+            at_least = self.cfg.max_average
+            if probes is None:   # more inputs screened: the profile takes the most telling
+                more_c, more_lo, more_hi, more_req = yield from self._screen_inputs(
+                    None, exclude=cands, n=16 * self.cfg.max_probes - len(cands))
+                ident.assign(best, more_c, more_hi, nan)
+                cands, lo = np.concatenate([cands, more_c]), np.concatenate([lo, more_lo])
+                hi = np.concatenate([hi, more_hi])
+                requests += more_req
+                score = sq_distance(lo, hi) + 1e-9 * self.rng.random(len(cands))
+                self.profile = np.sort(cands[np.argsort(-score)[:self.cfg.max_probes]])
+            for _ in range(at_least - 1):
+                a, o = yield from self.ask(100.0, self.profile, "screening")
+                ident.assign(best, self.profile, a, o.latency_ms)
+                self.agent.record(best, o.request)
+        # is the cheapest model another one? (noisy answers at 0 are averaged first: inside
+        # the threshold of a lone candidate is weak evidence of sameness)
+        same, seen = yield from self.settle(0.0, self.profile, [best], "screening",
+                                            at_least=at_least)
+        if same.model is best:
+            cheap = best
+            ident.assign(best, cands, lo, nan)
+        else:
+            cheap = ident.new_cluster(cands, lo, nan)
+        self._take(cheap, self.profile, seen)
+        for req, c in zip(requests, (cheap, best) * (len(requests) // 2), strict=True):
+            self.agent.record(c, req)
+        return cheap, best
+
+    def _screen_inputs(self, probes: np.ndarray | None, exclude: np.ndarray | None = None,
+                       n: int | None = None) -> Gen:
+        """Answers at the lowest and the highest accuracy target on screening inputs:
+        ``probes`` if given, else a batch of candidates (``n`` of them, none of
+        ``exclude``); coarse answers (labels, one-hot, rounded: the two models answer most
+        inputs alike) get more batches, until enough inputs separate the two (half the
+        profile) or the candidates run out."""
+        pool = self.candidates if exclude is None else np.setdiff1d(self.candidates, exclude)
+        order = self.rng.permutation(pool) if probes is None else probes
+        if n is not None:
+            order = order[:max(n, 0)]
+        cands: list[np.ndarray] = []
+        lo: list[np.ndarray] = []
+        hi: list[np.ndarray] = []
+        requests: list[Request] = []
+        done = 0
+        while done < len(order):
+            batch = np.sort(order[done:done + (n or self.sizes[0])])
+            done += len(batch)
+            for acc, out in ((0.0, lo), (100.0, hi)):
+                answers, obs = yield from self.ask(acc, batch, "screening")
+                out.append(answers)
+                requests.append(obs.request)
+            cands.append(batch)
+            if probes is not None or n is not None:
+                break
+            differ = sq_distance(np.concatenate(lo), np.concatenate(hi)) > EXACT
+            if not self.coarse and len(cands) == 1 and differ.mean() <= 0.75:
+                self.coarse = True   # screened and profiled as for top-1 labels from now on
+            if not (self.coarse or self.labels) or differ.sum() >= self.sizes[1] // 2:
+                break
+        if not cands:
+            shape = (0, 0)
+            return np.zeros(0, np.int64), np.zeros(shape), np.zeros(shape), requests
+        c, a, b = np.concatenate(cands), np.concatenate(lo), np.concatenate(hi)
+        idx = np.argsort(c)
+        return c[idx], a[idx], b[idx], requests
+
+    # (2) the accuracy axis ---------------------------------------------------------------
+    def identify_at(self, accuracy: float, pair: tuple[Cluster, Cluster]) -> Gen:
+        """The model answering ``accuracy``: the most frequent of ``repeats`` identifications."""
+        votes: dict[int, int] = {}
+        found: dict[int, Cluster] = {}
         for _ in range(self.cfg.repeats):
-            obs = yield from self.agent.query(spec, self.probes)
-            sig = self.agent.signature(obs)
-            self.answers.setdefault(sig, obs.probe_answers)
-            seen[sig] = seen.get(sig, 0) + 1
-        return max(seen, key=lambda s: seen[s])
+            c = yield from self._identify_once(accuracy, pair)
+            votes[c.index] = votes.get(c.index, 0) + 1
+            found[c.index] = c
+        return found[max(votes, key=lambda i: votes[i])]
 
-    # (1) probes ----------------------------------------------------------------------------
-    def choose_probes(self, k: int) -> Gen:
-        """The ``k`` candidates most likely to split models: those the cheapest and the most
-        accurate model answer differently, then the least confident ones."""
-        cands = self.candidates
-        n = len(cands)
-        answers = []
-        for acc in (0.0, 100.0):
-            obs = yield from self.agent.query(
-                SpecConfig(accuracy=float(acc), latency_ms=self.lat_max), cands, identify=False,
-                phase="screening")
-            answers.append(obs.probe_answers)
-        a = np.stack(answers)                                  # (specs, candidates, classes)
-        labels = a.argmax(axis=2)
-        distinct = np.array([len(set(labels[:, j])) for j in range(n)], dtype=float)
-        unsure = 0.0 if self.agent.labels_only else 1 - a.max(axis=2).mean(axis=0)
-        score = distinct + unsure + 1e-6 * self.rng.random(n)
-        self.probes = cands[np.argsort(-score)[:k]]
-        return self.probes
+    def settle(self, accuracy: float, probes: np.ndarray, among: list[Cluster] | None,
+               phase: str, first: tuple[np.ndarray, Observation] | None = None,
+               at_least: int = 1) -> Gen:
+        """Ask ``probes`` at ``accuracy`` until one model is clearly nearest (or none is):
+        answers at one spec are averaged, which shrinks output noise, at least ``at_least``
+        and at most ``max_average`` times (``first``: an answer already in hand). Returns the
+        decision and every (answers, observation)."""
+        seen: list[tuple[np.ndarray, Observation]] = []
+        total = None
+        decision = Decision(None, True)
+        latencies: list[float] = []
+        for r in range(1, self.cfg.max_average + 1):
+            if r == 1 and first is not None:
+                answers, obs = first
+            else:
+                answers, obs = yield from self.ask(accuracy, probes, phase)
+            seen.append((answers, obs))
+            latencies.append(obs.latency_ms)
+            total = answers.astype(np.float64) if total is None else total + answers
+            decision = self.ident.decide(probes, total / r, latencies, among)
+            if decision.sure and r >= at_least:
+                break
+        return decision, seen
 
-    # (2, 3) the accuracy axis ---------------------------------------------------------------
-    def map_accuracy(self) -> Gen:
-        grid = np.linspace(0, 100, self.cfg.grid).tolist()
-        sigs = []
-        for a in grid:
-            s = yield from self.sig(a, self.lat_max)
-            sigs.append(s)
-        cuts: list[tuple[float, Signature]] = [(grid[0], sigs[0])]
-        for i in range(1, len(grid)):
-            a0, s0, a1, s1 = grid[i - 1], sigs[i - 1], grid[i], sigs[i]
-            if s0 != s1:
-                inner = yield from self._bisect_accuracy(a0, a1, s0, s1)
-                cuts.extend(inner)
-            cuts.append((a1, s1))
-        return _segments(cuts)
+    def _take(self, c: Cluster, probes: np.ndarray,
+              seen: list[tuple[np.ndarray, Observation]]) -> None:
+        """Assign answers to ``c``; with exact answers, one that differs from what ``c``
+        answered before is another model's (the selection varied), and is left out."""
+        for answers, obs in seen:
+            if not self.noisy and c.knows(probes) and \
+                    self.ident.distance(c, probes, answers) > EXACT:
+                self.agent.record(self.ident.classify(probes, answers, obs.latency_ms),
+                                  obs.request)
+                continue
+            self.ident.assign(c, probes, answers, obs.latency_ms)
+            self.agent.record(c, obs.request)
 
-    def _bisect_accuracy(self, lo: float, hi: float, s_lo: Signature,
-                         s_hi: Signature) -> Gen:
-        """Change points strictly inside (lo, hi), as (accuracy, signature above it) pairs."""
+    def probes_for(self, group: list[Cluster]) -> np.ndarray:
+        """The inputs of a request that tells ``group[0]`` from the rest of ``group``: the
+        profile when answers are noisy, the best separating ones otherwise."""
+        if self.noisy or len(group) < 2:
+            return self.profile
+        return self.ident.separating(group, self.k_min, self.cfg.max_probes)
+
+    def _identify_once(self, accuracy: float, pair: tuple[Cluster, Cluster]) -> Gen:
+        ident = self.ident
+        probes = self.probes_for(list(pair))
+        decision, seen = yield from self.settle(accuracy, probes, list(pair), "mapping",
+                                                at_least=5 if self.noisy else 1)
+        self.mapping_answers += 1
+        if decision.model is not None:
+            self._take(decision.model, probes, seen)
+            return decision.model
+        if self.noisy:   # the answers in hand already carry the profile
+            full, full_seen = decision, seen
+            mean = np.mean([a for a, _ in seen], axis=0)
+            full = ident.decide(probes, mean, [o.latency_ms for _, o in seen])
+            seen = []
+        else:            # neither of the two: ask the profile probes at the same spec
+            full, full_seen = yield from self.settle(accuracy, self.profile, None, "mapping")
+        c = full.model
+        if c is None:
+            answers, obs = full_seen[0]
+            c = ident.new_cluster(self.profile, answers, obs.latency_ms)
+            self.agent.record(c, obs.request)
+            full_seen = full_seen[1:]
+            self._check_plausible()
+        self._take(c, self.profile, full_seen)
+        self._take(c, probes, seen)
+        return c
+
+    def _check_plausible(self) -> None:
+        n = len(self.ident.clusters)
+        if n > self.cfg.max_models or (n > 8 and n > self.mapping_answers / 3):
+            raise Implausible(f"{n} distinct models after {self.mapping_answers} mapping "
+                              "answers")
+
+    def map_accuracy(self, cheap: Cluster, best: Cluster) -> Gen:
+        if cheap is best:
+            return [Segment(0.0, 100.0, cheap)]
+        inner = yield from self._bisect(0.0, 100.0, cheap, best)
+        return _segments([(0.0, cheap), *inner, (100.0, best)])
+
+    def _bisect(self, lo: float, hi: float, a: Cluster, b: Cluster) -> Gen:
+        """Change points strictly inside (lo, hi), as (accuracy, model above it) pairs."""
         if hi - lo <= self.cfg.accuracy_tolerance:
-            return [((lo + hi) / 2, s_hi)]
+            return [((lo + hi) / 2, b)]
         mid = (lo + hi) / 2
-        s = yield from self.sig(mid, self.lat_max)
-        if s == s_lo:
-            return (yield from self._bisect_accuracy(mid, hi, s, s_hi))
-        if s == s_hi:
-            return (yield from self._bisect_accuracy(lo, mid, s_lo, s))
-        left = yield from self._bisect_accuracy(lo, mid, s_lo, s)
-        right = yield from self._bisect_accuracy(mid, hi, s, s_hi)
-        return [*left, *right]
+        c = yield from self.identify_at(mid, (a, b))
+        if c is a:
+            return (yield from self._bisect(mid, hi, a, b))
+        if c is b:
+            return (yield from self._bisect(lo, mid, a, b))
+        left = yield from self._bisect(lo, mid, a, c)
+        right = yield from self._bisect(mid, hi, c, b)
+        return [*left, (mid, c), *right]
 
-    # (4) the trigger spec and its consistency under load ----------------------------------
-    def consistency(self, spec: SpecConfig, target: Signature, n: int) -> Gen:
+    # (3) the trigger spec and its consistency under load ----------------------------------
+    def consistency(self, accuracy: float, target: Cluster, group: list[Cluster],
+                    n: int) -> Gen:
+        ident = self.ident
+        probes = self.probes_for(group)
         hits = 0
         for _ in range(n):
-            obs = yield from self.agent.query(spec, self.probes, phase="consistency")
-            hits += self.agent.signature(obs) == target
+            answers, obs = yield from self.ask(accuracy, probes, "consistency")
+            c = ident.decide(probes, answers, [obs.latency_ms]).model
+            self.agent.record(c, obs.request)
+            if c is not None:
+                ident.assign(c, probes, answers, obs.latency_ms)
+            hits += c is target
         return hits / n
 
-    def trigger_for(self, seg: Segment) -> Gen:
-        """The most robust spec for ``seg``'s signature, and its measured consistency."""
+    def trigger_for(self, seg: Segment, group: list[Cluster]) -> Gen:
+        """The most robust spec for ``seg``'s model, and its measured consistency."""
         cfg = self.cfg
-        spec = SpecConfig(accuracy=(seg.lo + seg.hi) / 2, latency_ms=self.lat_max)
-        rate = yield from self.consistency(spec, seg.signature, cfg.consistency_queries)
+        acc = (seg.lo + seg.hi) / 2
+        rate = yield from self.consistency(acc, seg.model, group, cfg.consistency_queries)
         if rate >= cfg.min_consistency:
-            return spec, rate
+            return SpecConfig(accuracy=acc, latency_ms=self.lat_max), rate
         n_try = max(cfg.consistency_queries // 5, 2)
-        options = [SpecConfig(accuracy=seg.lo + f * seg.width, latency_ms=self.lat_max)
-                   for f in (0.1, 0.25, 0.75, 0.9)]
-        best = (rate, spec)
-        for option in options:
-            r = yield from self.consistency(option, seg.signature, n_try)
+        best = (rate, acc)
+        for f in (0.1, 0.25, 0.75, 0.9):
+            option = seg.lo + f * seg.width
+            r = yield from self.consistency(option, seg.model, group, n_try)
             if r > best[0]:
                 best = (r, option)
-        if best[1] is not spec:
-            rate = yield from self.consistency(best[1], seg.signature, cfg.consistency_queries)
+        if best[1] != acc:
+            rate = yield from self.consistency(best[1], seg.model, group,
+                                               cfg.consistency_queries)
             best = (rate, best[1])
-        return best[1], best[0]
+        return SpecConfig(accuracy=best[1], latency_ms=self.lat_max), best[0]
 
-    def _reduce_probes(self, segments: list[Segment],
-                       order: list[Signature]) -> tuple[list[Segment], list[Signature]]:
-        cols = _reduce_probes_impl([self.answers[s] for s in order], self.cfg.probes)
-        self.probes = self.probes[cols]
+    # -- the whole procedure ---------------------------------------------------------------
+    def run(self, pick: Pick, probes: np.ndarray | None = None) -> Gen:
+        """Screen, map, pick the target (``pick``), find its trigger spec. ``probes`` skips
+        the choice of profile probes (an attacker holding copies of the zoo chooses them
+        offline). An implausible map is redone on top-1 labels once (``warning`` says so)."""
+        warning = None
+        try:
+            segments = yield from self._map(probes)
+        except Implausible as e:
+            if self.labels:
+                raise
+            warning = (f"implausible map ({e}); identification fell back to top-1 labels")
+            self.labels = True
+            self.ident = Identifier(self.cfg.noise_z, self.cfg.latency)
+            self.mapping_answers = 0
+            self.noisy = self.coarse = False
+            segments = yield from self._map(probes)
+        models = list(dict.fromkeys(s.model for s in segments))
+        target = pick(models, self.ident, self.profile)
+        seg = max((s for s in segments if s.model is target), key=lambda s: s.width)
+        i = models.index(target)
+        group = [target, *models[max(i - 1, 0):i], *models[i + 1:i + 2]]
+        trigger, rate = yield from self.trigger_for(seg, group)
+        return FingerprintResult(self.profile, segments, models, target, trigger, rate,
+                                 self.ident, "labels" if self.labels else "probabilities",
+                                 self.noisy, warning)
 
-        def short(sig: Signature) -> Signature:
-            return bytes(self.answers[sig].argmax(axis=1)[cols].astype(np.int8).tobytes())
-
-        return ([Segment(s.lo, s.hi, short(s.signature)) for s in segments],
-                list(dict.fromkeys(short(s) for s in order)))
-
-    def run(self, pick: Any, probes: np.ndarray | None = None) -> Gen:
-        """The whole procedure; ``pick(signatures in accuracy order)`` names the target's
-        signature. ``probes`` skips probe selection (an attacker holding copies of the zoo
-        chooses them offline)."""
-        reduce = False
-        if probes is not None:
-            self.probes = probes
-        elif self.agent.labels_only:
-            # top-1 labels carry little information per input: map with more probes, then
-            # keep a few that still tell the models found apart
-            yield from self.choose_probes(self.cfg.map_probes)
-            reduce = True
-        else:
-            yield from self.choose_probes(self.cfg.probes)
-        segments = yield from self.map_accuracy()
-        order: list[Signature] = []
-        for s in segments:
-            if s.signature not in order:
-                order.append(s.signature)
-        if reduce:
-            segments, order = self._reduce_probes(segments, order)
-        target = pick(order)
-        seg = max((s for s in segments if s.signature == target), key=lambda s: s.width)
-        trigger, rate = yield from self.trigger_for(seg)
-        return FingerprintResult(self.probes, segments, order, target, trigger, rate)
+    def _map(self, probes: np.ndarray | None) -> Gen:
+        cheap, best = yield from self.screen(probes)
+        return (yield from self.map_accuracy(cheap, best))
 
 
-def _reduce_probes_impl(answers: list[np.ndarray], k: int) -> list[int]:
-    """Greedily pick ``k`` columns (probes) that keep the answer rows pairwise distinct."""
-    labels = np.stack([a.argmax(axis=1) for a in answers])     # (signatures, probes)
-    chosen: list[int] = []
-    groups = [list(range(len(answers)))]
-    for _ in range(min(k, labels.shape[1])):
-        def parts(j: int, gs: list[list[int]] = groups) -> int:
-            return sum(len({int(labels[i, j]) for i in g}) for g in gs)
-        best = max((j for j in range(labels.shape[1]) if j not in chosen), key=parts)
-        chosen.append(best)
-        groups = [[i for i in g if labels[i, best] == v] for g in groups
-                  for v in sorted({int(labels[i, best]) for i in g})]
-    return chosen
-
-
-def _segments(cuts: list[tuple[float, Signature]]) -> list[Segment]:
-    """Merge the ordered (accuracy, signature-from-here) points into maximal segments."""
+def _segments(cuts: list[tuple[float, Cluster]]) -> list[Segment]:
+    """Merge the ordered (accuracy, model-from-here) points into maximal segments."""
     segs: list[Segment] = []
     for (a, s), nxt in zip(cuts, [*cuts[1:], (cuts[-1][0], None)], strict=True):
         end = nxt[0]
-        if segs and segs[-1].signature == s:
+        if segs and segs[-1].model is s:
             segs[-1].hi = max(segs[-1].hi, end)
         else:
             segs.append(Segment(a, max(end, a), s))
-    return segs
+    return [s for s in segs if s.width > 0 or len(segs) == 1]
 
 
-def identification_accuracy(truth: list[tuple[bytes, Signature, int]]) -> float:
-    """How well signatures identify the serving model. Within each probe set, the smaller of
-    the clusters' purity (each signature maps to one model) and inverse purity (each model to
-    one signature); averaged over probe sets, weighted by responses."""
+def identification_accuracy(truth: list[tuple[int, int]]) -> float:
+    """How well the attacker's models match the real ones: over every identification
+    attempt (the attacker's model, the model that really served; -1 for "nobody known"),
+    the smaller of the purity (each of its models is one real model) and the inverse purity
+    (each real model is one of its models)."""
     if not truth:
         return float("nan")
-    by_set: dict[bytes, list[tuple[Signature, int]]] = {}
-    for key, sig, model in truth:
-        by_set.setdefault(key, []).append((sig, model))
-    total = sum(min(_purity(pairs, 0), _purity(pairs, 1)) * len(pairs)
-                for pairs in by_set.values())
-    return total / len(truth)
+    return min(_purity(truth, 0), _purity(truth, 1))
 
 
-def _purity(pairs: list[tuple[Signature, int]], key: int) -> float:
-    groups: dict[Any, dict[Any, int]] = {}
+def _purity(pairs: list[tuple[int, int]], key: int) -> float:
+    groups: dict[int, dict[int, int]] = {}
     for p in pairs:
         g = groups.setdefault(p[key], {})
         g[p[1 - key]] = g.get(p[1 - key], 0) + 1

@@ -301,7 +301,7 @@ def check_server(info: dict[str, Any], cfg: AttackerConfig, victim: Victim, url:
     if STRATEGIES.get(cfg.strategy.type).names_model and not info.get("model_api"):
         raise UserError(f"the {cfg.strategy.type} strategy names the model in each request, "
                         f"but {url} selects the model itself (start it with --model-api)")
-    riders = cfg.fingerprint.probes if cfg.verify else 0
+    riders = cfg.fingerprint.max_probes if cfg.verify else 0
     if cfg.extract and cfg.inputs_per_request + riders > int(info["max_inputs"]):
         raise UserError(f"attacker.inputs_per_request ({cfg.inputs_per_request}"
                         + (f" + {riders} verification probes" if riders else "")

@@ -70,11 +70,12 @@ class FingerprintReport(OutputModel):
     """Whether fingerprinting finished within the budget (null for a strategy that does not
     fingerprint)."""
     models_found: int | None
-    """Distinct signatures (models told apart) on the map of the spec space."""
+    """Models told apart on the map of the spec space."""
     identification_accuracy: float | None
-    """How well signatures identify the serving model, 0-1: per probe set, the smaller of
-    the purity of signatures w.r.t. the true serving model and its inverse, averaged weighted
-    by responses (null without ground truth)."""
+    """How well the attacker's models match the real ones, 0-1: over every identification
+    attempt (mapping, consistency and verification answers), the smaller of the purity of
+    the attacker's models w.r.t. the true serving model and its inverse (null without ground
+    truth)."""
     trigger_consistency: float | None
     """Fraction of the extraction requests answered that the target model really served,
     0-1 (null without extraction requests or ground truth)."""
@@ -91,6 +92,19 @@ class FingerprintReport(OutputModel):
     """Models in the zoo."""
     front_models: int
     """Models on the zoo's accuracy/latency Pareto front."""
+    cost_per_model: float | None = None
+    """Fingerprinting inputs per model found (screening, mapping and consistency)."""
+    identified_on: Literal["probabilities", "labels"] | None = None
+    """What identification compared: the answers' probabilities, or top-1 labels (the
+    attacker sees only labels, or fell back to them; see ``warning``)."""
+    noise: float | None = None
+    """Learned spread of one model's answers: mean per-probe total-variation distance of an
+    answer from the model's mean answer (0: exact answers)."""
+    latency_decided: int | None = None
+    """Identifications that latency decided where the answers could not."""
+    warning: str | None = None
+    """Why the map was implausible (more models than a zoo plausibly holds) and what the
+    attacker did about it; null when nothing was wrong."""
 
 
 class ExtractionReport(OutputModel):

@@ -187,15 +187,24 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
     target = plan.target
     fp = plan.fingerprint
     truth = agent.truth_models()
-    truth_known = all(m >= 0 for _, _, m in truth)
+    truth_known = all(m >= 0 for _, m in truth)
     served = np.asarray([r.model for r in ext.served])
     consistency = (float((served == target).mean())
                    if len(served) and (served >= 0).all() else None)
     fingerprints = STRATEGIES.get(cfg.strategy.type).fingerprints
     queries = agent.ledger.report(cfg.budget, cfg.budget_counts)
+    mapped: dict[str, Any] = {}
+    if fingerprints:   # what a mapping strategy reports beside the common keys
+        mapped = {"cost_per_model": None, "identified_on": None, "noise": None,
+                  "latency_decided": None, "warning": plan.extra.get("warning")}
+    if fingerprints and fp:
+        mapped |= {"cost_per_model": round(queries.fingerprint / len(fp.models), 1),
+                   "identified_on": fp.outputs, "noise": round(fp.identifier.noise()[0], 4),
+                   "latency_decided": fp.identifier.latency_decided,
+                   "warning": fp.warning or mapped["warning"]}
     fingerprint = FingerprintReport(
         complete=plan.fingerprint_complete if fingerprints else None,
-        models_found=len(fp.signatures) if fp else None,
+        models_found=len(fp.models) if fp else None,
         identification_accuracy=(identification_accuracy(truth)
                                  if fp and truth_known else None),
         trigger_consistency=consistency,
@@ -204,6 +213,7 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
         thresholds=[round(s.lo, 3) for s in fp.segments[1:]] if fp else None,
         zoo_models=len(zoo),
         front_models=len(zoo.front),
+        **mapped,
     )
     extraction, surrogate = extract_and_score(
         cfg, zoo, ext, victim, target, answers,

@@ -22,7 +22,7 @@ this registry for its schema, and they need the config.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -34,8 +34,9 @@ from sim.plugins import Context, PluginParams, Registry
 from sim.schema import Strict
 
 if TYPE_CHECKING:
-    from attacks.agent import AttackerAgent, Extraction, Signature
-    from attacks.fingerprint import FingerprintResult
+    from attacks.agent import AttackerAgent, Extraction
+    from attacks.fingerprint import FingerprintResult, Pick
+    from attacks.identify import Cluster, Identifier
     from attacks.responders import Responder
 
 Process = Generator[simpy.Event, Any, None]
@@ -125,9 +126,9 @@ class Naive(Strategy):
         yield from ext.run(SpecConfig(accuracy=accuracy, latency_ms=spec.latency_ms))
 
 
-def _pick_by_rank(rank: float) -> Callable[[list[Signature]], Signature]:
-    def pick(order: list[Signature]) -> Signature:
-        return order[round(rank * (len(order) - 1))]
+def _pick_by_rank(rank: float) -> Pick:
+    def pick(models: list[Cluster], ident: Identifier, probes: np.ndarray) -> Cluster:
+        return models[round(rank * (len(models) - 1))]
     return pick
 
 
@@ -140,6 +141,31 @@ class Mapping(Strategy):
     def __init__(self, params: PluginParams, ctx: Context) -> None:
         super().__init__(params, ctx)
         self.rng = ctx.rng()
+
+    def fingerprint_and_extract(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
+                                candidates: np.ndarray, pick: Pick,
+                                probes: np.ndarray | None = None) -> Process:
+        """Map the spec space, then extract at the trigger spec (verified if
+        ``attacker.verify``). A budget that runs out, or a map that stays implausible, ends
+        the attack before extraction (reported as ``fingerprint.complete: false``)."""
+        from attacks.agent import BudgetExhausted
+        from attacks.fingerprint import Fingerprinter, Implausible
+
+        cfg = agent.cfg
+        fp = Fingerprinter(agent, cfg.fingerprint, candidates, self.rng)
+        try:
+            result: FingerprintResult = yield from fp.run(pick, probes=probes)
+        except BudgetExhausted:
+            plan.fingerprint_complete = False   # nothing left to extract with
+            return
+        except Implausible as e:
+            plan.fingerprint_complete = False
+            plan.extra["warning"] = f"implausible map on top-1 labels too ({e}); no extraction"
+            return
+        plan.fingerprint = result
+        verify = result.verifier(agent, cfg.fingerprint.max_probes, fp.labels) \
+            if cfg.verify else None
+        yield from ext.run(result.trigger, verify=verify)
 
 
 @STRATEGIES.register("fingerprint")
@@ -154,18 +180,8 @@ class Fingerprint(Mapping):
 
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
             candidates: np.ndarray) -> Process:
-        from attacks.agent import BudgetExhausted
-        from attacks.fingerprint import Fingerprinter
-
-        fp = Fingerprinter(agent, agent.cfg.fingerprint, candidates, self.rng)
-        try:
-            result: FingerprintResult = yield from fp.run(_pick_by_rank(plan.target_rank))
-        except BudgetExhausted:
-            plan.fingerprint_complete = False   # nothing left to extract with
-            return
-        plan.fingerprint = result
-        verify = result.target if agent.cfg.verify else None
-        yield from ext.run(result.trigger, verify=verify, probes=result.probes)
+        yield from self.fingerprint_and_extract(agent, ext, plan, candidates,
+                                                _pick_by_rank(plan.target_rank))
 
 
 def separating_probes(responder: Responder, n_models: int, candidates: np.ndarray, k: int,
@@ -203,24 +219,16 @@ class KnownZoo(Mapping):
 
     def run(self, agent: AttackerAgent, ext: Extraction, plan: Plan,
             candidates: np.ndarray) -> Process:
-        from attacks.agent import BudgetExhausted
-        from attacks.fingerprint import Fingerprinter
-
         n_models = len(agent.zoo)
-        probes = separating_probes(agent.responder, n_models, candidates,
-                                   agent.cfg.fingerprint.probes, agent.labels_only)
-        target_sig = agent.signature_of(plan.target, probes)
-        fp = Fingerprinter(agent, agent.cfg.fingerprint, candidates, self.rng)
-        by_rank = _pick_by_rank(plan.target_rank)
+        probes = np.sort(separating_probes(agent.responder, n_models, candidates,
+                                           agent.cfg.fingerprint.probes or 8,
+                                           agent.labels_only))
+        truth = agent.link.offline_answers(plan.target, probes)
+        if agent.labels_only:
+            truth = np.eye(truth.shape[1])[truth.argmax(axis=1)]
 
-        def pick(order: list[Signature]) -> Signature:
-            return target_sig if target_sig in order else by_rank(order)
+        def pick(models: list[Cluster], ident: Identifier, profile: np.ndarray) -> Cluster:
+            return min(models, key=lambda m: ident.distance(m, profile, truth)
+                       if m.knows(profile) else float("inf"))
 
-        try:
-            result: FingerprintResult = yield from fp.run(pick, probes=probes)
-        except BudgetExhausted:
-            plan.fingerprint_complete = False
-            return
-        plan.fingerprint = result
-        verify = target_sig if agent.cfg.verify else None
-        yield from ext.run(result.trigger, verify=verify, probes=probes)
+        yield from self.fingerprint_and_extract(agent, ext, plan, candidates, pick, probes)

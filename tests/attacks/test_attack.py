@@ -41,8 +41,9 @@ def test_fingerprint_finds_every_front_model_and_its_threshold() -> None:
     assert fp["identification_accuracy"] >= 0.99
     assert fp["trigger_consistency"] == 1.0
     assert r["target_model"] == front[len(front) // 2].name
-    # bounded: grid + per-threshold bisection + latency bisection + consistency queries
-    assert r["queries"]["requests"]["fingerprint"] <= 11 + 5 + 9 * len(front) + 30 + 50
+    # query-efficient: one input per mapping request where answers are exact
+    assert r["queries"]["fingerprint"] <= 200
+    assert fp["cost_per_model"] == round(r["queries"]["fingerprint"] / len(front), 1)
 
 
 @pytest.mark.slow
@@ -63,11 +64,12 @@ def test_labels_only_and_verification_count_their_queries() -> None:
     r = attack(d)
     q = r["queries"]
     assert q["extraction"] == 200
-    assert q["verification"] == q["requests"]["extraction"] * 8  # 8 probes ride along
+    riders = q["verification"] // q["requests"]["extraction"]   # the same probes ride along
+    assert riders >= 1 and q["verification"] == q["requests"]["extraction"] * riders
     assert q["total"] == q["fingerprint"] + q["extraction"] + q["verification"]
-    # top-1 labels on 64 candidate probes cannot always tell two ~96 % models apart
-    assert r["fingerprint"]["identification_accuracy"] >= 0.9
-    assert r["fingerprint"]["models_found"] >= len(load_profile(ZOO).pareto_front) - 1
+    assert r["fingerprint"]["identified_on"] == "labels"
+    assert r["fingerprint"]["identification_accuracy"] >= 0.99
+    assert r["fingerprint"]["models_found"] == len(load_profile(ZOO).pareto_front)
 
 
 def test_known_zoo_is_an_upper_bound_on_identification() -> None:

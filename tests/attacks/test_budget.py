@@ -48,14 +48,15 @@ def test_a_budget_of_1500_sends_at_most_1500_inputs_in_all(strategy: str,
         assert r["fingerprint"]["complete"] is True
         assert 0 < q["extraction"] < 1500 - q["fingerprint"] + 1
         # what is left after fingerprinting goes to extraction, up to one request's worth
-        assert 1500 - q["total"] < 20 + (8 if extra.get("verify") else 0)
+        assert 1500 - q["total"] < 20 + (16 if extra.get("verify") else 0)
     assert r["extraction"]["kept_inputs"] == r["extraction"]["distinct_inputs"]
 
 
 @pytest.mark.parametrize("outputs", ["probabilities", "labels"])
 def test_fingerprinting_that_outruns_the_budget_stops_and_says_so(outputs: str) -> None:
-    """Mapping with top-1 labels (32 probes a query) costs more than 1,500 inputs."""
-    budget = 300 if outputs == "probabilities" else 1500
+    """Mapping costs about 170 inputs with probabilities and more than 1,500 with top-1
+    labels (the mnist5k zoo's models answer most inputs alike)."""
+    budget = 100 if outputs == "probabilities" else 1500
     d = attack_scenario("fingerprint", budget=budget, target="median", outputs=outputs)
     d["attacker"]["surrogate"] = {"steps": 1}
     r, sent = attack(d)

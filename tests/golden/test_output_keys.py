@@ -33,6 +33,8 @@ REQUESTS_KEYS = ["screening", "mapping", "consistency", "extraction", "fingerpri
 FINGERPRINT_KEYS = ["complete", "models_found", "identification_accuracy",
                     "trigger_consistency", "estimated_consistency", "trigger_spec",
                     "thresholds", "zoo_models", "front_models"]
+MAPPING_KEYS = ["cost_per_model", "identified_on", "noise", "latency_decided", "warning"]
+"""Written by the strategies that map the spec space (fingerprint, known-zoo) only."""
 SURROGATE_KEYS = ["arch", "steps", "accuracy", "fidelity"]
 TRAINED = ["kept_inputs", "distinct_inputs", "served_by", "pool_exhausted", "training_s"]
 UNTRAINED = ["kept_inputs", "distinct_inputs", "served_by", "pool_exhausted"]
@@ -95,7 +97,7 @@ def _small(strategy: str, **attacker: Any) -> AttackScenario:
 
 @pytest.mark.parametrize(("make", "extraction"), [
     pytest.param(_oracle, TRAINED, id="trained", marks=pytest.mark.slow),
-    pytest.param(lambda: _small("fingerprint", budget=300), UNTRAINED,
+    pytest.param(lambda: _small("fingerprint", budget=100), UNTRAINED,
                  id="fingerprinting-ate-the-budget", marks=pytest.mark.slow),
     pytest.param(lambda: _small("fingerprint", budget=40, extract=False, rate=300,
                                 budget_counts="extraction", fingerprint={"candidates": 64}),
@@ -106,7 +108,8 @@ def test_attack_report_keys(make: Any, extraction: list[str]) -> None:
     assert list(r) == [*REPORT_KEYS, "benign"]
     assert list(r["queries"]) == QUERIES_KEYS
     assert list(r["queries"]["requests"]) == REQUESTS_KEYS
-    assert list(r["fingerprint"]) == FINGERPRINT_KEYS
+    mapping = MAPPING_KEYS if r["strategy"] in ("fingerprint", "known-zoo") else []
+    assert list(r["fingerprint"]) == FINGERPRINT_KEYS + mapping
     assert list(r["extraction"]) == extraction
     assert list(r["surrogate"]) == SURROGATE_KEYS
     assert list(r["victim"]) == ["accuracy"]
