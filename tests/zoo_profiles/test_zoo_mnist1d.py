@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 
 import numpy as np
@@ -14,7 +15,7 @@ from sim.profiles import PROFILE_DIR, load_profile
 from zoo_profiles.datasets import MNIST1D_LARGE_POOL, POOLS, load_mnist1d, load_pool, split_digest
 from zoo_profiles.models import build_model
 from zoo_profiles.profiler import load_weights
-from zoo_profiles.train import accuracy
+from zoo_profiles.train import accuracy, predict_logits
 
 LARGE_POOL_DIGEST = "2de4f045f85eef05"
 """SHA-256 (first 16 hex digits) of the labels and signals of ``mnist1d-large-attacker``."""
@@ -86,3 +87,22 @@ def test_mnist1d_large_pool_is_large_disjoint_and_deterministic() -> None:
         for c in np.array_split(rows, 10))
     assert np.sqrt(max(nearest, 0.0)) > 0.5
 
+
+def test_mnist1d_regime_zoo_front_disagrees_and_weights_reproduce() -> None:
+    """mnist1d-regime-cpu (issue 14): four front models, cnn1d_8 the medium one, neighbours
+    disagreeing on >= 10 % of the test split, accuracies reproduced by the shipped weights."""
+    prof = load_profile("mnist1d-regime-cpu")
+    meta = prof.metadata.model_dump()
+    assert meta["source"] == "measured" and meta["dataset"] == "mnist1d"
+    front = [m.name for m in prof.pareto_front]
+    assert front == ["logreg", "mlp_small", "cnn1d_8", "cnn1d_64_deep"]
+    assert front[len(front) // 2] == "cnn1d_8"  # the attack's `median` target
+    test = load_mnist1d(split_seed=meta["split_seed"]).test
+    preds = {}
+    for m in prof.models:
+        assert m.weights is not None
+        model = load_weights(build_model(m.arch, (1, 1, 40)), PROFILE_DIR / m.weights)
+        assert accuracy(model, test) == m.accuracy, m.name
+        preds[m.name] = predict_logits(model, test.x).argmax(axis=1)
+    for a, b in itertools.pairwise(front):
+        assert float((preds[a] != preds[b]).mean()) >= 0.10, (a, b)
