@@ -20,7 +20,13 @@ and ``test`` (accuracy and fidelity are measured on it).
   ``SeedTree(split_seed).integer_seed("mnist1d", "generate") % 2**32``), stored as (N, 1, 1, 40)
   one-row images, split stratified 8,000 / 4,000 / 2,000 by the same rule as mnist5k.
   ``mnist1d-shifted`` is its out-of-distribution attacker pool: 4,000 signals from another seed
-  with doubled noise and shear (:data:`MNIST1D_SHIFT`).
+  with doubled noise and shear (:data:`MNIST1D_SHIFT`). ``mnist1d-large-attacker`` is a large
+  in-distribution pool (:data:`MNIST1D_LARGE_POOL` = 20,000 signals, library defaults, generator
+  seed ``SeedTree(split_seed).integer_seed("mnist1d", "large-attacker") % 2**32``), disjoint from
+  the three splits by construction (another seed; a test checks it by content), for budgets
+  beyond the 4,000-signal attacker split. Each generation is standardised by its own mean and
+  standard deviation (``make_dataset`` does so), which differ from the split's in the third
+  decimal.
 - ``mnist`` and ``cifar10``: the full datasets from a local folder (``data_dir``; formats in
   :mod:`zoo_profiles.readers`); the official training set is split 50/50 (stratified, same
   rule) into ``train`` and ``attacker``, the official test set is ``test``.
@@ -203,6 +209,17 @@ def load_mnist1d(data_dir: Path | None = None, split_seed: int = 0) -> Dataset:
     return Dataset("mnist1d", train, attacker, test, split_seed=split_seed)
 
 
+MNIST1D_LARGE_POOL = 20000
+"""Signals in the ``mnist1d-large-attacker`` pool."""
+
+
+def mnist1d_large_pool(split_seed: int = 0, n: int = MNIST1D_LARGE_POOL) -> Split:
+    """A large in-distribution MNIST-1D pool from its own seed (disjoint from every split)."""
+    seed = SeedTree(split_seed).integer_seed("mnist1d", "large-attacker") % 2**32
+    x, y = _mnist1d(n, seed, False)
+    return Split(x, y)
+
+
 def mnist1d_shifted_pool(split_seed: int = 0, n: int = 4000) -> Split:
     """An out-of-distribution MNIST-1D pool: more correlated/iid noise and shear."""
     seed = SeedTree(split_seed).integer_seed("mnist1d", "shifted") % 2**32
@@ -227,18 +244,23 @@ def load_dataset(name: str, data_dir: str | Path | None = None, split_seed: int 
     return DATASETS[name](None if data_dir is None else Path(data_dir), split_seed)
 
 
-POOLS = ("mnist5k-attacker", "digits", "mnist1d-attacker", "mnist1d-shifted")
+POOLS = ("mnist5k-attacker", "digits", "mnist1d-attacker", "mnist1d-shifted",
+         "mnist1d-large-attacker")
 """Attacker query pools by name (``<dataset>-attacker`` is a dataset's attacker split)."""
 
 
 def load_pool(name: str, data_dir: str | Path | None = None, split_seed: int = 0) -> Split:
-    """An attacker pool: ``digits``, ``mnist1d-shifted`` or ``<dataset>-attacker``."""
+    """An attacker pool: ``digits``, ``mnist1d-shifted``, ``mnist1d-large-attacker`` or
+    ``<dataset>-attacker``."""
     if name == "digits":
         return digits_pool()
     if name == "mnist1d-shifted":
         return mnist1d_shifted_pool(split_seed)
+    if name == "mnist1d-large-attacker":
+        return mnist1d_large_pool(split_seed)
     base, _, part = name.rpartition("-")
     if part != "attacker" or base not in DATASETS:
         raise UserError(f"unknown attacker pool {name!r}; choose 'digits' or one of "
-                        f"{[f'{d}-attacker' for d in DATASETS]} or 'mnist1d-shifted'")
+                        f"{[f'{d}-attacker' for d in DATASETS]} or 'mnist1d-shifted' or "
+                        "'mnist1d-large-attacker'")
     return load_dataset(base, data_dir, split_seed).attacker

@@ -17,7 +17,8 @@ et al., OSDI'20) do, so that a request's accuracy/latency target selects differe
 - ``vgg_small``: a small VGG (Simonyan and Zisserman, ICLR 2015): stacked 3x3 conv+BN+ReLU
   blocks of 64 / 128-128 / 256 channels, each stage max-pooled, global average pooling;
 - ``cnn1d_8`` / ``cnn1d_25`` / ``cnn1d_64``: the 1-D CNN of MNIST-1D (Greydanus, 2020) with
-  8 / 25 / 64 channels, for signals stored as one-row images ``(C, 1, L)``.
+  8 / 25 / 64 channels, for signals stored as one-row images ``(C, 1, L)``; ``cnn1d_64_deep``
+  adds three stride-1 convs to ``cnn1d_64`` (in no default zoo: :data:`ARCHS_1D_EXTRA`).
 
 :func:`default_archs` picks the 2-D families (:data:`ARCHS_2D`) for images and the 1-D ones
 (:data:`ARCHS_1D`, with the shape-agnostic logistic regression and MLPs) for signals.
@@ -143,16 +144,23 @@ def vgg_small(in_shape: Shape = MNIST_SHAPE, num_classes: int = 10) -> nn.Module
 class Conv1dNet(nn.Module):
     """Greydanus's MNIST-1D ConvBase: three 1-D convs (kernel 5/3/3, stride 2) and a linear head.
 
-    Takes signals shaped ``(N, C, 1, L)`` (a 1-D signal stored as a one-row image).
+    Takes signals shaped ``(N, C, 1, L)`` (a 1-D signal stored as a one-row image). ``layers``
+    > 3 appends convs of kernel 3, stride 1 (length kept) before the head.
     """
 
-    def __init__(self, in_shape: Shape, num_classes: int, channels: int) -> None:
+    def __init__(self, in_shape: Shape, num_classes: int, channels: int,
+                 layers: int = 3) -> None:
         super().__init__()
+        if layers < 3:
+            raise ValueError(f"layers must be >= 3, got {layers}")
         c = in_shape[0] * in_shape[1]
-        self.features = nn.Sequential(
+        convs: list[nn.Module] = [
             nn.Conv1d(c, channels, 5, stride=2, padding=1), nn.ReLU(),
             nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU()]
+        for _ in range(layers - 3):
+            convs += [nn.Conv1d(channels, channels, 3, stride=1, padding=1), nn.ReLU()]
+        self.features = nn.Sequential(*convs, nn.Flatten())
         with torch.no_grad():
             n = self.features(torch.zeros(1, c, in_shape[2])).shape[1]
         self.head = nn.Linear(n, num_classes)
@@ -177,6 +185,12 @@ def cnn1d_64(in_shape: Shape = (1, 1, 40), num_classes: int = 10) -> nn.Module:
     return Conv1dNet(in_shape, num_classes, 64)
 
 
+def cnn1d_64_deep(in_shape: Shape = (1, 1, 40), num_classes: int = 10) -> nn.Module:
+    """MNIST-1D CNN with 64 channels and six convs (three more, stride 1): slower than the
+    three-conv nets at batch size 1, so it sorts above them on a zoo's latency axis."""
+    return Conv1dNet(in_shape, num_classes, 64, layers=6)
+
+
 ArchFn = Callable[[Shape, int], nn.Module]
 
 ARCHS: dict[str, ArchFn] = {
@@ -191,12 +205,15 @@ ARCHS: dict[str, ArchFn] = {
     "cnn1d_8": cnn1d_8,
     "cnn1d_25": cnn1d_25,
     "cnn1d_64": cnn1d_64,
+    "cnn1d_64_deep": cnn1d_64_deep,
 }
 """Model families by name, roughly from cheapest to most expensive."""
 
 ARCHS_2D = ["logreg", "mlp_small", "mlp_large", "cnn_small", "lenet5", "cnn_wide",
             "resnet_small", "vgg_small"]
 ARCHS_1D = ["logreg", "mlp_small", "mlp_large", "cnn1d_8", "cnn1d_25", "cnn1d_64"]
+ARCHS_1D_EXTRA = ["cnn1d_64_deep"]
+"""1-D families in no default zoo (``--archs`` names them; mnist1d-regime-cpu uses one)."""
 
 
 def default_archs(in_shape: Shape) -> list[str]:

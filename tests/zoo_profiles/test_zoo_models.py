@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from sim.errors import UserError
-from zoo_profiles.models import ARCHS, ARCHS_1D, ARCHS_2D, build_model, count_params, default_archs
+from zoo_profiles.models import (
+    ARCHS,
+    ARCHS_1D,
+    ARCHS_1D_EXTRA,
+    ARCHS_2D,
+    Conv1dNet,
+    build_model,
+    count_params,
+    default_archs,
+)
 from zoo_profiles.train import init_model
 
 
@@ -32,7 +41,7 @@ def test_forward_shape_other_input(arch: str) -> None:
         assert model(torch.rand(2, 3, 32, 32)).shape == (2, 100)
 
 
-@pytest.mark.parametrize("arch", ARCHS_1D)
+@pytest.mark.parametrize("arch", ARCHS_1D + ARCHS_1D_EXTRA)
 def test_forward_shape_1d_signals(arch: str) -> None:
     model = build_model(arch, (1, 1, 40)).eval()
     with torch.inference_mode():
@@ -42,7 +51,18 @@ def test_forward_shape_1d_signals(arch: str) -> None:
 def test_default_archs() -> None:
     assert default_archs((1, 28, 28)) == ARCHS_2D
     assert default_archs((1, 1, 40)) == ARCHS_1D
-    assert set(ARCHS_1D) | set(ARCHS_2D) == set(ARCHS)
+    assert set(ARCHS_1D) | set(ARCHS_2D) | set(ARCHS_1D_EXTRA) == set(ARCHS)
+    assert not set(ARCHS_1D_EXTRA) & (set(ARCHS_1D) | set(ARCHS_2D))
+
+
+def test_deep_1d_cnn_extends_the_three_conv_one() -> None:
+    deep, base = build_model("cnn1d_64_deep", (1, 1, 40)), build_model("cnn1d_64", (1, 1, 40))
+    assert count_params(deep) == 65354
+    # the first three convs and the head keep cnn1d_64's names and shapes (length 5 after them)
+    shapes = {k: v.shape for k, v in deep.state_dict().items()}
+    assert all(shapes[k] == v.shape for k, v in base.state_dict().items())
+    with pytest.raises(ValueError, match="layers"):
+        Conv1dNet((1, 1, 40), 10, 8, layers=2)
 
 
 def test_sizes_grow_from_logreg_to_vgg() -> None:
