@@ -5,9 +5,9 @@ The strategies and the fingerprinting algorithm run unchanged, as SimPy processe
 server through :class:`HttpLink`: every request carries the real inputs (probe inputs of the
 pool; extraction rows, pixel shifts applied) to ``POST /v1/classify`` from an asyncio task,
 and the answer is delivered into the SimPy world with ``env.inject``. The server's answers
-*are* the observations: probe answers make the signatures, extraction answers are kept for
-training (no forward pass of the attacker's own). The latency seen is the wall time from send
-to answer.
+*are* the observations: probe answers identify the serving model, extraction answers are
+kept for training (no forward pass of the attacker's own). The latency seen is the wall time
+from send to answer.
 
 Ground truth for scoring (identification accuracy, trigger consistency, ``served_by``) is read
 after the run from ``GET /admin/records``, joined on the response id; a server without records

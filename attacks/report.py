@@ -21,7 +21,7 @@ class RequestCounts(OutputModel):
     screening: int
     """Requests of the screening phase of fingerprinting."""
     mapping: int
-    """Requests of the mapping phase of fingerprinting (spec space to signatures)."""
+    """Requests of the mapping phase of fingerprinting (spec space to serving models)."""
     consistency: int
     """Requests of the consistency phase of fingerprinting (the trigger spec under load)."""
     extraction: int

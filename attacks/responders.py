@@ -42,7 +42,7 @@ class TableResponder:
 
 
 class SyntheticResponder:
-    """Random but fixed answers per (model, input): distinct models, distinct signatures."""
+    """Random but fixed answers per (model, input): distinct models answer distinctly."""
 
     def __init__(self, n_models: int, n_inputs: int, classes: int, rng: np.random.Generator,
                  confusion: float = 0.3) -> None:

@@ -8,7 +8,7 @@
   mapping is paid from the same budget as its extraction (``budget_counts: sent``); if the
   budget runs out before the mapping is done, it stops there and reports it.
 - ``known-zoo``: the same with copies of the zoo in hand: probes chosen offline to separate
-  every model, and the target's signature known exactly (an upper bound).
+  every model, and the target identified by its copy's answers (an upper bound).
 
 Each is a class of the :data:`STRATEGIES` registry (the plugin contract of :mod:`sim.plugins`),
 built as ``cls(params, ctx)`` with the attacker's random stream in ``ctx``; its

@@ -252,9 +252,10 @@ def _noise_change(df: pd.DataFrame, sd: float, metric: str) -> Interval:
     return _paired(df, "sd", sd, 0.0, metric)
 
 
-def c3(df: pd.DataFrame, study: str) -> Verdict:
+def c3(df: pd.DataFrame, study: str, claim_id: str = "C3") -> Verdict:
     """Spec noise thwarts fingerprinting: the study's largest noise against none (the
-    paper's attacker), with the adaptive attacker's query factor beside it."""
+    paper's attacker), with the adaptive attacker's query factor beside it. ``claim_id``
+    tells apart the same claim judged on another study."""
     paper = _paper_attacker(df)
     top = float(paper["sd"].max())
     acc, fid = (_noise_change(paper, top, m) for m in (ACC, FID))
@@ -287,7 +288,7 @@ def c3(df: pd.DataFrame, study: str) -> Verdict:
               "significant on both metrics over these seeds.")
            + (" Some attacks spent their budget mapping the noisy spec space and extracted "
               "nothing." if short else ""))
-    return Verdict("C3", "noise on the requested metrics thwarts fingerprinting",
+    return Verdict(claim_id, "noise on the requested metrics thwarts fingerprinting",
                    f"medium target: accuracy {v.C3_PAPER['accuracy']} %, fidelity "
                    f"{v.C3_PAPER['fidelity']} %", holds, grade, ours, why,
                    f"{study}: gaussian spec noise sd {top:g} vs none, {target}",

@@ -21,6 +21,13 @@ TINY = {
                                   "tenants.0.arrivals.rate_rps": [500]}, "set": CHEAP},
     "attack_budget": {"grid": {"attacker.budget": [60], "attacker.target": ["median"],
                                "tenants.0.arrivals.rate_rps": [500]}, "set": CHEAP},
+    "attack_budget_regime": {"grid": {"attacker.budget": [60], "attacker.target": ["median"],
+                                      "tenants.0.arrivals.rate_rps": [200]}, "set": CHEAP},
+    "defense_attack_regime": {"grid": {"defense": [{"type": "gaussian", "accuracy_sd": 0},
+                                                   {"type": "gaussian", "accuracy_sd": 16}]},
+                              "zip": {"attacker.budget": [60, 30],
+                                      "attacker.budget_counts": ["extraction", "kept"]},
+                              "set": CHEAP},
     "defense_attack": {"grid": {"defense": [{"type": "gaussian", "accuracy_sd": 0},
                                             {"type": "gaussian", "accuracy_sd": 1}]},
                        "zip": {"attacker.budget": [60, 30],
@@ -49,10 +56,10 @@ def test_reproduce_runs_every_study_and_writes_claims(tmp_path: Path) -> None:
     out = tmp_path / "out"
     path = reproduce(out, quick=True, progress=False, workers=2, study_dir=studies)
     text = path.read_text()
-    for claim in ("C1", "C2", "C3", "C4"):
+    for claim in ("C1", "C2", "C3", "C3-mnist5k", "C4"):
         assert f"| {claim}:" in text
     verdicts = json.loads((out / "claims.json").read_text())["claims"]
-    assert [c["id"] for c in verdicts] == ["C1", "C2", "C3", "C4"]
+    assert [c["id"] for c in verdicts] == ["C1", "C2", "C3", "C3-mnist5k", "C4"]
     for c in verdicts:
         assert isinstance(c["holds"], bool) and c["scenario"] and c["figures"]
     # the worst (C1) and best (C2) cells were re-run on fresh seeds
@@ -62,8 +69,9 @@ def test_reproduce_runs_every_study_and_writes_claims(tmp_path: Path) -> None:
         assert len(fresh) == 4
         assert verdicts[int(claim[1]) - 1]["figures"]["confirmed"]["seeds"] == [1001, 1002]
     figures = {p.name for p in (out / "figures").glob("*.png")}
-    assert figures >= {"attack_budget_1d.png", "attack_budget.png", "goodput_vs_noise.png",
-                       "frontier.png", "attack_vs_noise.png", "zoo_mnist5k.png"}
+    assert figures >= {"attack_budget_1d.png", "attack_budget.png", "attack_budget_regime.png",
+                       "goodput_vs_noise.png", "frontier.png", "attack_vs_noise.png",
+                       "attack_vs_noise_regime.png", "zoo_mnist5k.png"}
     for name in STUDIES:
         assert (out / name / "results.parquet").is_file()
     again = reproduce(out, quick=True, progress=False, workers=1, study_dir=studies)
