@@ -104,11 +104,13 @@ class FingerprintResult:
             ident.separating(group, 1, k_max)
 
         def accept(obs: Observation) -> bool:
+            # an extraction request carries more inputs than the probes' own requests and is
+            # sent pipelined: its latency does not compare, so the answers decide alone
             answers = _as_labels(obs.probe_answers) if labels else obs.probe_answers
-            found = ident.classify(probes, answers, obs.latency_ms)
+            found = ident.classify(probes, answers, float("nan"))
             agent.record(found, obs.request)
             if found is self.target:
-                ident.assign(found, probes, answers, obs.latency_ms)
+                ident.assign(found, probes, answers, float("nan"))
             return found is self.target
 
         return Verifier(probes, accept)
@@ -420,12 +422,16 @@ class Fingerprinter:
         the choice of profile probes (an attacker holding copies of the zoo chooses them
         offline). An implausible map is redone on top-1 labels once (``warning`` says so)."""
         warning = None
+        scored = len(self.agent.truth)
         try:
             segments = yield from self._map(probes)
         except Implausible as e:
             if self.labels:
                 raise
-            warning = (f"implausible map ({e}); identification fell back to top-1 labels")
+            abandoned = len(self.agent.truth) - scored
+            del self.agent.truth[scored:]   # their models were another map's: not scored
+            warning = (f"implausible map ({e}); identification fell back to top-1 labels "
+                       f"(the {abandoned} answers of the abandoned map are not scored)")
             self.labels = True
             self.ident = Identifier(self.cfg.noise_z, self.cfg.latency)
             self.mapping_answers = 0

@@ -98,7 +98,7 @@ class FingerprintReport(OutputModel):
     """What identification compared: the answers' probabilities, or top-1 labels (the
     attacker sees only labels, or fell back to them; see ``warning``)."""
     noise: float | None = None
-    """Learned spread of one model's answers: mean per-probe total-variation distance of an
+    """Learned spread of one model's answers: mean per-probe squared Euclidean distance of an
     answer from the model's mean answer (0: exact answers)."""
     latency_decided: int | None = None
     """Identifications that latency decided where the answers could not."""

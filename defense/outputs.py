@@ -75,7 +75,8 @@ class ReverseSigmoid(OutputPostprocessor):
     def __call__(self, probs: np.ndarray) -> np.ndarray:
         beta, gamma = self.beta, self.gamma
         clipped = np.clip(probs, 1e-9, 1 - 1e-9)
-        r = beta * (1 / (1 + np.exp(gamma * np.log((1 - clipped) / clipped))) - 0.5)
+        with np.errstate(divide="ignore"):   # float32 keeps 1 - 1e-9 at 1.0: log(0) = -inf
+            r = beta * (1 / (1 + np.exp(gamma * np.log((1 - clipped) / clipped))) - 0.5)
         return _renormalise(np.clip(probs - r, 0.0, 1.0), probs)
 
 

@@ -68,7 +68,6 @@ CASES = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore:divide by zero encountered in log:RuntimeWarning")
 @pytest.mark.parametrize(("defense", "outputs"), CASES)
 def test_fingerprint_maps_the_front_under_output_defenses(
         defense: dict[str, Any] | None, outputs: str) -> None:
@@ -190,7 +189,6 @@ def sealed_attack(d: dict[str, Any], monkeypatch: pytest.MonkeyPatch
     return r, state
 
 
-@pytest.mark.filterwarnings("ignore:divide by zero encountered in log:RuntimeWarning")
 @pytest.mark.parametrize("defense", [None, GAUSSIAN_01], ids=["none", "gaussian_probs-0.1"])
 def test_fingerprinter_never_reads_simulator_internals(
         defense: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -268,12 +266,10 @@ def test_implausible_probabilities_fall_back_to_labels_that_map_the_front(
     assert r["extraction"]["served_by"] == {r["target_model"]: 40}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "identification_accuracy after a labels fallback also scores the abandoned "
-    "probabilities map: agent.truth keeps its records, whose cluster indices (0..8) belong "
-    "to a discarded Identifier and collide with the labels map's (0..6). Measured at seed "
-    "3: 0.766 over all 145 records; 0.404 over the 52 of the abandoned map, 0.968 over the "
-    "93 of the labels map."))
 def test_identification_accuracy_after_a_fallback_scores_the_labels_map(
         fallback: dict[str, Any]) -> None:
-    assert fallback["fingerprint"]["identification_accuracy"] >= 0.95
+    """The abandoned probabilities map's answers are not scored (its models were another
+    identifier's): measured before that was fixed, 0.766 over both maps, 0.968 on labels."""
+    fp = fallback["fingerprint"]
+    assert fp["identification_accuracy"] >= 0.95
+    assert "answers of the abandoned map are not scored" in fp["warning"]
