@@ -211,9 +211,10 @@ class Fingerprinter:
             if probes is None:   # more inputs screened: the profile takes the most telling
                 more_c, more_lo, more_hi, more_req = yield from self._screen_inputs(
                     None, exclude=cands, n=16 * self.cfg.max_probes - len(cands))
-                ident.assign(best, more_c, more_hi, nan)
-                cands, lo = np.concatenate([cands, more_c]), np.concatenate([lo, more_lo])
-                hi = np.concatenate([hi, more_hi])
+                if len(more_c):   # none left when coarse answers screened every candidate
+                    ident.assign(best, more_c, more_hi, nan)
+                    cands, lo = np.concatenate([cands, more_c]), np.concatenate([lo, more_lo])
+                    hi = np.concatenate([hi, more_hi])
                 requests += more_req
                 score = sq_distance(lo, hi) + 1e-9 * self.rng.random(len(cands))
                 self.profile = np.sort(cands[np.argsort(-score)[:self.cfg.max_probes]])
