@@ -380,6 +380,8 @@ class Extraction:
                 outstanding += 1
                 agent.send(spec, Payload(np.asarray(rows, dtype=np.int64), riders,
                                          "extraction"), done, model)
-            if outstanding:
+            while outstanding:   # every answer in (one may have ended the round early)
+                if round_done.triggered:
+                    round_done = agent.env.event()
                 yield round_done
             round_done = agent.env.event()

@@ -77,7 +77,7 @@ class FingerprintResult:
     """The profile probes."""
     segments: list[Segment]
     models: list[Cluster]
-    """Models told apart, in order of first appearance along the accuracy axis."""
+    """Models told apart, in accuracy order (of each one's widest interval on the map)."""
     target: Cluster
     trigger: SpecConfig
     consistency: float
@@ -438,7 +438,13 @@ class Fingerprinter:
             self.mapping_answers = 0
             self.noisy = self.coarse = False
             segments = yield from self._map(probes)
-        models = list(dict.fromkeys(s.model for s in segments))
+        # in accuracy order of each model's widest interval: under a noisy selection a model
+        # also turns up in stray slivers, which must not move it on the map
+        widest: dict[Cluster, Segment] = {}
+        for seg in segments:
+            if seg.model not in widest or seg.width > widest[seg.model].width:
+                widest[seg.model] = seg
+        models = sorted(widest, key=lambda m: (widest[m].lo + widest[m].hi) / 2)
         target = pick(models, self.ident, self.profile)
         seg = max((s for s in segments if s.model is target), key=lambda s: s.width)
         i = models.index(target)
