@@ -255,6 +255,12 @@ class AttackerAgent:
             answers = np.eye(answers.shape[1], dtype=np.float32)[answers.argmax(axis=1)]
         return Observation(answers, self.link.latency_ms(req), req)
 
+    def signature(self, obs: Observation) -> bytes:
+        """An exact signature of an observation: its answers rounded to 2 decimals, as bytes
+        (equal answers, equal signatures). For simple strategies; it tolerates no output
+        noise (:mod:`attacks.identify` does)."""
+        return bytes(np.round(obs.probe_answers, 2).astype(np.float32).tobytes())
+
     def record(self, model: Any, req: Request) -> None:
         """An identification attempt: the attacker took ``req``'s answer for ``model`` (a
         cluster with an ``index``, or None: nobody known); scored against the truth."""
