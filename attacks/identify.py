@@ -83,6 +83,8 @@ class Decision:
     """The nearest model within its threshold, or None (nobody known)."""
     sure: bool
     """Only that model (or, for None, no model) is within the threshold."""
+    inside: int = 0
+    """Models whose score (answers and latency) is within ``z²``."""
 
 
 class Identifier:
@@ -153,16 +155,19 @@ class Identifier:
         equal or infinitely unlike and decide alone; for noisy ones the deviation of their
         mean latency from the cluster's at the same request size adds to it (a model that
         answers like a known one but is much faster or slower is another)."""
-        r = len(latencies)
+        plain, noisy = self._answer_score(cluster, probes, answers, len(latencies))
+        if not (noisy and self.use_latency and latency):
+            return plain   # exact answers decide alone: load makes latency noisy
+        return plain + self._latency_z(cluster, len(probes), latencies) ** 2
+
+    def _answer_score(self, cluster: Cluster, probes: np.ndarray, answers: np.ndarray,
+                      repeats: int) -> tuple[float, bool]:
+        """The answers' part of :meth:`score`, and whether the answers are noisy."""
         d = self.distance(cluster, probes, answers)
-        mean, sd = self.expected(cluster, probes, r)
+        mean, sd = self.expected(cluster, probes, repeats)
         if sd <= 0:
-            z_answers = 0.0 if d <= mean + EXACT else math.inf
-        else:
-            z_answers = max(d - mean - EXACT, 0.0) / sd
-        if sd <= 0 or not (self.use_latency and latency):
-            return z_answers ** 2   # exact answers decide alone: load makes latency noisy
-        return z_answers ** 2 + self._latency_z(cluster, len(probes), latencies) ** 2
+            return (0.0 if d <= mean + EXACT else math.inf), False
+        return (max(d - mean - EXACT, 0.0) / sd) ** 2, True
 
     def _latency_z(self, cluster: Cluster, size: int, latencies: list[float]) -> float:
         """Deviation of the median log latency from the cluster's median at ``size`` (0 if
@@ -201,12 +206,14 @@ class Identifier:
         latency, noisy under load, chooses among models and makes a new one only on strong
         evidence. Models that have not answered every probe cannot be candidates."""
         pool = [c for c in (self.clusters if among is None else among) if c.knows(probes)]
+        limit = self.z ** 2
+        plain = [self.score(c, probes, answers, latencies, latency=False) for c in pool]
         scores = [self.score(c, probes, answers, latencies) for c in pool]
-        inside = [(q, c) for q, c in zip(scores, pool, strict=True) if q <= self.z ** 2]
+        inside = sorted(((q, c) for q, c in zip(scores, pool, strict=True) if q <= limit),
+                        key=lambda qc: qc[0])
+        fits = sorted(((q, c) for q, c in zip(plain, pool, strict=True) if q <= limit),
+                      key=lambda qc: qc[0])
         if not inside:
-            plain = [(self.score(c, probes, answers, latencies, latency=False), c)
-                     for c in pool]
-            fits = sorted((qc for qc in plain if qc[0] <= self.z ** 2), key=lambda qc: qc[0])
             if not fits:
                 return Decision(None, True)
             # latency alone makes a stranger only when it is far off for every model the
@@ -215,24 +222,17 @@ class Identifier:
                     self._latency_z(c, len(probes), latencies) > 2 * self.z for _, c in fits):
                 return Decision(None, True)
             return Decision(fits[0][1], False)
-        inside.sort(key=lambda qc: qc[0])
-        if len(inside) == 1 and self.use_latency and \
-                sum(self.score(c, probes, answers, latencies, latency=False) <= self.z ** 2
-                    for c in pool) > 1:
+        if len(inside) == 1 and len(fits) > 1:
             self.latency_decided += 1   # the answers alone would not have decided
-        return Decision(inside[0][1], len(inside) == 1 and inside[0][0] <= (self.z / 2) ** 2)
+        return Decision(inside[0][1], len(inside) == 1 and inside[0][0] <= (self.z / 2) ** 2,
+                        len(inside))
 
     def classify(self, probes: np.ndarray, answers: np.ndarray, latency_ms: float,
                  among: list[Cluster] | None = None) -> Cluster | None:
         """The model of one answer: the only one whose score is within ``z²``; None when
         none is or several are."""
         d = self.decide(probes, answers, [latency_ms], among)
-        if d.model is None or d.sure:
-            return d.model
-        pool = [c for c in (self.clusters if among is None else among) if c.knows(probes)]
-        inside = [c for c in pool
-                  if self.score(c, probes, answers, [latency_ms]) <= self.z ** 2]
-        return d.model if len(inside) == 1 else None
+        return d.model if d.sure or d.inside == 1 else None
 
     # -- probe choice ------------------------------------------------------------------------
     def signal(self, a: Cluster, b: Cluster, probes: np.ndarray) -> np.ndarray:
