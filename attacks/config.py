@@ -104,6 +104,11 @@ class FingerprintConfig(Strict):
     """Queries spent measuring how reliably the trigger spec reaches the target."""
     min_consistency: Annotated[float, Field(ge=0, le=1)] = 0.99
     """Below this, other specs inside the target's region are tried."""
+    sample_requests: Annotated[int, Field(ge=0)] = 0
+    """When the selection is seen to vary (one spec answered by several models: spec noise,
+    DP selection), map again by sampling, at most this many requests, each carrying the
+    profile probes: models ordered by the mean accuracy that drew them (attacks.sampling).
+    0: trust the bisection map (the paper's attacker)."""
 
 
 class AttackerConfig(Strict):

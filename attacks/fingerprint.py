@@ -20,6 +20,9 @@ The attacker knows neither the zoo nor the policy, and it pays for every input i
    with inputs that separate the target from its neighbours, and other accuracies of the
    interval are tried if it falls short.
 
+When one spec is seen answered by several models (spec noise, DP selection), the adaptive
+attacker (``fingerprint.sample_requests``) maps again by sampling (:mod:`attacks.sampling`).
+
 A sanity bound keeps a broken identification from inventing models: more models than
 ``max_models`` (or than one in three mapping answers) is implausible; the attacker then says
 so and maps again on top-1 labels, which output noise perturbs least.
@@ -37,6 +40,7 @@ import simpy
 from attacks.agent import AttackerAgent, Observation
 from attacks.config import FingerprintConfig, SpecConfig
 from attacks.identify import EXACT, Cluster, Decision, Identifier, sq_distance
+from attacks.sampling import Sightings, window
 from sim.request import Request
 
 Gen = Generator[simpy.Event, Any, Any]
@@ -88,6 +92,10 @@ class FingerprintResult:
     noisy: bool = False
     """Answers varied between repeats (every request carried the profile probes)."""
     warning: str | None = None
+    varies: bool = False
+    """One spec was seen answered by several models (the selection is randomised)."""
+    sampled: int = 0
+    """Requests of the sampling map (0: the bisection map was kept)."""
 
     def neighbours(self) -> list[Cluster]:
         """The target's neighbours on the map (the models it is most easily confused with)."""
@@ -95,11 +103,16 @@ class FingerprintResult:
         return [m for m in (self.models[i - 1] if i else None,
                             self.models[i + 1] if i + 1 < len(self.models) else None) if m]
 
+    def rivals(self) -> list[Cluster]:
+        """The target, then the models an answer meant for it may come from: its neighbours
+        on a deterministic map, every model when the selection varies."""
+        near = [] if self.varies else self.neighbours()
+        return [self.target, *(near or [m for m in self.models if m is not self.target])]
+
     def verifier(self, agent: AttackerAgent, k_max: int, labels: bool) -> Verifier:
         """Riders for extraction requests and the test of their answers (the target's)."""
         ident = self.identifier
-        group = [self.target, *(self.neighbours() or
-                                [m for m in self.models if m is not self.target])]
+        group = self.rivals()
         probes = self.probes if self.noisy or len(group) < 2 else \
             ident.separating(group, 1, k_max)
 
@@ -139,6 +152,8 @@ class Fingerprinter:
         self.mapping_answers = 0
         self.noisy = False
         """The answers vary between repeats: every request then carries the profile."""
+        self.varies = False
+        """One spec was answered by several models (the selection is randomised)."""
         self.coarse = False
         """The answers are coarse (most inputs answered alike by the cheapest and the most
         accurate model): screened and profiled like top-1 labels."""
@@ -185,8 +200,8 @@ class Fingerprinter:
             self.profile = cands
         nan = float("nan")   # screening latencies are of other request sizes: not kept
         best = ident.new_cluster(cands, hi, nan)
-        # two repeats of the highest target: output noise makes all three answers differ;
-        # a selection that varies (spec noise) leaves two of them equal
+        # two repeats of the highest target: output noise makes all three answers differ; a
+        # selection that varies (spec noise, DP selection) often leaves two of them equal
         rows = np.searchsorted(cands, self.profile)
         repeats: list[tuple[np.ndarray, Observation]] = []
         for _ in range(2):
@@ -196,6 +211,7 @@ class Fingerprinter:
         equal = [bool((sq_distance(x, y) <= EXACT).all())
                  for i, x in enumerate(answers) for y in answers[i + 1:]]
         self.noisy = not any(equal)
+        self.varies = any(equal) and not all(equal)
         ident.exact = not self.noisy
         for a, o in repeats:
             if self.noisy or (sq_distance(a, hi[rows]) <= EXACT).all():
@@ -283,6 +299,8 @@ class Fingerprinter:
             c = yield from self._identify_once(accuracy, pair)
             votes[c.index] = votes.get(c.index, 0) + 1
             found[c.index] = c
+        # with noisy answers a split vote may be a misidentification: only exact ones tell
+        self.varies |= len(votes) > 1 and not self.noisy
         return found[max(votes, key=lambda i: votes[i])]
 
     def settle(self, accuracy: float, probes: np.ndarray, among: list[Cluster] | None,
@@ -316,6 +334,7 @@ class Fingerprinter:
         for answers, obs in seen:
             if not self.noisy and c.knows(probes) and \
                     self.ident.distance(c, probes, answers) > EXACT:
+                self.varies = True   # exact answers of another model at the same spec
                 self.agent.record(self.ident.classify(probes, answers, obs.latency_ms),
                                   obs.request)
                 continue
@@ -382,6 +401,48 @@ class Fingerprinter:
         right = yield from self._bisect(mid, hi, c, b)
         return [*left, (mid, c), *right]
 
+    # (2b) a selection that varies: the sampling map ---------------------------------------
+    def sight(self, accuracy: float) -> Gen:
+        """One request carrying the profile at ``accuracy``: the model that answered it (a new
+        one where exact answers fit nobody), or None where noisy answers leave it unclear."""
+        ident = self.ident
+        answers, obs = yield from self.ask(accuracy, self.profile, "mapping")
+        self.mapping_answers += 1
+        d = ident.decide(self.profile, answers, [obs.latency_ms])
+        c = d.model if d.sure or d.inside == 1 else None
+        if d.model is None and d.sure and not self.noisy:
+            c = ident.new_cluster(self.profile, answers, obs.latency_ms)
+            self._check_plausible()
+        elif c is not None:
+            ident.assign(c, self.profile, answers, obs.latency_ms)
+        self.agent.record(c, obs.request)
+        return c
+
+    def sample_map(self, segments: list[Segment], pick: Pick) -> Gen:
+        """Sample accuracies uniformly over the window of bisection's thresholds until the
+        models and the target's place among them are settled, or ``sample_requests`` are
+        spent (:mod:`attacks.sampling`). Returns the sightings, the models in order, the
+        target (None when no answer could be identified), whether its place was settled and
+        the requests sent."""
+        lo, hi = window([s.lo for s in segments[1:]])
+        seen = Sightings()
+        models: list[Cluster] = []
+        target: Cluster | None = None
+        resolved = False
+        check = max(10, 2 * len(self.ident.clusters))
+        for n in range(1, self.cfg.sample_requests + 1):
+            accuracy = float(self.rng.uniform(lo, hi))
+            c = yield from self.sight(accuracy)
+            if c is not None:
+                seen.add(accuracy, c)
+            if seen.total and (n % check == 0 or n == self.cfg.sample_requests):
+                models = seen.order()
+                target = pick(models, self.ident, self.profile)
+                resolved = seen.resolved(models, target)
+                if resolved:
+                    break
+        return seen, models, target, resolved, n
+
     # (3) the trigger spec and its consistency under load ----------------------------------
     def consistency(self, accuracy: float, target: Cluster, group: list[Cluster],
                     n: int) -> Gen:
@@ -446,17 +507,43 @@ class Fingerprinter:
                 widest[seg.model] = seg
         models = sorted(widest, key=lambda m: (widest[m].lo + widest[m].hi) / 2)
         target = pick(models, self.ident, self.profile)
+        sampled = 0
+        if self.varies and self.cfg.sample_requests and not self.noisy:
+            seen, order, chosen, resolved, sampled = yield from self.sample_map(segments, pick)
+            if chosen is not None:
+                models, target = order, chosen
+                if not resolved:
+                    warning = _join(warning, f"the sampling map left the target's place among "
+                                             f"its neighbours unsettled after {sampled} "
+                                             "requests (fingerprint.sample_requests)")
+                spec = SpecConfig(accuracy=seen.best_accuracy(target), latency_ms=self.lat_max)
+                rivals = [target, *(m for m in models if m is not target)]
+                rate = yield from self.consistency(spec.accuracy, target, rivals,
+                                                   self.cfg.consistency_queries)
+                return FingerprintResult(self.profile, segments, models, target, spec, rate,
+                                         self.ident, self._identified_on, self.noisy,
+                                         warning, True, sampled)
+            warning = _join(warning, "no sampled answer could be identified: the bisection "
+                                     "map was kept")
         seg = max((s for s in segments if s.model is target), key=lambda s: s.width)
         i = models.index(target)
         group = [target, *models[max(i - 1, 0):i], *models[i + 1:i + 2]]
         trigger, rate = yield from self.trigger_for(seg, group)
         return FingerprintResult(self.profile, segments, models, target, trigger, rate,
-                                 self.ident, "labels" if self.labels else "probabilities",
-                                 self.noisy, warning)
+                                 self.ident, self._identified_on, self.noisy, warning,
+                                 self.varies, sampled)
+
+    @property
+    def _identified_on(self) -> Literal["probabilities", "labels"]:
+        return "labels" if self.labels else "probabilities"
 
     def _map(self, probes: np.ndarray | None) -> Gen:
         cheap, best = yield from self.screen(probes)
         return (yield from self.map_accuracy(cheap, best))
+
+
+def _join(first: str | None, second: str) -> str:
+    return second if first is None else f"{first}; {second}"
 
 
 def _segments(cuts: list[tuple[float, Cluster]]) -> list[Segment]:

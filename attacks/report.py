@@ -102,6 +102,11 @@ class FingerprintReport(OutputModel):
     answer from the model's mean answer (0: exact answers)."""
     latency_decided: int | None = None
     """Identifications that latency decided where the answers could not."""
+    selection_varies: bool | None = None
+    """Whether one spec was seen answered by several models (spec noise, DP selection)."""
+    sampled_requests: int | None = None
+    """Requests of the sampling map (``fingerprint.sample_requests``; 0: bisection's map was
+    kept)."""
     warning: str | None = None
     """Why the map was implausible (more models than a zoo plausibly holds) and what the
     attacker did about it; null when nothing was wrong."""
@@ -118,6 +123,9 @@ class ExtractionReport(OutputModel):
     served_by: dict[str, int] | None
     """Kept inputs per serving model name; null where the serving model of some is unknown
     (a live server without records)."""
+    from_target: float | None = None
+    """Share of the kept inputs that the target served, 0-1 (what verification is for);
+    absent without kept inputs, null where the serving model of some is unknown."""
     pool_exhausted: bool
     """Whether extraction ran out of fresh pool inputs (``attacker.beyond_pool: stop``)."""
     training_s: float | None = None

@@ -196,11 +196,13 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
     mapped: dict[str, Any] = {}
     if fingerprints:   # what a mapping strategy reports beside the common keys
         mapped = {"cost_per_model": None, "identified_on": None, "noise": None,
-                  "latency_decided": None, "warning": plan.extra.get("warning")}
+                  "latency_decided": None, "selection_varies": None, "sampled_requests": None,
+                  "warning": plan.extra.get("warning")}
     if fingerprints and fp:
         mapped |= {"cost_per_model": round(queries.fingerprint / len(fp.models), 1),
                    "identified_on": fp.outputs, "noise": round(fp.identifier.noise()[0], 4),
                    "latency_decided": fp.identifier.latency_decided,
+                   "selection_varies": fp.varies, "sampled_requests": fp.sampled,
                    "warning": fp.warning or mapped["warning"]}
     fingerprint = FingerprintReport(
         complete=plan.fingerprint_complete if fingerprints else None,
@@ -267,11 +269,14 @@ def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Vi
     scores = evaluate_surrogate(surrogate, victim.test, target_test)
     models = np.concatenate([np.full(len(r), req.model) for req, r in ext.kept])
     served_by: dict[str, int] | None = None
+    from_target: float | None = None
     if (models >= 0).all():
         served = dict(zip(*np.unique(models, return_counts=True), strict=True))
         served_by = {zoo.names[int(m)]: int(c) for m, c in served.items()}
+        from_target = round(float((models == target).mean()), 4)
     return (ExtractionReport(kept_inputs=len(x), distinct_inputs=_distinct(rows),
-                             served_by=served_by, pool_exhausted=ext.pool_exhausted,
+                             served_by=served_by, from_target=from_target,
+                             pool_exhausted=ext.pool_exhausted,
                              training_s=round(time.perf_counter() - started, 3)),
             SurrogateReport(arch=s.arch, steps=steps, **scores))
 

@@ -33,10 +33,12 @@ REQUESTS_KEYS = ["screening", "mapping", "consistency", "extraction", "fingerpri
 FINGERPRINT_KEYS = ["complete", "models_found", "identification_accuracy",
                     "trigger_consistency", "estimated_consistency", "trigger_spec",
                     "thresholds", "zoo_models", "front_models"]
-MAPPING_KEYS = ["cost_per_model", "identified_on", "noise", "latency_decided", "warning"]
+MAPPING_KEYS = ["cost_per_model", "identified_on", "noise", "latency_decided", "selection_varies",
+                "sampled_requests", "warning"]
 """Written by the strategies that map the spec space (fingerprint, known-zoo) only."""
 SURROGATE_KEYS = ["arch", "steps", "accuracy", "fidelity"]
-TRAINED = ["kept_inputs", "distinct_inputs", "served_by", "pool_exhausted", "training_s"]
+TRAINED = ["kept_inputs", "distinct_inputs", "served_by", "from_target", "pool_exhausted",
+           "training_s"]
 UNTRAINED = ["kept_inputs", "distinct_inputs", "served_by", "pool_exhausted"]
 NOT_EXTRACTED = ["kept_inputs", "served_by", "pool_exhausted"]
 
