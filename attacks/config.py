@@ -107,8 +107,10 @@ class FingerprintConfig(Strict):
     sample_requests: Annotated[int, Field(ge=0)] = 0
     """When the selection is seen to vary (one spec answered by several models: spec noise,
     DP selection), map again by sampling, at most this many requests, each carrying the
-    profile probes: models ordered by the mean accuracy that drew them (attacks.sampling).
-    0: trust the bisection map (the paper's attacker)."""
+    profile probes (and, where one input tells the models apart, a one-input request whose
+    latency is timed): models ordered by their batch-1 latency, or by the mean accuracy that
+    drew them (attacks.sampling). Screening then also repeats the highest target until two
+    answers are equal (at most 6 times). 0: trust the bisection map (the paper's attacker)."""
 
 
 class AttackerConfig(Strict):

@@ -22,6 +22,12 @@ The attacker knows neither the zoo nor the policy, and it pays for every input i
 
 When one spec is seen answered by several models (spec noise, DP selection), the adaptive
 attacker (``fingerprint.sample_requests``) maps again by sampling (:mod:`attacks.sampling`).
+It repeats the highest target in screening until two answers are equal (a selection that
+varies draws some model twice; output noise never repeats an answer); when even that spec is
+answered by several models, the selection is random everywhere: bisection is skipped,
+screening's models are forgotten (its batches may have been answered by different models)
+and the sampling map starts on the whole accuracy range, narrowing to where the answers
+vary.
 
 A sanity bound keeps a broken identification from inventing models: more models than
 ``max_models`` (or than one in three mapping answers) is implausible; the attacker then says
@@ -46,6 +52,13 @@ from sim.request import Request
 Gen = Generator[simpy.Event, Any, Any]
 Pick = Callable[[list[Cluster], Identifier, np.ndarray], Cluster]
 """(models in accuracy order, the identifier, the profile probes) -> the target."""
+
+
+ADAPTIVE_SCREEN_REPEATS = 6
+"""Most repeats of the highest accuracy target the adaptive attacker sends while screening,
+until two answers are equal: a selection spread evenly over k models answers 6 requests with 6
+different models with probability (k-1)!/((k-6)! k^5): 0.04 for 7 models, 0.15 for 10. Output
+noise makes every answer differ and uses all 6."""
 
 
 class Implausible(Exception):
@@ -154,6 +167,9 @@ class Fingerprinter:
         """The answers vary between repeats: every request then carries the profile."""
         self.varies = False
         """One spec was answered by several models (the selection is randomised)."""
+        self.at_top = 1
+        """Distinct exact answers to the highest target in screening: models the sampling
+        map must place at least."""
         self.coarse = False
         """The answers are coarse (most inputs answered alike by the cheapest and the most
         accurate model): screened and profiled like top-1 labels."""
@@ -200,18 +216,25 @@ class Fingerprinter:
             self.profile = cands
         nan = float("nan")   # screening latencies are of other request sizes: not kept
         best = ident.new_cluster(cands, hi, nan)
-        # two repeats of the highest target: output noise makes all three answers differ; a
-        # selection that varies (spec noise, DP selection) often leaves two of them equal
+        # repeats of the highest target: output noise makes every answer differ; a selection
+        # that varies (spec noise, DP selection) leaves two of them equal sooner or later. The
+        # paper's attacker asks twice; the adaptive one until two are equal, at most
+        # ADAPTIVE_SCREEN_REPEATS times (its docstring)
         rows = np.searchsorted(cands, self.profile)
         repeats: list[tuple[np.ndarray, Observation]] = []
-        for _ in range(2):
+        answers = [hi[rows]]
+        equal: list[bool] = []
+        tries = ADAPTIVE_SCREEN_REPEATS if self.cfg.sample_requests else 2
+        while len(repeats) < tries and (len(repeats) < 2 or not any(equal)):
             a, o = yield from self.ask(100.0, self.profile, "screening")
             repeats.append((a, o))
-        answers = [hi[rows], *(a for a, _ in repeats)]
-        equal = [bool((sq_distance(x, y) <= EXACT).all())
-                 for i, x in enumerate(answers) for y in answers[i + 1:]]
+            equal += [bool((sq_distance(x, a) <= EXACT).all()) for x in answers]
+            answers.append(a)
         self.noisy = not any(equal)
         self.varies = any(equal) and not all(equal)
+        if not self.noisy:   # models seen answering the highest target
+            self.at_top = sum(not any((sq_distance(a, b) <= EXACT).all() for b in answers[:i])
+                              for i, a in enumerate(answers))
         ident.exact = not self.noisy
         for a, o in repeats:
             if self.noisy or (sq_distance(a, hi[rows]) <= EXACT).all():
@@ -242,13 +265,16 @@ class Fingerprinter:
         # the threshold of a lone candidate is weak evidence of sameness)
         same, seen = yield from self.settle(0.0, self.profile, [best], "screening",
                                             at_least=at_least)
-        if same.model is best:
-            cheap = best
+        low = cheap = best
+        if same.model is not best:
+            low = cheap = ident.new_cluster(cands, lo, nan)
+        elif self.noisy or (sq_distance(lo[rows], hi[rows]) <= EXACT).all():
             ident.assign(best, cands, lo, nan)
-        else:
-            cheap = ident.new_cluster(cands, lo, nan)
+        else:   # exact answers at 0 unlike the best's, then like them: two models, one spec
+            self.varies = True
+            low = ident.new_cluster(cands, lo, nan)
         self._take(cheap, self.profile, seen)
-        for req, c in zip(requests, (cheap, best) * (len(requests) // 2), strict=True):
+        for req, c in zip(requests, (low, best) * (len(requests) // 2), strict=True):
             self.agent.record(c, req)
         return cheap, best
 
@@ -425,23 +451,61 @@ class Fingerprinter:
         target (None when no answer could be identified), whether its place was settled and
         the requests sent."""
         lo, hi = window([s.lo for s in segments[1:]])
+        whole = not segments[1:]   # no thresholds: the window narrows to where answers vary
         seen = Sightings()
         models: list[Cluster] = []
         target: Cluster | None = None
         resolved = False
         check = max(10, 2 * len(self.ident.clusters))
-        for n in range(1, self.cfg.sample_requests + 1):
+        key: np.ndarray | None = None
+        keyed = -1   # the number of models the key input was chosen for
+        n = 0
+        while n < self.cfg.sample_requests:
+            n += 1
             accuracy = float(self.rng.uniform(lo, hi))
             c = yield from self.sight(accuracy)
             if c is not None:
                 seen.add(accuracy, c)
-            if seen.total and (n % check == 0 or n == self.cfg.sample_requests):
+            if keyed != len(self.ident.clusters):
+                key, keyed = self._key_input(), len(self.ident.clusters)
+            if key is not None and n < self.cfg.sample_requests:
+                n += 1
+                yield from self.time(float(self.rng.uniform(lo, hi)), key, seen)
+            if seen.total and (n % check < 2 or n >= self.cfg.sample_requests):
                 models = seen.order()
                 target = pick(models, self.ident, self.profile)
-                resolved = seen.resolved(models, target)
+                # a model known from screening but not sampled yet is unplaced
+                resolved = len(models) >= max(len(self.ident.clusters), self.at_top) and \
+                    seen.resolved(models, target)
                 if resolved:
                     break
+                if whole:
+                    lo, hi = window(seen.varying())
         return seen, models, target, resolved, n
+
+    def _key_input(self) -> np.ndarray | None:
+        """The profile input on which every two known models answer differently (the one whose
+        closest two answers are farthest apart), or None where no input tells them all apart
+        (coarse answers)."""
+        clusters = [c for c in self.ident.clusters if c.knows(self.profile)]
+        if len(clusters) < 2:
+            return None
+        means = np.stack([c.mean(self.profile) for c in clusters])   # (models, probes, classes)
+        gaps = np.min([sq_distance(means[i], means[j]) for i in range(len(clusters))
+                       for j in range(i + 1, len(clusters))], axis=0)
+        best = int(np.argmax(gaps))
+        return self.profile[best:best + 1] if gaps[best] > EXACT else None
+
+    def time(self, accuracy: float, key: np.ndarray, seen: Sightings) -> Gen:
+        """One request carrying the key input alone: its batch-1 latency is a sample of the
+        model that served it, named by its exact answer (attacks.sampling)."""
+        answers, obs = yield from self.ask(accuracy, key, "mapping")
+        d = self.ident.decide(key, answers, [float("nan")])
+        c = d.model if d.sure else None
+        if c is not None:
+            self.ident.assign(c, key, answers, obs.latency_ms)
+            seen.time(c, obs.latency_ms)
+        self.agent.record(c, obs.request)
 
     # (3) the trigger spec and its consistency under load ----------------------------------
     def consistency(self, accuracy: float, target: Cluster, group: list[Cluster],
@@ -506,15 +570,14 @@ class Fingerprinter:
             if seg.model not in widest or seg.width > widest[seg.model].width:
                 widest[seg.model] = seg
         models = sorted(widest, key=lambda m: (widest[m].lo + widest[m].hi) / 2)
-        target = pick(models, self.ident, self.profile)
         sampled = 0
         if self.varies and self.cfg.sample_requests and not self.noisy:
             seen, order, chosen, resolved, sampled = yield from self.sample_map(segments, pick)
             if chosen is not None:
                 models, target = order, chosen
                 if not resolved:
-                    warning = _join(warning, f"the sampling map left the target's place among "
-                                             f"its neighbours unsettled after {sampled} "
+                    warning = _join(warning, f"the sampling map left the target's rank among the "
+                                             f"models unsettled after {sampled} "
                                              "requests (fingerprint.sample_requests)")
                 spec = SpecConfig(accuracy=seen.best_accuracy(target), latency_ms=self.lat_max)
                 rivals = [target, *(m for m in models if m is not target)]
@@ -523,8 +586,12 @@ class Fingerprinter:
                 return FingerprintResult(self.profile, segments, models, target, spec, rate,
                                          self.ident, self._identified_on, self.noisy,
                                          warning, True, sampled)
+            if not segments:
+                raise Implausible(f"no answer of {sampled} sampling requests could be "
+                                  "identified")
             warning = _join(warning, "no sampled answer could be identified: the bisection "
                                      "map was kept")
+        target = pick(models, self.ident, self.profile)
         seg = max((s for s in segments if s.model is target), key=lambda s: s.width)
         i = models.index(target)
         group = [target, *models[max(i - 1, 0):i], *models[i + 1:i + 2]]
@@ -538,7 +605,19 @@ class Fingerprinter:
         return "labels" if self.labels else "probabilities"
 
     def _map(self, probes: np.ndarray | None) -> Gen:
+        """The bisection map; none (``[]``) when screening saw the selection vary and the
+        sampling map is to be drawn instead."""
+        first = len(self.agent.truth)
         cheap, best = yield from self.screen(probes)
+        if self.varies and self.cfg.sample_requests:
+            # the highest target is answered by several models: the selection is random
+            # everywhere and bisection would chase its draws. Screening's batches may each
+            # have been answered by another model, so its models are forgotten (its answers
+            # scored as unidentified) and the sampling map starts afresh on the whole range
+            self.agent.truth[first:] = [(-1, req) for _, req in self.agent.truth[first:]]
+            self.ident = Identifier(self.cfg.noise_z, self.cfg.latency)
+            self.ident.exact = True
+            return []
         return (yield from self.map_accuracy(cheap, best))
 
 

@@ -21,7 +21,10 @@ def test_a_fallback_to_labels_that_screened_every_candidate_still_maps() -> None
     study = Study(STUDY)
     point = next(p for p in study.points
                  if p["defense"]["type"] == "exponential" and p["seed"] == 1)
-    scenario = study.scenario(point | {"attacker.extract": False})
+    # the paper's attacker (no sampling map): it takes the selection's randomness for output
+    # noise and its map for implausible
+    scenario = study.scenario(point | {"attacker.extract": False,
+                                       "attacker.fingerprint.sample_requests": 0})
     report = run_attack(scenario, study.base_path.parent).report
     fp = report["fingerprint"]
     assert fp["complete"]
