@@ -137,22 +137,31 @@ def attack(d: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def sampling_attack(seed: int, defense: dict[str, Any], sample_requests: int
+                    ) -> dict[str, Any]:
+    """The adaptive attacker (3 identifications per spec, sampling map, verification, 200
+    kept answers) on the median target under ``defense``."""
+    d = attack_scenario("fingerprint", budget=200, target="median", verify=True,
+                        budget_counts="kept",
+                        fingerprint={"repeats": 3, "sample_requests": sample_requests})
+    d["seed"] = seed
+    d["attacker"]["surrogate"] = {"steps": 2}
+    d["defense"] = defense
+    r = attack(d)
+    assert r["fingerprint"]["selection_varies"]
+    assert 0 < r["fingerprint"]["sampled_requests"] < sample_requests   # resolved
+    assert r["fingerprint"]["models_found"] == 7
+    assert r["extraction"]["served_by"] == {r["target_model"]: 200}
+    return r
+
+
 @requires_zoo
 @pytest.mark.parametrize("seed", [1, 3])   # seeds where bisection's map misses a model
 def test_the_sampling_attacker_keeps_only_the_targets_answers_under_spec_noise(
         seed: int) -> None:
-    d = attack_scenario("fingerprint", budget=200, target="median", verify=True,
-                        budget_counts="kept",
-                        fingerprint={"repeats": 3, "sample_requests": 600})
-    d["seed"] = seed
-    d["attacker"]["surrogate"] = {"steps": 2}
-    d["defense"] = {"type": "gaussian", "accuracy_sd": 1.0}
-    r = attack(d)
-    fp = r["fingerprint"]
     # trusting bisection's map (sample_requests 0), these seeds keep mlp_large's answers
-    assert fp["selection_varies"] and fp["sampled_requests"] > 0
-    assert fp["models_found"] == 7
-    assert r["extraction"]["served_by"] == {r["target_model"]: 200}
+    r = sampling_attack(seed, {"type": "gaussian", "accuracy_sd": 1.0}, 600)
+    assert r["fingerprint"]["thresholds"]   # bisection's thresholds set the window
 
 
 @requires_zoo
@@ -161,15 +170,5 @@ def test_the_sampling_attacker_keeps_only_the_targets_answers_under_dp_selection
         seed: int) -> None:
     # the exponential mechanism at accuracy 100 draws among every model: screening sees it,
     # bisection is skipped and batch-1 latencies order the models
-    d = attack_scenario("fingerprint", budget=200, target="median", verify=True,
-                        budget_counts="kept",
-                        fingerprint={"repeats": 3, "sample_requests": 2000})
-    d["seed"] = seed
-    d["attacker"]["surrogate"] = {"steps": 2}
-    d["defense"] = {"type": "exponential", "eps": 100, "latency_scale_ms": 1}
-    r = attack(d)
-    fp = r["fingerprint"]
-    assert fp["selection_varies"] and 0 < fp["sampled_requests"] < 2000
-    assert fp["thresholds"] == []   # no bisection
-    assert fp["models_found"] == 7
-    assert r["extraction"]["served_by"] == {r["target_model"]: 200}
+    r = sampling_attack(seed, {"type": "exponential", "eps": 100, "latency_scale_ms": 1}, 2000)
+    assert r["fingerprint"]["thresholds"] == []
