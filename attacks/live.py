@@ -38,7 +38,13 @@ from attacks.config import AttackerConfig, AttackScenario
 from attacks.inputs import shifted
 from attacks.report import AttackReport, LiveReport
 from attacks.responders import Responder
-from attacks.run import Victim, attack_report, prepare_victim, resolve_target
+from attacks.run import (
+    Victim,
+    attack_report,
+    on_one_torch_thread,
+    prepare_victim,
+    resolve_target,
+)
 from attacks.strategies import STRATEGIES, Plan
 from sim.build import zoo_tables
 from sim.clock import WallClockEnvironment
@@ -308,6 +314,7 @@ def check_server(info: dict[str, Any], cfg: AttackerConfig, victim: Victim, url:
                         + f") exceeds the {info['max_inputs']} inputs per request {url} takes")
 
 
+@on_one_torch_thread
 def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = None,
                     timeout_s: float = 60.0) -> LiveAttackResult:
     """Run the attack against the live server at ``url``, train the surrogate, score it."""

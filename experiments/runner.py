@@ -50,16 +50,13 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def run_point(kind: str, scenario: Any, base_dir: str, threads: int) -> dict[str, Any]:
+def run_point(kind: str, scenario: Any, base_dir: str) -> dict[str, Any]:
     """Run one point; returns its flat metrics and ``point_wall_s``, the wall time it took
     (a module-level function: picklable)."""
     started = time.perf_counter()
-    if kind == "attack":
-        import torch
-
+    if kind == "attack":   # torch on one thread, whatever the workers (attacks.run)
         from attacks.run import run_attack
 
-        torch.set_num_threads(threads)
         row = flatten(run_attack(scenario, Path(base_dir)).report)
     else:
         from sim.run import simulate
@@ -189,7 +186,6 @@ def run_study(study: Study, out_dir: Path, *, backend: Literal["local", "dask"] 
     keys = [study.key(p) for p in study.points]
     todo = [(p, k) for p, k in zip(study.points, keys, strict=True) if k not in done]
     workers = workers or max(1, min(len(todo), os.cpu_count() or 1))
-    threads = 1 if workers > 1 else max(1, os.cpu_count() or 1)
     base_dir = str(study.base_path.parent)
     if todo:
         from tqdm import tqdm
@@ -197,8 +193,8 @@ def run_study(study: Study, out_dir: Path, *, backend: Literal["local", "dask"] 
         with _sigterm_raises(), executor(backend, workers, scheduler) as ex, \
                 tqdm(total=len(study.points), initial=len(study.points) - len(todo),
                      desc="sweep", unit="point", disable=not progress) as bar:
-            futures = {ex.submit(run_point, study.cfg.kind, study.scenario(p), base_dir,
-                                 threads): (p, k) for p, k in todo}
+            futures = {ex.submit(run_point, study.cfg.kind, study.scenario(p), base_dir):
+                       (p, k) for p, k in todo}
             for fut in as_completed(futures):
                 point, key = futures[fut]
                 row = {**{f"param.{k}": v for k, v in point.items()}, **fut.result()}
