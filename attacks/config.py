@@ -89,6 +89,11 @@ class FingerprintConfig(Strict):
     deviate by and still be identified as that model (attacks.identify)."""
     latency: bool = True
     """Use the answers' latency where the answers cannot tell two models apart."""
+    scan_samples: Annotated[int, Field(ge=0)] = 12
+    """One-input requests per segment of the map with which the latency scan looks for a
+    model hidden behind its neighbour, when noisy or coarse answers may let two models answer
+    every probe alike (a candidate step is confirmed with as many fresh requests each side;
+    attacks.latency_scan). 0: no scan."""
     max_models: Annotated[int, Field(ge=2)] = 64
     """More distinct models than this is implausible: the attacker says so and maps again on
     top-1 labels."""

@@ -20,6 +20,11 @@ The attacker knows neither the zoo nor the policy, and it pays for every input i
    with inputs that separate the target from its neighbours, and other accuracies of the
    interval are tried if it falls short.
 
+Under output noise or coarse answers two neighbours can answer every probe alike, and bisection
+takes one for the other. The latency scan (:mod:`attacks.latency_scan`) then sends one-input
+requests across each segment of the map: a step in their latency is a model hidden behind its
+neighbour, confirmed on fresh requests, located, and profiled as a model of its own.
+
 When one spec is seen answered by several models (spec noise, DP selection), the adaptive
 attacker (``fingerprint.sample_requests``) maps again by sampling (:mod:`attacks.sampling`).
 It repeats the highest target in screening until two answers are equal (a selection that
@@ -43,6 +48,7 @@ from typing import Any, Literal
 import numpy as np
 import simpy
 
+from attacks import latency_scan
 from attacks.agent import AttackerAgent, Observation
 from attacks.config import FingerprintConfig, SpecConfig
 from attacks.identify import EXACT, Cluster, Decision, Identifier, sq_distance
@@ -53,6 +59,10 @@ Gen = Generator[simpy.Event, Any, Any]
 Pick = Callable[[list[Cluster], Identifier, np.ndarray], Cluster]
 """(models in accuracy order, the identifier, the profile probes) -> the target."""
 
+
+LOCATE_SAMPLES = 7
+"""One-input requests per step of the latency bisection that locates a hidden model's
+threshold."""
 
 ADAPTIVE_SCREEN_REPEATS = 6
 """Most repeats of the highest accuracy target the adaptive attacker sends while screening,
@@ -109,6 +119,8 @@ class FingerprintResult:
     """One spec was seen answered by several models (the selection is randomised)."""
     sampled: int = 0
     """Requests of the sampling map (0: the bisection map was kept)."""
+    split: int = 0
+    """Models the latency scan found hidden behind a neighbour."""
 
     def neighbours(self) -> list[Cluster]:
         """The target's neighbours on the map (the models it is most easily confused with)."""
@@ -173,6 +185,10 @@ class Fingerprinter:
         self.coarse = False
         """The answers are coarse (most inputs answered alike by the cheapest and the most
         accurate model): screened and profiled like top-1 labels."""
+        self.origin: dict[Cluster, float] = {}
+        """The accuracy each model was first seen answering (its own, whatever came later)."""
+        self.split = 0
+        """Models the latency scan found."""
 
     @property
     def sizes(self) -> tuple[int, int]:
@@ -216,6 +232,7 @@ class Fingerprinter:
             self.profile = cands
         nan = float("nan")   # screening latencies are of other request sizes: not kept
         best = ident.new_cluster(cands, hi, nan)
+        self.origin[best] = 100.0
         # repeats of the highest target: output noise makes every answer differ; a selection
         # that varies (spec noise, DP selection) leaves two of them equal sooner or later. The
         # paper's attacker asks twice; the adaptive one until two are equal, at most
@@ -268,6 +285,7 @@ class Fingerprinter:
         low = cheap = best
         if same.model is not best:
             low = cheap = ident.new_cluster(cands, lo, nan)
+            self.origin[cheap] = 0.0
         elif self.noisy or (sq_distance(lo[rows], hi[rows]) <= EXACT).all():
             ident.assign(best, cands, lo, nan)
         else:   # exact answers at 0 unlike the best's, then like them: two models, one spec
@@ -394,6 +412,7 @@ class Fingerprinter:
         if c is None:
             answers, obs = full_seen[0]
             c = ident.new_cluster(self.profile, answers, obs.latency_ms)
+            self.origin[c] = accuracy
             self.agent.record(c, obs.request)
             full_seen = full_seen[1:]
             self._check_plausible()
@@ -426,6 +445,88 @@ class Fingerprinter:
         left = yield from self._bisect(lo, mid, a, c)
         right = yield from self._bisect(mid, hi, c, b)
         return [*left, (mid, c), *right]
+
+    # (2c) a model hidden behind its neighbour: the latency scan ----------------------------
+    @property
+    def scan_wanted(self) -> bool:
+        """Whether two models may answer every probe alike (noisy or coarse answers) on a map
+        with one model per spec, and latency may be used: exact probabilities tell any two
+        models apart, and a selection that varies has no latency step to find."""
+        return bool(self.cfg.scan_samples and self.cfg.latency and not self.varies
+                    and (self.noisy or self.coarse or self.labels))
+
+    def scan(self, segments: list[Segment]) -> Gen:
+        """``segments`` with every model hidden behind a neighbour split off
+        (:mod:`attacks.latency_scan`)."""
+        out: list[Segment] = []
+        for seg in segments:
+            out += yield from self._split(seg)
+        return out
+
+    def _timings(self, accuracies: np.ndarray) -> Gen:
+        """Log latencies of one-input requests at ``accuracies`` (latency is all they are for:
+        no identification is recorded)."""
+        out = []
+        for a in accuracies:
+            _, obs = yield from self.ask(float(a), self.profile[:1], "mapping")
+            out.append(np.log(max(obs.latency_ms, 1e-9)))
+        return np.asarray(out)
+
+    def _split(self, seg: Segment) -> Gen:
+        """``seg``, split at every latency step the scan finds (each side scanned afresh)."""
+        if seg.width <= 2 * self.cfg.accuracy_tolerance:
+            return [seg]
+        acc = np.zeros(0)
+        lat = np.zeros(0)
+        for look in range(latency_scan.LOOKS):
+            more = latency_scan.spread(seg.lo, seg.hi, self.cfg.scan_samples * 2 ** look - len(acc),
+                                       self.rng)
+            acc = np.concatenate([acc, more])
+            lat = np.concatenate([lat, (yield from self._timings(more))])
+            p, at = latency_scan.step_test(acc, lat, self.rng)
+            if p > latency_scan.SCREEN_P:
+                return [seg]
+            if p <= latency_scan.ALPHA / latency_scan.LOOKS:
+                break
+        else:
+            return [seg]
+        at = yield from self._locate(seg, lat[acc < at], lat[acc > at])
+        old = seg.model
+        keep_left = self.origin.get(old, seg.hi) < at
+        new = yield from self._profile_new((at + seg.hi) / 2 if keep_left else (seg.lo + at) / 2)
+        below = yield from self._split(Segment(seg.lo, at, old if keep_left else new))
+        above = yield from self._split(Segment(at, seg.hi, new if keep_left else old))
+        return [*below, *above]
+
+    def _locate(self, seg: Segment, left: np.ndarray, right: np.ndarray) -> Gen:
+        """The latency step in ``seg``, bracketed to ``accuracy_tolerance`` by bisection
+        (``left``, ``right``: the scan's latencies either side of it)."""
+        lo, hi = seg.lo, seg.hi
+        while hi - lo > self.cfg.accuracy_tolerance:
+            mid = (lo + hi) / 2
+            sample = yield from self._timings(np.full(LOCATE_SAMPLES, mid))
+            if latency_scan.nearer_left(sample, left, right):
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    def _profile_new(self, accuracy: float) -> Gen:
+        """A model of its own for the one answering ``accuracy`` (latency showed it is not the
+        neighbour its answers resemble): profiled there, its noisy answers averaged."""
+        at_least = self.cfg.max_average if self.noisy else 1
+        _, seen = yield from self.settle(accuracy, self.profile, None, "mapping",
+                                         at_least=at_least)
+        answers, obs = seen[0]
+        c = self.ident.new_cluster(self.profile, answers, obs.latency_ms)
+        self.origin[c] = accuracy
+        self.agent.record(c, obs.request)
+        for a, o in seen[1:]:
+            self.ident.assign(c, self.profile, a, o.latency_ms)
+            self.agent.record(c, o.request)
+        self.split += 1
+        self._check_plausible()
+        return c
 
     # (2b) a selection that varies: the sampling map ---------------------------------------
     def sight(self, accuracy: float) -> Gen:
@@ -563,6 +664,8 @@ class Fingerprinter:
             self.mapping_answers = 0
             self.noisy = self.coarse = False
             segments = yield from self._map(probes)
+        if segments and self.scan_wanted:
+            segments = yield from self.scan(segments)
         # in accuracy order of each model's widest interval: under a noisy selection a model
         # also turns up in stray slivers, which must not move it on the map
         widest: dict[Cluster, Segment] = {}
@@ -585,7 +688,7 @@ class Fingerprinter:
                                                    self.cfg.consistency_queries)
                 return FingerprintResult(self.profile, segments, models, target, spec, rate,
                                          self.ident, self._identified_on, self.noisy,
-                                         warning, True, sampled)
+                                         warning, True, sampled, self.split)
             if not segments:
                 raise Implausible(f"no answer of {sampled} sampling requests could be "
                                   "identified")
@@ -598,7 +701,7 @@ class Fingerprinter:
         trigger, rate = yield from self.trigger_for(seg, group)
         return FingerprintResult(self.profile, segments, models, target, trigger, rate,
                                  self.ident, self._identified_on, self.noisy, warning,
-                                 self.varies, sampled)
+                                 self.varies, sampled, self.split)
 
     @property
     def _identified_on(self) -> Literal["probabilities", "labels"]:

@@ -107,6 +107,9 @@ class FingerprintReport(OutputModel):
     sampled_requests: int | None = None
     """Requests of the sampling map (``fingerprint.sample_requests``; 0: bisection's map was
     kept)."""
+    latency_split: int | None = None
+    """Models the latency scan found hidden behind a neighbour whose answers they share
+    (``fingerprint.scan_samples``)."""
     warning: str | None = None
     """Why the map was implausible (more models than a zoo plausibly holds) and what the
     attacker did about it; null when nothing was wrong."""

@@ -222,12 +222,14 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
     if fingerprints:   # what a mapping strategy reports beside the common keys
         mapped = {"cost_per_model": None, "identified_on": None, "noise": None,
                   "latency_decided": None, "selection_varies": None, "sampled_requests": None,
+                  "latency_split": None,
                   "warning": plan.extra.get("warning")}
     if fingerprints and fp:
         mapped |= {"cost_per_model": round(queries.fingerprint / len(fp.models), 1),
                    "identified_on": fp.outputs, "noise": round(fp.identifier.noise()[0], 4),
                    "latency_decided": fp.identifier.latency_decided,
                    "selection_varies": fp.varies, "sampled_requests": fp.sampled,
+                   "latency_split": fp.split,
                    "warning": fp.warning or mapped["warning"]}
     fingerprint = FingerprintReport(
         complete=plan.fingerprint_complete if fingerprints else None,

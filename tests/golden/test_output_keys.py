@@ -34,7 +34,7 @@ FINGERPRINT_KEYS = ["complete", "models_found", "identification_accuracy",
                     "trigger_consistency", "estimated_consistency", "trigger_spec",
                     "thresholds", "zoo_models", "front_models"]
 MAPPING_KEYS = ["cost_per_model", "identified_on", "noise", "latency_decided", "selection_varies",
-                "sampled_requests", "warning"]
+                "sampled_requests", "latency_split", "warning"]
 """Written by the strategies that map the spec space (fingerprint, known-zoo) only."""
 SURROGATE_KEYS = ["arch", "steps", "accuracy", "fidelity"]
 TRAINED = ["kept_inputs", "distinct_inputs", "served_by", "from_target", "pool_exhausted",
