@@ -145,7 +145,9 @@ class FingerprintResult:
             # an extraction request carries more inputs than the probes' own requests and is
             # sent pipelined: its latency does not compare, so the answers decide alone
             answers = _as_labels(obs.probe_answers) if labels else obs.probe_answers
-            found = ident.classify(probes, answers, float("nan"))
+            # among the map's models: a cluster a noisy answer once made and no segment kept
+            # (a stray, like the target's answers) must not make the target's answers unsure
+            found = ident.classify(probes, answers, float("nan"), self.models)
             agent.record(found, obs.request)
             if found is self.target:
                 ident.assign(found, probes, answers, float("nan"))
@@ -189,6 +191,9 @@ class Fingerprinter:
         """The accuracy each model was first seen answering (its own, whatever came later)."""
         self.split = 0
         """Models the latency scan found."""
+        self.mapped: list[Cluster] | None = None
+        """The map's models, once it is drawn (None: every cluster; a noisy answer can make a
+        stray cluster that no segment keeps)."""
 
     @property
     def sizes(self) -> tuple[int, int]:
@@ -616,7 +621,7 @@ class Fingerprinter:
         hits = 0
         for _ in range(n):
             answers, obs = yield from self.ask(accuracy, probes, "consistency")
-            c = ident.decide(probes, answers, [obs.latency_ms]).model
+            c = ident.decide(probes, answers, [obs.latency_ms], self.mapped).model
             self.agent.record(c, obs.request)
             if c is not None:
                 ident.assign(c, probes, answers, obs.latency_ms)
@@ -682,6 +687,7 @@ class Fingerprinter:
                     warning = _join(warning, f"the sampling map left the target's rank among the "
                                              f"models unsettled after {sampled} "
                                              "requests (fingerprint.sample_requests)")
+                self.mapped = models
                 spec = SpecConfig(accuracy=seen.best_accuracy(target), latency_ms=self.lat_max)
                 rivals = [target, *(m for m in models if m is not target)]
                 rate = yield from self.consistency(spec.accuracy, target, rivals,
@@ -694,6 +700,7 @@ class Fingerprinter:
                                   "identified")
             warning = _join(warning, "no sampled answer could be identified: the bisection "
                                      "map was kept")
+        self.mapped = models
         target = pick(models, self.ident, self.profile)
         seg = max((s for s in segments if s.model is target), key=lambda s: s.width)
         i = models.index(target)
