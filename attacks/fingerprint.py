@@ -148,6 +148,8 @@ class FingerprintResult:
             # among the map's models: a cluster a noisy answer once made and no segment kept
             # (a stray, like the target's answers) must not make the target's answers unsure
             found = ident.classify(probes, answers, float("nan"), self.models)
+            if not ident.exact and ident.prefers(self.target, group[1:], probes, answers):
+                found = self.target   # noisy: the target's by a likelihood ratio
             agent.record(found, obs.request)
             if found is self.target:
                 ident.assign(found, probes, answers, float("nan"))

@@ -36,6 +36,11 @@ one (it would be missed there; bisection asks around each threshold several time
 chance to miss it altogether is far smaller)."""
 
 
+REJECT_Z = 3.0
+"""Deviations by which a noisy answer must lie off what a rival would answer before a verifier
+takes it for the target's (one rival answer in ~740 passes, under Gaussian noise)."""
+
+
 def sq_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-probe squared Euclidean distance of two (k, classes) answer arrays."""
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
@@ -226,6 +231,28 @@ class Identifier:
             self.latency_decided += 1   # the answers alone would not have decided
         return Decision(inside[0][1], len(inside) == 1 and inside[0][0] <= (self.z / 2) ** 2,
                         len(inside))
+
+    def prefers(self, target: Cluster, rivals: list[Cluster], probes: np.ndarray,
+                answers: np.ndarray) -> bool:
+        """Whether one noisy answer is the target's rather than any rival's: a likelihood
+        ratio test, where "only the target within its threshold" asks too much of answers
+        whose noise is as large as the models' differences. For a rival r with mean answers
+        μ_r (Δ = μ_t - μ_r), ``||a - μ_r||² - ||a - μ_t||²`` is ``-||Δ||²`` plus noise of
+        standard deviation ``2σ||Δ||`` when r answered (σ²: the learned noise per class); the
+        answer is accepted when it lies :data:`REJECT_Z` deviations above that for every rival,
+        and fits the target at all (within ``z²``: not a model never seen)."""
+        if self._answer_score(target, probes, answers, 1)[0] > self.z ** 2:
+            return False
+        v, _ = self.noise()
+        sigma = math.sqrt(v / answers.shape[-1])
+        mu_t = target.mean(probes)
+        d_t = float(sq_distance(answers, mu_t).sum())
+        for r in rivals:
+            delta2 = float(sq_distance(mu_t, r.mean(probes)).sum())
+            gap = float(sq_distance(answers, r.mean(probes)).sum()) - d_t
+            if gap + delta2 < REJECT_Z * 2 * sigma * math.sqrt(delta2):
+                return False
+        return True
 
     def classify(self, probes: np.ndarray, answers: np.ndarray, latency_ms: float,
                  among: list[Cluster] | None = None) -> Cluster | None:

@@ -328,3 +328,32 @@ def test_identification_accuracy_nobody_is_a_cluster_of_its_own() -> None:
 
 def test_identification_accuracy_without_attempts_is_nan() -> None:
     assert math.isnan(identification_accuracy([]))
+
+
+def test_prefers_takes_the_targets_noisy_answers_and_leaves_a_rivals() -> None:
+    """The verifier's likelihood ratio on noise as large as the models' difference (sd 0.1 per
+    class; the means differ by 0.05 per class on every probe): "only the target within its
+    threshold" would accept few of the target's answers, the ratio most of them, and almost
+    none of the rival's."""
+    rng = np.random.default_rng(5)
+    target_mean = probabilities(1)
+    rival_mean = target_mean + 0.05 * np.sign(rng.standard_normal(target_mean.shape))
+    ident, (target, rival) = noisy_identifier([target_mean, rival_mean], sd=0.1, n=200)
+
+    def answer(mean: np.ndarray) -> np.ndarray:
+        out: np.ndarray = mean + rng.normal(0, 0.1, mean.shape)
+        return out
+
+    ratio = [ident.prefers(target, [rival], PROBES, answer(target_mean)) for _ in range(400)]
+    alone = [ident.classify(PROBES, answer(target_mean), math.nan) is target
+             for _ in range(400)]
+    fooled = [ident.prefers(target, [rival], PROBES, answer(rival_mean)) for _ in range(400)]
+    assert np.mean(ratio) >= 0.9 > np.mean(alone)
+    assert np.mean(fooled) <= 0.01
+
+
+def test_prefers_rejects_an_answer_that_fits_no_model() -> None:
+    ident, (target, rival) = noisy_identifier([probabilities(1), probabilities(2)], sd=0.05)
+    far = target.mean(PROBES) + 0.5   # far from both, though nearer the target than the rival
+    assert not ident.prefers(target, [rival], PROBES, far)
+    assert ident.prefers(target, [rival], PROBES, target.mean(PROBES))
