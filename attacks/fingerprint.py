@@ -464,11 +464,18 @@ class Fingerprinter:
 
     def scan(self, segments: list[Segment]) -> Gen:
         """``segments`` with every model hidden behind a neighbour split off
-        (:mod:`attacks.latency_scan`)."""
+        (:mod:`attacks.latency_scan`), adjacent segments of one model merged."""
         out: list[Segment] = []
-        for seg in segments:
-            out += yield from self._split(seg)
-        return out
+        for i, seg in enumerate(segments):
+            above = segments[i + 1] if i + 1 < len(segments) else None
+            out += yield from self._split(seg, out[-1] if out else None, above)
+        merged: list[Segment] = []
+        for seg in out:
+            if merged and merged[-1].model is seg.model:
+                merged[-1].hi = seg.hi
+            else:
+                merged.append(seg)
+        return merged
 
     def _timings(self, accuracies: np.ndarray) -> Gen:
         """Log latencies of one-input requests at ``accuracies`` (latency is all they are for:
@@ -479,15 +486,16 @@ class Fingerprinter:
             out.append(np.log(max(obs.latency_ms, 1e-9)))
         return np.asarray(out)
 
-    def _split(self, seg: Segment) -> Gen:
-        """``seg``, split at every latency step the scan finds (each side scanned afresh)."""
+    def _split(self, seg: Segment, below: Segment | None, above: Segment | None) -> Gen:
+        """``seg``, split at every latency step the scan finds (each side scanned afresh);
+        ``below``, ``above``: the segments next to it (a side may be theirs)."""
         if seg.width <= 2 * self.cfg.accuracy_tolerance:
             return [seg]
         acc = np.zeros(0)
         lat = np.zeros(0)
         for look in range(latency_scan.LOOKS):
-            more = latency_scan.spread(seg.lo, seg.hi, self.cfg.scan_samples * 2 ** look - len(acc),
-                                       self.rng)
+            n = self.cfg.scan_samples * 2 ** look - len(acc)
+            more = latency_scan.spread(seg.lo, seg.hi, n, self.rng)
             acc = np.concatenate([acc, more])
             lat = np.concatenate([lat, (yield from self._timings(more))])
             p, at = latency_scan.step_test(acc, lat, self.rng)
@@ -500,10 +508,20 @@ class Fingerprinter:
         at = yield from self._locate(seg, lat[acc < at], lat[acc > at])
         old = seg.model
         keep_left = self.origin.get(old, seg.hi) < at
-        new = yield from self._profile_new((at + seg.hi) / 2 if keep_left else (seg.lo + at) / 2)
-        below = yield from self._split(Segment(seg.lo, at, old if keep_left else new))
-        above = yield from self._split(Segment(at, seg.hi, new if keep_left else old))
-        return [*below, *above]
+        side, next_to = (lat[acc > at], above) if keep_left else (lat[acc < at], below)
+        new = None
+        if next_to is not None and next_to.model is not old:
+            theirs = yield from self._timings(latency_scan.spread(
+                next_to.lo, next_to.hi, self.cfg.scan_samples, self.rng))
+            if not latency_scan.distinct(side, theirs):
+                new = next_to.model   # the threshold between the two was misplaced
+        if new is None:
+            new = yield from self._profile_new((at + seg.hi) / 2 if keep_left
+                                               else (seg.lo + at) / 2)
+        lower = Segment(seg.lo, at, old if keep_left else new)
+        upper = Segment(at, seg.hi, new if keep_left else old)
+        return [*(yield from self._split(lower, below, upper)),
+                *(yield from self._split(upper, lower, above))]
 
     def _locate(self, seg: Segment, left: np.ndarray, right: np.ndarray) -> Gen:
         """The latency step in ``seg``, bracketed to ``accuracy_tolerance`` by bisection

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from attacks.config import AttackScenario
-from attacks.latency_scan import ALPHA, LOOKS, SCREEN_P, nearer_left, spread, step_test
+from attacks.latency_scan import (
+    ALPHA,
+    LOOKS,
+    SCREEN_P,
+    distinct,
+    nearer_left,
+    spread,
+    step_test,
+)
 from attacks.run import run_attack
 from sim.config import load_scenario
 from tests.attacks.helpers import requires_zoo
@@ -92,17 +100,24 @@ def test_nearer_left_compares_medians() -> None:
 BASE = Path(__file__).resolve().parents[2] / "experiments" / "fingerprint_base.yaml"
 
 
-def fingerprint(defense: str, scan_samples: int) -> dict[str, Any]:
+def fingerprint(defense: str, scan_samples: int, seed: int = 1001,
+                adaptive: bool = True) -> dict[str, Any]:
     """The fingerprinting study's scenario (mnist5k-cpu, lognormal service, 500 benign
-    requests/s) at seed 1001: the adaptive attacker of adaptive_defenses.yaml (3
-    identifications per spec, sampling map on call), mapping only."""
-    sc = load_scenario(BASE, AttackScenario, (
-        "seed=1001", f"defense={defense}", "attacker.fingerprint.repeats=3",
-        "attacker.fingerprint.sample_requests=2000",
-        f"attacker.fingerprint.scan_samples={scan_samples}", "attacker.inputs_per_request=10"))
+    requests/s), mapping only: the adaptive attacker of adaptive_defenses.yaml (3
+    identifications per spec, sampling map on call) or the paper's (fingerprint_defenses)."""
+    overrides = [f"seed={seed}", f"defense={defense}",
+                 f"attacker.fingerprint.scan_samples={scan_samples}"]
+    if adaptive:
+        overrides += ["attacker.fingerprint.repeats=3", "attacker.fingerprint.sample_requests=2000",
+                      "attacker.inputs_per_request=10"]
+    sc = load_scenario(BASE, AttackScenario, tuple(overrides))
     assert isinstance(sc, AttackScenario)
     report: dict[str, Any] = run_attack(sc, BASE.parent).report
     return report
+
+
+FRONT_THRESHOLDS = [90.0, 91.1, 93.2, 95.7, 96.4, 97.6]
+"""Where mnist5k-cpu's pareto selection changes model (the front models' accuracies)."""
 
 
 @requires_zoo
@@ -119,3 +134,30 @@ def test_the_scan_finds_the_model_bisection_took_for_its_neighbour(defense: str)
     assert with_scan["models_found"] == 7 and with_scan["latency_split"] == 1
     assert target[0] < with_scan["trigger_spec"]["accuracy"] < target[1]
     assert with_scan["thresholds"][-1] == pytest.approx(97.6, abs=0.2)
+
+
+def test_distinct_tells_neighbours_apart_and_one_model_from_itself() -> None:
+    """Twice as slow (a front neighbour) with 12 samples each is distinct; two draws of one
+    model's latencies are not."""
+    rng = np.random.default_rng(4)
+    one, again = rng.normal(0, 0.3, 12), rng.normal(0, 0.3, 12)
+    assert not distinct(one, again)
+    assert distinct(one, again + np.log(2.0))
+
+
+@requires_zoo
+def test_the_scan_moves_a_threshold_bisection_misplaced() -> None:
+    """Seed 2 under rounding (found in the fingerprint_defenses study): bisection took one of
+    resnet_small's answers for vgg_small's and put their threshold at 96.87 instead of 97.6,
+    with 7 models in all. The scan finds the latency step at 97.6; the side below it is as
+    fast as resnet_small's segment, so it is resnet_small's, not a new model."""
+    def near(thresholds: list[float]) -> bool:
+        return len(thresholds) == len(FRONT_THRESHOLDS) and all(
+            abs(t - f) <= 0.2 for t, f in zip(thresholds, FRONT_THRESHOLDS, strict=True))
+
+    without = fingerprint("{type: rounding, decimals: 1}", 0, seed=2, adaptive=False)
+    assert not near(without["fingerprint"]["thresholds"])
+    with_scan = fingerprint("{type: rounding, decimals: 1}", 12, seed=2, adaptive=False)
+    assert near(with_scan["fingerprint"]["thresholds"])
+    assert with_scan["fingerprint"]["models_found"] == 7
+    assert with_scan["fingerprint"]["latency_split"] == 0
