@@ -2,14 +2,15 @@
 
 Sanyal et al., "Pareto-Secure Machine Learning (PSML): Fingerprinting and Securing Inference
 Serving Systems". ``DEFENSES`` is the registry a scenario's ``defense: {type: ...}`` names, by
-role (:mod:`defense.base`): admission (``rate_limit``), spec noise (the paper's), DP selection
+role (:mod:`defense.base`): admission (``rate_limit``), spec noise (the paper's, and SLO-aware
+variants that never make a request's own SLO unreachable), DP selection
 over the Pareto front, output post-processing baselines, and ``chain`` (or a list) to stack
 them (:mod:`defense.stack`). Importing this package registers them all.
 """
 
 from __future__ import annotations
 
-from defense import admission, chain, dp_selection, outputs, spec_noise
+from defense import admission, chain, dp_selection, outputs, slo_aware, spec_noise
 from defense.base import (
     DEFENSES,
     Admission,
@@ -21,7 +22,7 @@ from defense.base import (
 )
 from defense.stack import DefenseStack, build_defenses
 
-BUILT_IN = (admission, chain, dp_selection, outputs, spec_noise)
+BUILT_IN = (admission, chain, dp_selection, outputs, slo_aware, spec_noise)
 """The modules whose import registers the built-in defenses."""
 
 __all__ = ["BUILT_IN", "DEFENSES", "Admission", "Decision", "Defense", "DefenseStack",

@@ -77,8 +77,9 @@ class Selector(Defense):
     """Chooses the serving model itself, in place of the selection policy."""
 
     @abstractmethod
-    def select(self, req: Request) -> tuple[int, bool]:
-        """The serving model and whether it meets the (perturbed) spec."""
+    def select(self, req: Request) -> tuple[int, bool] | None:
+        """The serving model and whether it meets the (perturbed) spec; None leaves the choice
+        to the policy (a selector that has nothing to randomise over)."""
 
 
 class OutputPostprocessor(Defense):

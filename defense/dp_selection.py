@@ -48,6 +48,7 @@ class DPSelection(Selector):
         super().__init__(params, ctx)
         self.p = params
         zoo, rng = ctx.need_zoo, self.rng
+        self.served = zoo
         self.models = np.asarray(zoo.front if params.candidates == "front" else range(len(zoo)))
         self.acc = np.asarray(zoo.accuracy)[self.models]
         self.lat = np.asarray(zoo.lat1_ms)[self.models]
@@ -71,8 +72,8 @@ class DPSelection(Selector):
         """The exact selection distribution over the candidates."""
 
     def _done(self, req: Request, i: int) -> tuple[int, bool]:
-        feasible = self.acc[i] >= req.acc_spec and self.lat[i] <= req.lat_spec_ms
-        return int(self.models[i]), bool(feasible)
+        m = int(self.models[i])
+        return m, self.served.meets(m, req.acc_spec, req.lat_spec_ms)
 
 
 @DEFENSES.register("exponential")

@@ -136,10 +136,10 @@ class ServingSystem:
             if defense.changes_spec:
                 defense.perturb(req)
             selector = defense.selector
-            if selector is not None:
-                m, req.feasible = selector.select(req)
-            else:
-                m, req.feasible = self.policy.select(req, self, now)
+            choice = None if selector is None else selector.select(req)
+            if choice is None:
+                choice = self.policy.select(req, self, now)
+            m, req.feasible = choice
             req.model = m
         q = st.queues[m]
         q.append(req)

@@ -54,6 +54,11 @@ class Zoo:
         self.front = [self.index[m.name] for m in profile.pareto_front]
         """Pareto-front model numbers, fastest (and least accurate) first."""
 
+    def meets(self, m: int, acc: float, lat_ms: float) -> bool:
+        """Whether model ``m`` meets an accuracy and a latency target: profiled accuracy at
+        least ``acc``, batch-1 latency at most ``lat_ms`` (the feasibility of docs/paper.md)."""
+        return self.accuracy[m] >= acc and self.lat1_ms[m] <= lat_ms
+
     def batch_time_s(self, m: int, inputs: int) -> float:
         """Median service time (s) of ``inputs`` inputs on model ``m``, any batch size."""
         table = self.batch_s[m]
