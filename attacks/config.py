@@ -92,7 +92,7 @@ class FingerprintConfig(Strict):
     scan_samples: Annotated[int, Field(ge=0)] = 12
     """One-input requests per segment of the map with which the latency scan looks for a
     model hidden behind its neighbour, when noisy or coarse answers may let two models answer
-    every probe alike (a candidate step is confirmed with as many fresh requests each side;
+    every probe alike (doubled, at most twice, where a step is suggested but not shown;
     attacks.latency_scan). 0: no scan."""
     max_models: Annotated[int, Field(ge=2)] = 64
     """More distinct models than this is implausible: the attacker says so and maps again on

@@ -23,7 +23,8 @@ The attacker knows neither the zoo nor the policy, and it pays for every input i
 Under output noise or coarse answers two neighbours can answer every probe alike, and bisection
 takes one for the other. The latency scan (:mod:`attacks.latency_scan`) then sends one-input
 requests across each segment of the map: a step in their latency is a model hidden behind its
-neighbour, confirmed on fresh requests, located, and profiled as a model of its own.
+neighbour (more samples where a step is suggested), located, and named: the neighbouring
+segment's model when as fast (bisection misplaced their threshold), else a model of its own.
 
 When one spec is seen answered by several models (spec noise, DP selection), the adaptive
 attacker (``fingerprint.sample_requests``) maps again by sampling (:mod:`attacks.sampling`).
@@ -59,6 +60,10 @@ Gen = Generator[simpy.Event, Any, Any]
 Pick = Callable[[list[Cluster], Identifier, np.ndarray], Cluster]
 """(models in accuracy order, the identifier, the profile probes) -> the target."""
 
+
+FAR_REPEATS = 3
+"""Exact answers asked at the middle of a latency step's far side: a selection that varies
+there (spec noise blurring a threshold) answers with two models within a few."""
 
 LOCATE_SAMPLES = 7
 """One-input requests per step of the latency bisection that locates a hidden model's
@@ -148,7 +153,8 @@ class FingerprintResult:
             # among the map's models: a cluster a noisy answer once made and no segment kept
             # (a stray, like the target's answers) must not make the target's answers unsure
             found = ident.classify(probes, answers, float("nan"), self.models)
-            if not ident.exact and ident.prefers(self.target, group[1:], probes, answers):
+            if found is None and not ident.exact and \
+                    ident.prefers(self.target, group[1:], probes, answers):
                 found = self.target   # noisy: the target's by a likelihood ratio
             agent.record(found, obs.request)
             if found is self.target:
@@ -491,37 +497,21 @@ class Fingerprinter:
         ``below``, ``above``: the segments next to it (a side may be theirs)."""
         if seg.width <= 2 * self.cfg.accuracy_tolerance:
             return [seg]
-        acc = np.zeros(0)
-        lat = np.zeros(0)
-        for look in range(latency_scan.LOOKS):
-            n = self.cfg.scan_samples * 2 ** look - len(acc)
-            more = latency_scan.spread(seg.lo, seg.hi, n, self.rng)
-            acc = np.concatenate([acc, more])
-            lat = np.concatenate([lat, (yield from self._timings(more))])
-            p, at = latency_scan.step_test(acc, lat, self.rng)
-            if p > latency_scan.SCREEN_P:
-                return [seg]
-            if p <= latency_scan.ALPHA / latency_scan.LOOKS:
-                break
-        else:
+        n = self.cfg.scan_samples
+        step = yield from latency_scan.find_step(seg.lo, seg.hi, n, self.rng, self._timings)
+        if step is None:
             return [seg]
-        at = yield from self._locate(seg, lat[acc < at], lat[acc > at])
+        at = yield from self._locate(seg, step[1], step[2])
         old = seg.model
         keep_left = self.origin.get(old, seg.hi) < at
-        side, next_to = (lat[acc > at], above) if keep_left else (lat[acc < at], below)
-        new = None
-        if next_to is not None and next_to.model is not old:
-            theirs = yield from self._timings(latency_scan.spread(
-                next_to.lo, next_to.hi, self.cfg.scan_samples, self.rng))
-            if not latency_scan.distinct(side, theirs):
-                new = next_to.model   # the threshold between the two was misplaced
+        far, next_to = ((at, seg.hi), above) if keep_left else ((seg.lo, at), below)
+        new = yield from self._name_far(far, old, next_to)
         if new is None:
-            new = yield from self._profile_new((at + seg.hi) / 2 if keep_left
-                                               else (seg.lo + at) / 2)
+            return [seg]
         lower = Segment(seg.lo, at, old if keep_left else new)
         upper = Segment(at, seg.hi, new if keep_left else old)
-        return [*(yield from self._split(lower, below, upper)),
-                *(yield from self._split(upper, lower, above))]
+        pieces = yield from self._split(lower, below, upper)
+        return [*pieces, *(yield from self._split(upper, pieces[-1], above))]
 
     def _locate(self, seg: Segment, left: np.ndarray, right: np.ndarray) -> Gen:
         """The latency step in ``seg``, bracketed to ``accuracy_tolerance`` by bisection
@@ -536,15 +526,34 @@ class Fingerprinter:
                 hi = mid
         return (lo + hi) / 2
 
-    def _profile_new(self, accuracy: float) -> Gen:
-        """A model of its own for the one answering ``accuracy`` (latency showed it is not the
-        neighbour its answers resemble): profiled there, its noisy answers averaged."""
-        at_least = self.cfg.max_average if self.noisy else 1
-        _, seen = yield from self.settle(accuracy, self.profile, None, "mapping",
-                                         at_least=at_least)
+    def _name_far(self, far: tuple[float, float], old: Cluster,
+                  next_to: Segment | None) -> Gen:
+        """The model answering the accuracies ``far`` (beyond a latency step from ``old``'s):
+        profiled at their middle (noisy answers averaged, exact ones asked
+        :data:`FAR_REPEATS` times). Exact answers that differ from each other show a selection
+        that varies there: the step is a mixture, not a model (None). Answers that clearly are
+        a known model's other than ``old`` make it that one. Otherwise latency decides: as
+        fast as the neighbouring segment's model, it is that one (bisection misplaced their
+        threshold); else a model of its own, which its answers could not tell from ``old``."""
+        at_least = self.cfg.max_average if self.noisy else FAR_REPEATS
+        decision, seen = yield from self.settle(sum(far) / 2, self.profile, None, "mapping",
+                                                at_least=at_least)
+        if not self.noisy and any((sq_distance(a, seen[0][0]) > EXACT).any() for a, _ in seen):
+            self.varies = True   # e.g. a threshold blurred by spec noise
+            for a, o in seen:
+                self.agent.record(self.ident.classify(self.profile, a, o.latency_ms), o.request)
+            return None
+        known = decision.model if decision.sure and decision.model is not old else None
+        if known is None and next_to is not None and next_to.model is not old:
+            same = yield from latency_scan.same_model(
+                far, (next_to.lo, next_to.hi), self.cfg.scan_samples, self.rng, self._timings)
+            known = next_to.model if same else None
+        if known is not None:
+            self._take(known, self.profile, seen)
+            return known
         answers, obs = seen[0]
         c = self.ident.new_cluster(self.profile, answers, obs.latency_ms)
-        self.origin[c] = accuracy
+        self.origin[c] = sum(far) / 2
         self.agent.record(c, obs.request)
         for a, o in seen[1:]:
             self.ident.assign(c, self.profile, a, o.latency_ms)

@@ -38,7 +38,7 @@ chance to miss it altogether is far smaller)."""
 
 REJECT_Z = 3.0
 """Deviations by which a noisy answer must lie off what a rival would answer before a verifier
-takes it for the target's (one rival answer in ~740 passes, under Gaussian noise)."""
+takes it for the target's (one rival answer in ~740 passes if the projection is Gaussian)."""
 
 
 def sq_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -55,6 +55,9 @@ class Cluster:
     index: int
     """Order of discovery (0, 1, ...): the attacker's name for the model."""
     sums: dict[int, np.ndarray] = field(default_factory=dict)
+    squares: dict[int, np.ndarray] = field(default_factory=dict)
+    """Per probe, the sum of the outer products of its answers: their covariance, which output
+    noise that is clipped and renormalised makes far from isotropic."""
     counts: dict[int, int] = field(default_factory=dict)
     log_latency: dict[int, list[float]] = field(default_factory=dict)
     """Log latencies (ms) by request size: the service time grows with the inputs sent."""
@@ -71,10 +74,26 @@ class Cluster:
         """Its mean answer on each of ``probes`` (k, classes)."""
         return np.stack([self.sums[int(p)] / self.counts[int(p)] for p in probes])
 
+    def spread_along(self, probes: np.ndarray, direction: np.ndarray) -> float | None:
+        """Variance of one answer's projection on ``direction`` (k, classes), summed over the
+        probes, from the covariance of its own answers; None while a probe has fewer than
+        three answers."""
+        total = 0.0
+        for p, d in zip(probes, direction, strict=True):
+            n = self.counts.get(int(p), 0)
+            if n < 3:
+                return None
+            mean = self.sums[int(p)] / n
+            cov = (self.squares[int(p)] - n * np.outer(mean, mean)) / (n - 1)
+            total += float(d @ cov @ d)
+        return max(total, 0.0)
+
     def add(self, probes: np.ndarray, answers: np.ndarray, latency_ms: float) -> None:
         for p, a in zip(probes, answers, strict=True):
             key = int(p)
-            self.sums[key] = self.sums.get(key, 0.0) + np.asarray(a, np.float64)
+            a64 = np.asarray(a, np.float64)
+            self.sums[key] = self.sums.get(key, 0.0) + a64
+            self.squares[key] = self.squares.get(key, 0.0) + np.outer(a64, a64)
             self.counts[key] = self.counts.get(key, 0) + 1
         if latency_ms > 0 and math.isfinite(latency_ms):
             self.log_latency.setdefault(len(probes), []).append(math.log(latency_ms))
@@ -237,20 +256,25 @@ class Identifier:
         """Whether one noisy answer is the target's rather than any rival's: a likelihood
         ratio test, where "only the target within its threshold" asks too much of answers
         whose noise is as large as the models' differences. For a rival r with mean answers
-        μ_r (Δ = μ_t - μ_r), ``||a - μ_r||² - ||a - μ_t||²`` is ``-||Δ||²`` plus noise of
-        standard deviation ``2σ||Δ||`` when r answered (σ²: the learned noise per class); the
-        answer is accepted when it lies :data:`REJECT_Z` deviations above that for every rival,
-        and fits the target at all (within ``z²``: not a model never seen)."""
+        μ_r (Δ = μ_t - μ_r), ``||a - μ_r||² - ||a - μ_t||² + ||Δ||²`` is ``2 (a - μ_r)·Δ``:
+        zero on average when r answered, with standard deviation twice the spread of r's
+        answers along Δ (from their covariance: noise that is clipped and renormalised
+        concentrates on the likely classes, where models differ; plus the noise of r's mean).
+        The answer is accepted when that lies :data:`REJECT_Z` deviations above zero for
+        every rival, and fits the target at all (within ``z²``: not a model never seen). A
+        rival the probes cannot tell from the target, or whose spread is unknown, refuses."""
         if self._answer_score(target, probes, answers, 1)[0] > self.z ** 2:
             return False
-        v, _ = self.noise()
-        sigma = math.sqrt(v / answers.shape[-1])
         mu_t = target.mean(probes)
-        d_t = float(sq_distance(answers, mu_t).sum())
         for r in rivals:
-            delta2 = float(sq_distance(mu_t, r.mean(probes)).sum())
-            gap = float(sq_distance(answers, r.mean(probes)).sum()) - d_t
-            if gap + delta2 < REJECT_Z * 2 * sigma * math.sqrt(delta2):
+            mu_r = r.mean(probes)
+            delta = mu_t - mu_r
+            spread = r.spread_along(probes, delta)
+            if spread is None or spread <= 0:
+                return False
+            n_r = min(r.counts[int(p)] for p in probes)
+            stat = 2 * float(((answers - mu_r) * delta).sum())
+            if stat < REJECT_Z * 2 * math.sqrt(spread * (1 + 1 / n_r)):
                 return False
         return True
 

@@ -16,22 +16,32 @@ one-input requests is flat unless a second model answers part of it. The scan:
    burst of load then adds noise, never a step), and tests whether the latencies of the
    low-accuracy side of some split are lower than those of the other: the statistic is the
    largest standardised rank sum over the splits (ranks: robust to the queueing spikes that
-   load adds), its p-value is exact by permutation (with the order of sending random, the
-   latencies are exchangeable when one model answers the whole segment);
+   load adds), its p-value is by permutation (with the order of sending random, the
+   latencies are exchangeable when one model answers the whole segment: exact within one
+   look, conservative over the looks' pooled samples, which were spread within each look);
 2. where the p-value is suggestive (below :data:`SCREEN_P`) but not conclusive, doubles the
-   samples, at most :data:`LOOKS` times; each look is tested at ``ALPHA / LOOKS``, so the scan
-   invents a model in a segment with probability at most :data:`ALPHA`;
+   samples over the whole segment, at most :data:`LOOKS` times; each look is tested at
+   ``ALPHA / LOOKS``, so the scan splits a segment that one model answers with probability
+   at most :data:`ALPHA`;
 3. locates the threshold by bisection on latency (each step's median latency nearer the faster
    or the slower side's);
-4. names the side away from the segment's own model: the neighbouring segment's model when
-   their latencies do not differ (:func:`distinct`: bisection had put the threshold between
-   the two in the wrong place), else a model not seen before.
+4. names the side away from the segment's own model (:func:`same_model`, on fresh requests
+   over both): the neighbouring segment's model when their latencies are shown equal within
+   :data:`SAME_RATIO` (bisection had put the threshold between the two in the wrong place),
+   a model not seen before when they are shown to differ.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Generator
+from typing import Any
+
 import numpy as np
 from scipy.stats import mannwhitneyu, rankdata
+
+Timings = Callable[[np.ndarray], Generator[Any, Any, np.ndarray]]
+"""Sends one-input requests at the given accuracies (a SimPy generator); their log latencies."""
 
 SCREEN_P = 0.05
 """A look whose p-value is below this (but above its share of :data:`ALPHA`) asks for more
@@ -50,7 +60,14 @@ MIN_SIDE = 2
 """Fewest samples on each side of a split."""
 
 DISTINCT_P = 0.01
-"""Two sets of latencies are of different models below this two-sided p-value."""
+"""Two models' latencies differ below this two-sided p-value (over all looks)."""
+
+SAME_RATIO = 1.25
+"""Batch-1 latencies within this factor of each other are taken for one model's once shown
+to be (an equivalence test); neighbours on the mnist5k front differ 2-4x (its profile)."""
+
+EQUIVALENCE_P = 0.05
+"""Each one-sided test of the equivalence test rejects below this."""
 
 
 def spread(lo: float, hi: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -98,10 +115,56 @@ def nearer_left(sample: np.ndarray, left: np.ndarray, right: np.ndarray) -> bool
     return abs(m - float(np.median(left))) <= abs(m - float(np.median(right)))
 
 
-def distinct(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two sets of log latencies (one-input requests) are of different models: a
-    two-sided Mann-Whitney test at :data:`DISTINCT_P`. Neighbours on the front differ 1.3-4x at
-    batch size 1 (the zoo profiles), which a dozen samples each tell apart."""
+def find_step(lo: float, hi: float, n: int, rng: np.random.Generator, timings: Timings
+              ) -> Generator[Any, Any, tuple[float, np.ndarray, np.ndarray] | None]:
+    """A latency step in ``(lo, hi)`` (steps 1-2 of the module docstring, ``n`` samples at the
+    first look): the accuracy between the two samples at the best split and the log
+    latencies on either side of it, or None."""
+    acc = np.zeros(0)
+    lat = np.zeros(0)
+    for look in range(LOOKS):
+        more = spread(lo, hi, n * 2 ** look - len(acc), rng)
+        acc = np.concatenate([acc, more])
+        lat = np.concatenate([lat, (yield from timings(more))])
+        p, at = step_test(acc, lat, rng)
+        if p > SCREEN_P:
+            return None
+        if p <= ALPHA / LOOKS:
+            return at, lat[acc < at], lat[acc > at]
+    return None
+
+
+def same_model(side: tuple[float, float], other: tuple[float, float], n: int,
+               rng: np.random.Generator, timings: Timings) -> Generator[Any, Any, bool]:
+    """Whether one model answers two accuracy ranges: fresh one-input requests over both,
+    interleaved in random order (load drifts alike for both), ``n`` each at the first look and
+    doubling, at most :data:`LOOKS` looks. Different when a two-sided Mann-Whitney test
+    rejects at ``DISTINCT_P / LOOKS``; one model when an equivalence test shows the latencies
+    within :data:`SAME_RATIO` (two one-sided tests against the margins, each at
+    :data:`EQUIVALENCE_P`); still undecided after the last look, the difference of the
+    medians against half the margin decides."""
+    a = np.zeros(0)
+    b = np.zeros(0)
+    margin = math.log(SAME_RATIO)
+    for look in range(LOOKS):
+        k = n * 2 ** look - len(a)
+        acc = np.concatenate([rng.uniform(*side, k), rng.uniform(*other, k)])
+        order = rng.permutation(2 * k)
+        sent = yield from timings(acc[order])
+        lat = np.empty(2 * k)
+        lat[order] = sent
+        a, b = np.concatenate([a, lat[:k]]), np.concatenate([b, lat[k:]])
+        if distinct(a, b, DISTINCT_P / LOOKS):
+            return False
+        below = float(mannwhitneyu(a, b + margin, alternative="less").pvalue)
+        above = float(mannwhitneyu(a, b - margin, alternative="greater").pvalue)
+        if max(below, above) <= EQUIVALENCE_P:
+            return True
+    return abs(float(np.median(a) - np.median(b))) < margin / 2
+
+
+def distinct(a: np.ndarray, b: np.ndarray, p: float = DISTINCT_P) -> bool:
+    """Whether two sets of log latencies differ: a two-sided Mann-Whitney test at ``p``."""
     if len(a) < MIN_SIDE or len(b) < MIN_SIDE:
-        return True
-    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue) <= DISTINCT_P
+        return False
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue) <= p

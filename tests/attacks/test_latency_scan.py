@@ -4,6 +4,7 @@ that bisection took for its neighbour."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from attacks.latency_scan import (
     LOOKS,
     SCREEN_P,
     distinct,
+    find_step,
     nearer_left,
+    same_model,
     spread,
     step_test,
 )
@@ -95,6 +98,62 @@ def test_nearer_left_compares_medians() -> None:
     left, right = np.log([1.0, 1.1, 0.9]), np.log([2.0, 2.2, 1.8])
     assert nearer_left(np.log([1.2, 1.0, 5.0]), left, right)   # a spike does not move a median
     assert not nearer_left(np.log([1.9, 2.1, 0.1]), left, right)
+
+
+def drain(gen: Generator[Any, Any, Any]) -> Any:
+    """Run a scan generator whose requests answer at once (no SimPy): its return value."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+
+
+def server(step_at: float, ratio: float, seed: int, sd: float = 0.3,
+           sent: list[int] | None = None) -> Any:
+    """Timings of a fake server: log latency N(0, sd), ``ratio`` times slower above
+    ``step_at``; ``sent`` counts the requests of each call."""
+    rng = np.random.default_rng(seed)
+
+    def timings(acc: np.ndarray) -> Generator[Any, Any, np.ndarray]:
+        if sent is not None:
+            sent.append(len(acc))
+        out: np.ndarray = rng.normal(0.0, sd, len(acc)) + np.log(ratio) * (acc > step_at)
+        return out
+        yield  # a generator, as the attacker's requests are
+
+    return timings
+
+
+def test_the_scan_never_splits_a_flat_segment_over_its_looks() -> None:
+    """The whole sequential procedure (12, 24, 48 samples): 200 flat segments, no split
+    (ALPHA = 1e-3 bounds the chance per segment)."""
+    found = [drain(find_step(90.0, 100.0, 12, np.random.default_rng(s), server(95.0, 1.0, s)))
+             for s in range(200)]
+    assert found.count(None) == 200
+
+
+def test_the_scan_finds_a_twofold_step_and_brackets_it() -> None:
+    sent: list[int] = []
+    step = drain(find_step(90.0, 100.0, 12, np.random.default_rng(1),
+                           server(97.0, 2.0, 1, sent=sent)))
+    assert step is not None
+    at, left, right = step
+    assert 96.0 < at < 98.0 and len(left) + len(right) == sum(sent)
+    # 12 cannot be conclusive (test_a_twofold_step...): the second look, 24 in all, is
+    assert sent == [12, 12]
+
+
+@pytest.mark.parametrize(("ratio", "same_at_least", "same_at_most"),
+                         [(1.0, 0.9, 1.0), (1.3, 0.0, 0.1), (2.0, 0.0, 0.0)])
+def test_same_model_needs_evidence_both_ways(ratio: float, same_at_least: float,
+                                             same_at_most: float) -> None:
+    """One model's latencies over two ranges are taken for one model; neighbours 1.3x and 2x
+    apart (log sd 0.3, the study's cv) are not, whatever the first look says."""
+    verdicts = [drain(same_model((90.0, 95.0), (95.0, 100.0), 12, np.random.default_rng(s),
+                                 server(95.0, ratio, s)))
+                for s in range(100)]
+    assert same_at_least <= np.mean(verdicts) <= same_at_most
 
 
 BASE = Path(__file__).resolve().parents[2] / "experiments" / "fingerprint_base.yaml"
