@@ -208,8 +208,8 @@ def test_distinct_tells_neighbours_apart_and_one_model_from_itself() -> None:
 def test_the_scan_moves_a_threshold_bisection_misplaced() -> None:
     """Seed 2 under rounding (found in the fingerprint_defenses study): bisection took one of
     resnet_small's answers for vgg_small's and put their threshold at 96.87 instead of 97.6,
-    with 7 models in all. The scan finds the latency step at 97.6; the side below it is as
-    fast as resnet_small's segment, so it is resnet_small's, not a new model."""
+    with 7 models in all. The scan finds the latency step at 97.6; the side below it answers
+    the profile as resnet_small does, so it is resnet_small's, not a new model."""
     def near(thresholds: list[float]) -> bool:
         return len(thresholds) == len(FRONT_THRESHOLDS) and all(
             abs(t - f) <= 0.2 for t, f in zip(thresholds, FRONT_THRESHOLDS, strict=True))
