@@ -129,3 +129,56 @@ def c4_affordable(goodput: Interval) -> bool:
     """A noise level whose goodput stays >= 0.80 (interval included): the candidates C4 picks
     from (the largest of them is the one confirmed)."""
     return goodput.known and goodput.lo >= C4_GOODPUT
+
+
+C4_AIM = 0.5
+"""The frontier's C4 rule (issue 15): the paper's attacker reaches the target with at most this
+share of its extraction queries..."""
+C4_MULTIPLIER = 2.0
+"""...and the adaptive attacker needs at least this many times the inputs it sends undefended."""
+
+
+@dataclass(frozen=True)
+class FrontierCell:
+    """One defense configuration at one load of the frontier, each figure over seeds."""
+
+    goodput: Interval
+    """Benign goodput relative to the undefended run with the same arrivals."""
+    aim: Interval
+    """Share of the paper attacker's extraction queries that the target served."""
+    multiplier: Interval
+    """The adaptive attacker's inputs sent over those it sends undefended."""
+
+
+def c4_shortfalls(cell: FrontierCell) -> list[str]:
+    """What keeps one cell from C4, intervals included (empty: it holds there): goodput's
+    interval must lie at or above :data:`C4_GOODPUT`, the aim's at or below :data:`C4_AIM`,
+    the multiplier's at or above :data:`C4_MULTIPLIER`."""
+    out = []
+    if not (cell.goodput.known and cell.goodput.lo >= C4_GOODPUT):
+        out.append(f"goodput {cell.goodput.text(3, sign=False)} < {C4_GOODPUT:.2f}")
+    if not (cell.aim.known and cell.aim.hi <= C4_AIM):
+        out.append(f"aim {cell.aim.text(2, sign=False)} > {C4_AIM:.2f}")
+    if not (cell.multiplier.known and cell.multiplier.lo >= C4_MULTIPLIER):
+        out.append(f"multiplier {cell.multiplier.text(2, sign=False)}x < {C4_MULTIPLIER:.0f}x")
+    return out
+
+
+def c4_frontier_holds(cells_by_load: Sequence[FrontierCell]) -> bool:
+    """C4 for one defense configuration: it holds at every load of the scenario (issue 15's
+    rule, fixed before the frontier is measured)."""
+    return bool(cells_by_load) and all(not c4_shortfalls(c) for c in cells_by_load)
+
+
+def c4_closeness(cells_by_load: Sequence[FrontierCell]) -> float:
+    """How near a configuration comes to C4 when it misses (what names the closest one): the
+    worst, over loads and the three criteria, of the interval's bound relative to its
+    threshold (1 or more: that criterion holds there)."""
+    worst = math.inf
+    for c in cells_by_load:
+        worst = min(worst,
+                    c.goodput.lo / C4_GOODPUT if c.goodput.known else 0.0,
+                    C4_AIM / c.aim.hi if c.aim.known and c.aim.hi > 0 else
+                    (math.inf if c.aim.known else 0.0),
+                    c.multiplier.lo / C4_MULTIPLIER if c.multiplier.known else 0.0)
+    return worst if cells_by_load else 0.0

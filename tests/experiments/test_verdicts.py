@@ -237,3 +237,41 @@ def test_a_single_seed_shows_no_interval() -> None:
     assert Interval(-5.9, 0.0, 1).text() == "-5.90 (1 seed)"
     assert Interval(-5.9, 1.25, 3).text() == "-5.90 ± 1.25"
     assert not Interval(-5.9, 0.0, 1).known
+
+
+# -- C4 on the frontier (issue 15's rule) ------------------------------------------------------
+GOOD = verdicts.FrontierCell(goodput=iv(0.85, 0.02), aim=iv(0.30, 0.10), multiplier=iv(3.0, 0.5))
+
+
+def cell(**changes: Interval) -> verdicts.FrontierCell:
+    return verdicts.FrontierCell(**{"goodput": GOOD.goodput, "aim": GOOD.aim,
+                                    "multiplier": GOOD.multiplier, **changes})
+
+
+@pytest.mark.parametrize(("changed", "holds"), [
+    ({}, True),
+    ({"goodput": iv(0.80, 0.0)}, True),           # the edges are inside
+    ({"aim": iv(0.50, 0.0)}, True),
+    ({"multiplier": iv(2.0, 0.0)}, True),
+    ({"goodput": iv(0.81, 0.02)}, False),         # mean above 0.80, interval below
+    ({"aim": iv(0.45, 0.10)}, False),             # mean below 0.5, interval above
+    ({"multiplier": iv(2.2, 0.3)}, False),        # mean above 2x, interval below
+    ({"goodput": iv(0.9, 0.0, n=1)}, False),      # one seed is not an interval
+])
+def test_c4_frontier_needs_all_three_at_one_load(changed: dict[str, Interval],
+                                                 holds: bool) -> None:
+    c = cell(**changed)
+    assert verdicts.c4_frontier_holds([c]) is holds
+    assert (not verdicts.c4_shortfalls(c)) is holds
+
+
+def test_c4_frontier_needs_every_load_and_names_the_closest() -> None:
+    miss = cell(aim=iv(0.6, 0.05))
+    assert not verdicts.c4_frontier_holds([GOOD, miss])
+    assert verdicts.c4_frontier_holds([GOOD, GOOD])
+    assert not verdicts.c4_frontier_holds([])
+    assert verdicts.c4_shortfalls(miss) == ["aim 0.60 ± 0.05 > 0.50"]
+    near = cell(multiplier=iv(1.9, 0.0))
+    far = cell(goodput=iv(0.5, 0.05))
+    assert verdicts.c4_closeness([GOOD, near]) > verdicts.c4_closeness([GOOD, far])
+    assert verdicts.c4_closeness([GOOD]) >= 1.0 > verdicts.c4_closeness([near])
