@@ -494,8 +494,9 @@ class Fingerprinter:
 
     def _split(self, seg: Segment, below: Segment | None, above: Segment | None) -> Gen:
         """``seg``, split at every latency step the scan finds (each side scanned afresh);
-        ``below``, ``above``: the segments next to it (a side may be theirs)."""
-        if seg.width <= 2 * self.cfg.accuracy_tolerance:
+        ``below``, ``above``: the segments next to it (a side may be theirs). Once the
+        selection is seen to vary, there is no step to find: the rest is left as it is."""
+        if self.varies or seg.width <= 2 * self.cfg.accuracy_tolerance:
             return [seg]
         n = self.cfg.scan_samples
         step = yield from latency_scan.find_step(seg.lo, seg.hi, n, self.rng, self._timings)

@@ -28,6 +28,15 @@ import numpy as np
 
 from sim.plugins import Context, PluginParams, Registry
 from sim.request import Request
+from sim.zoo import Zoo
+
+Candidates = Literal["front", "all"]
+"""The models a selecting defense may serve with: the Pareto front, or every model."""
+
+
+def candidate_models(zoo: Zoo, which: Candidates) -> list[int]:
+    """The model numbers ``which`` names (the front fastest first, or all in profile order)."""
+    return list(zoo.front) if which == "front" else list(range(len(zoo)))
 
 
 class Defense(ABC):

@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from defense.base import DEFENSES, Selector
+from defense.base import DEFENSES, Candidates, Selector, candidate_models
 from sim.plugins import Context, PluginParams
 from sim.request import Request
 from sim.rng import Buffered
@@ -35,7 +35,7 @@ class DPParams(PluginParams):
 
     eps: Annotated[float, Field(gt=0)]
     sensitivity: Annotated[float, Field(gt=0)] = 1.0
-    candidates: Literal["front", "all"] = "front"
+    candidates: Candidates = "front"
     latency_scale_ms: Annotated[float, Field(gt=0)] = 100.0
     """The latency excess that costs a full utility point (docs/paper.md's utility: 100 ms; a
     sub-millisecond zoo wants a smaller scale, or its latency term is nearly flat)."""
@@ -49,7 +49,7 @@ class DPSelection(Selector):
         self.p = params
         zoo, rng = ctx.need_zoo, self.rng
         self.served = zoo
-        self.models = np.asarray(zoo.front if params.candidates == "front" else range(len(zoo)))
+        self.models = np.asarray(candidate_models(zoo, params.candidates))
         self.acc = np.asarray(zoo.accuracy)[self.models]
         self.lat = np.asarray(zoo.lat1_ms)[self.models]
         self._u01 = Buffered(lambda n: rng.random(n))

@@ -34,17 +34,10 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from defense.base import DEFENSES, Selector, SpecPerturber
+from defense.base import DEFENSES, Candidates, Selector, SpecPerturber, candidate_models
 from sim.plugins import Context, PluginParams
 from sim.request import Request
 from sim.rng import Buffered
-from sim.zoo import Zoo
-
-Candidates = Literal["front", "all"]
-
-
-def _candidates(zoo: Zoo, which: Candidates) -> list[int]:
-    return list(zoo.front) if which == "front" else list(range(len(zoo)))
 
 
 @DEFENSES.register("one_sided")
@@ -62,7 +55,7 @@ class OneSidedNoise(SpecPerturber):
         super().__init__(params, ctx)
         self.sd = params.accuracy_sd
         self.served = ctx.need_zoo
-        self.models = _candidates(self.served, params.candidates)
+        self.models = candidate_models(self.served, params.candidates)
         rng = self.rng
         self._z = Buffered(lambda n: np.abs(rng.standard_normal(n)))
 
@@ -89,7 +82,7 @@ class FeasibleRandom(Selector):
         super().__init__(params, ctx)
         self.share = params.infeasible_share
         self.served = ctx.need_zoo
-        self.models = _candidates(self.served, params.candidates)
+        self.models = candidate_models(self.served, params.candidates)
         rng = self.rng
         self._u = Buffered(lambda n: rng.random(n))
 
