@@ -65,6 +65,11 @@ MAX_REJECTIONS = 1000
 admission never lets it through ends the attack instead of looping)."""
 
 
+def identity_names(k: int) -> list[str]:
+    """The attacker's client identities as tenant names: ``attacker``, ``attacker.2``, ..."""
+    return ["attacker", *(f"attacker.{i}" for i in range(2, k + 1))]
+
+
 class BudgetExhausted(Exception):
     """The next query would take the attacker past its budget (``budget_counts: sent``)."""
 
@@ -134,27 +139,31 @@ class SimLink:
     """The simulated serving system: requests go to ``sim.system``; a probe's answer is the
     serving model's row of the responder's table, after any output defense."""
 
-    def __init__(self, sim: Simulation, responder: Responder) -> None:
+    def __init__(self, sim: Simulation, responder: Responder, identities: int = 1) -> None:
         self.sim = sim
         self.env: simpy.Environment = sim.env
         self.zoo = sim.zoo
         self.responder = responder
-        self.tenant = sim.add_tenant("attacker")
-        sim.system.hooks[self.tenant] = self._completed
+        self.tenants = [sim.add_tenant(name) for name in identity_names(identities)]
+        """Its client identities, used in turn."""
+        self._turn = itertools.cycle(self.tenants)
+        for t in self.tenants:
+            sim.system.hooks[t] = self._completed
         self._waiting: dict[int, Callable[[Request], None]] = {}
 
     def submit(self, accuracy: float, latency_ms: float, payload: Payload, model: int,
                on_done: Callable[[Request], None]) -> Request:
         size = max(len(payload.extract) + len(payload.probes), 1)
-        req = Request(self.sim.stop.new_id(), self.tenant, self.env.now, accuracy, latency_ms,
-                      payload=payload, size=size, model=model)
+        req = Request(self.sim.stop.new_id(), next(self._turn), self.env.now, accuracy,
+                      latency_ms, payload=payload, size=size, model=model)
         self._waiting[req.id] = on_done
         self.sim.system.submit(req)
         return req
 
     def probe_answers(self, req: Request) -> np.ndarray:
         payload: Payload = req.payload
-        return self.offline_answers(req.model, payload.probes)
+        return self.sim.system.defense.postprocess(
+            self.responder.answers(req.model, payload.probes), req.flagged)
 
     def latency_ms(self, req: Request) -> float:
         return req.latency_ms
@@ -178,6 +187,8 @@ class AttackerAgent:
         self.cfg = cfg
         self.responder = responder
         self.ledger = Ledger()
+        self.sent: list[Request] = []
+        """Every request sent, in order (for the detection report)."""
         self.truth: list[tuple[int, Request]] = []
         """(the attacker's model, -1 for nobody known; the request): ``request.model`` is
         the model that really served, read at scoring time only."""
@@ -221,7 +232,9 @@ class AttackerAgent:
             self.ledger.inputs[payload.phase] += n_probe
         self.ledger.requests[payload.phase] += 1
         acc, lat = (100.0, 1e9) if spec is None else (spec.accuracy, spec.latency_ms)
-        return self.link.submit(acc, lat, payload, model, on_done)
+        req = self.link.submit(acc, lat, payload, model, on_done)
+        self.sent.append(req)
+        return req
 
     def query(self, spec: SpecConfig | None, probes: np.ndarray, model: int = -1,
               phase: str = "mapping") -> Generator[simpy.Event, Any, Observation]:

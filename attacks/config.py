@@ -151,7 +151,10 @@ class AttackerConfig(Strict):
     outputs: Literal["probabilities", "labels"] = "probabilities"
     surrogate: SurrogateConfig = SurrogateConfig()
     rate_rps: Annotated[float, Field(gt=0)] = 50.0
-    """Requests per second the attacker sends at most."""
+    """Requests per second the attacker sends at most (all its identities together)."""
+    identities: Annotated[int, Field(ge=1, le=10_000)] = 1
+    """Client identities (sybils) the attacker spreads its requests over, in turn, so that a
+    per-client detector sees each one send only every ``identities``-th request."""
     start_s: Annotated[float, Field(ge=0)] = 0.0
     """When the attacker starts (after benign load has built up)."""
     fingerprint: FingerprintConfig = FingerprintConfig()

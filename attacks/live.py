@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from attacks.agent import FINGERPRINT_PHASES, AttackerAgent, Extraction, Payload
+from attacks.agent import (
+    FINGERPRINT_PHASES,
+    AttackerAgent,
+    Extraction,
+    Payload,
+    identity_names,
+)
 from attacks.config import AttackerConfig, AttackScenario
 from attacks.inputs import shifted
 from attacks.report import AttackReport, LiveReport
@@ -59,8 +65,6 @@ if TYPE_CHECKING:
     import httpx
     import pandas as pd
 
-CLIENT_ID = "attacker"
-"""The ``X-Client-Id`` the attacker sends (its tenant name in the server's records)."""
 MAX_RETRIES = 30
 """429/503 answers retried per HTTP request before giving up."""
 RETRYABLE = (429, 503)
@@ -92,8 +96,11 @@ class HttpLink:
 
     def __init__(self, env: WallClockEnvironment, zoo: Zoo, client: httpx.AsyncClient,
                  pool_x: np.ndarray, responder: Responder, info: dict[str, Any],
-                 labels_only: bool, on_error: Callable[[BaseException], None]) -> None:
+                 labels_only: bool, on_error: Callable[[BaseException], None],
+                 identities: int = 1) -> None:
         self.env: simpy.Environment = env
+        self.identities = identity_names(identities)
+        """The ``X-Client-Id`` values it sends in turn (tenant names in the server's records)."""
         self.wall = env
         self.zoo = zoo
         self.client = client
@@ -114,7 +121,8 @@ class HttpLink:
     def submit(self, accuracy: float, latency_ms: float, payload: Payload, model: int,
                on_done: Callable[[Request], None]) -> Request:
         size = max(len(payload.extract) + len(payload.probes), 1)
-        req = Request(len(self.calls), 0, self.env.now, accuracy,
+        req = Request(len(self.calls), len(self.calls) % len(self.identities), self.env.now,
+                      accuracy,
                       min(latency_ms, self.max_latency_ms), payload=payload, size=size,
                       model=model)
         call = Call(req, payload.phase, len(payload.extract))
@@ -178,7 +186,8 @@ class HttpLink:
             self.http_requests += 1
             try:
                 r = await self.client.post("/v1/classify", json=body,
-                                           headers={CLIENT_HEADER: CLIENT_ID})
+                                           headers={CLIENT_HEADER:
+                                                    self.identities[call.req.tenant]})
             except httpx.HTTPError as e:
                 raise UserError(f"live server {self.client.base_url}: {call.phase} request "
                                 f"failed ({type(e).__name__}: {e})") from None
@@ -377,7 +386,7 @@ async def _attack(scenario: AttackScenario, url: str, info: dict[str, Any], zoo:
                 done.set_exception(e)
 
         link = HttpLink(env, zoo, client, victim.pool.x, victim.responder, info,
-                        cfg.outputs == "labels", fail)
+                        cfg.outputs == "labels", fail, cfg.identities)
         agent = AttackerAgent(link, cfg, victim.responder)
         ext = Extraction(agent, victim.pool_size, seeds.generator("attacker", "inputs"))
         strategy = STRATEGIES.build(cfg.strategy, Context(

@@ -173,6 +173,23 @@ class LiveReport(OutputModel):
     """429/503 answers retried after ``Retry-After``."""
 
 
+class DetectionReport(OutputModel):
+    """How a per-client detector (an admission defense; :mod:`defense.detect`) saw the
+    attacker's identities; present when the serving system has an admission defense."""
+
+    identities: int
+    """Client identities the attacker spread its requests over (``attacker.identities``)."""
+    flagged_identities: int
+    """Identities with at least one request flagged (or rejected) by admission."""
+    first_flag_request: int | None
+    """The attacker's request number (1-based, over all identities) first flagged; null if
+    none was."""
+    first_flag_inputs: int | None
+    """Inputs the attacker had sent up to and including that request."""
+    flagged_requests: float
+    """Share of the attacker's requests flagged or rejected."""
+
+
 class AttackReport(OutputModel):
     """attack.json (fields in file order; see the module docstring for conditional keys)."""
 
@@ -201,3 +218,6 @@ class AttackReport(OutputModel):
     attack."""
     live: LiveReport | None = None
     """The live run; present only in an attack on a live server."""
+    detection: DetectionReport | None = None
+    """What admission saw of the attacker; present when the scenario has an admission
+    defense."""

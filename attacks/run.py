@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from attacks.agent import AttackerAgent, Extraction, Ledger, SimLink
+from attacks.agent import AttackerAgent, Extraction, Ledger, SimLink, identity_names
 from attacks.config import AttackerConfig, AttackScenario, TargetRank
 from attacks.fingerprint import identification_accuracy
 from attacks.inputs import shifted as _shifted
 from attacks.report import (
     AttackReport,
+    DetectionReport,
     ExtractionReport,
     FingerprintReport,
     SurrogateReport,
@@ -37,6 +38,8 @@ from attacks.report import (
 )
 from attacks.responders import Responder, SyntheticResponder, TableResponder
 from attacks.strategies import STRATEGIES, Plan
+from defense import Admission
+from defense.chain import in_role
 from sim.errors import ConfigError, UserError
 from sim.plugins import Context
 from sim.request import Request
@@ -173,7 +176,8 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
     target, rank = resolve_target(cfg.target, sim.zoo)
     rng = sim.seeds.generator("attacker")
     victim = prepare_victim(scenario, len(sim.zoo), base_dir, rng)
-    agent = AttackerAgent(SimLink(sim, victim.responder), cfg, victim.responder)
+    agent = AttackerAgent(SimLink(sim, victim.responder, cfg.identities), cfg,
+                          victim.responder)
     ext = Extraction(agent, victim.pool_size, sim.seeds.generator("attacker", "inputs"))
     plan = Plan(target, rank)
     strategy = STRATEGIES.build(cfg.strategy, Context(
@@ -191,11 +195,12 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
         """The real answers, one batched forward pass per serving model, after the run."""
         assert victim.zoo is not None
         models = np.concatenate([np.full(len(r), req.model) for req, r in kept])
+        flagged = np.concatenate([np.full(len(r), req.flagged) for req, r in kept])
         out = victim.zoo.outputs_grouped(models, x)
-        return defense.postprocess(out)
+        return defense.postprocess_rows(out, flagged)
 
     report = attack_report(scenario, sim.zoo, plan, agent, ext, victim, answers)
-    report.benign = _benign_summary(result, sim)
+    report.benign = _benign_summary(result, sim, cfg.identities)
     return AttackResult(report, result)
 
 
@@ -258,7 +263,22 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
         outputs=cfg.outputs,
         verify=cfg.verify,
         seed=scenario.seed,
+        **({"detection": detection_report(agent.sent, cfg.identities)}
+           if in_role(scenario.defense, Admission) else {}),
     )
+
+
+def detection_report(sent: list[Request], identities: int) -> DetectionReport:
+    """attack.json's ``detection``: which of the attacker's identities admission flagged, and
+    after how many of its requests and inputs the first flag fell (the detection delay)."""
+    caught = [r.flagged or r.rejected for r in sent]
+    first = caught.index(True) if any(caught) else None
+    return DetectionReport(
+        identities=identities,
+        flagged_identities=len({r.tenant for r, c in zip(sent, caught, strict=True) if c}),
+        first_flag_request=None if first is None else first + 1,
+        first_flag_inputs=None if first is None else sum(r.size for r in sent[:first + 1]),
+        flagged_requests=round(sum(caught) / len(sent), 4) if sent else 0.0)
 
 
 def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Victim,
@@ -313,12 +333,13 @@ def _distinct(rows: np.ndarray) -> int:
     return len(np.unique(rows, axis=0))
 
 
-def _benign_summary(result: SimResult, sim: Simulation) -> Summary:
+def _benign_summary(result: SimResult, sim: Simulation, identities: int) -> Summary:
     """summary.json of the benign tenants alone (no Little's-law check: the engine's
     occupancy integral also counts the attacker's requests)."""
     df = result.records
-    benign = df[df["tenant"] != "attacker"].copy()
-    benign["tenant"] = benign["tenant"].cat.remove_categories(["attacker"])
+    attacker = identity_names(identities)
+    benign = df[~df["tenant"].isin(attacker)].copy()
+    benign["tenant"] = benign["tenant"].cat.remove_categories(attacker)
     s = sim.system
     return summarize(benign, warmup_s=sim.scenario.warmup_s, n_workers=len(s.workers),
                      seed=sim.scenario.seed, wall_time_s=result.summary["wall_time_s"],

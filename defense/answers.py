@@ -27,12 +27,14 @@ from sim.errors import UserError
 
 def answers_intact(models: np.ndarray, tenants: np.ndarray, profile: str,
                    base_dir: Path | None, defense: Callable[[int], DefenseStack],
-                   inputs: Callable[[int], np.random.Generator]) -> np.ndarray | None:
+                   inputs: Callable[[int], np.random.Generator],
+                  flagged: np.ndarray | None = None) -> np.ndarray | None:
     """Per request (served by ``models[i]``, from tenant ``tenants[i]``, rows in arrival
     order): whether its answer's top-1 survived the output defense. Each tenant draws its
     inputs from ``inputs(tenant)`` and its perturbations from ``defense(tenant)``, so a
     tenant's k-th request sees the same input and noise whatever the other tenants did (the
-    attacker's traffic differs between defenses; the benign tenants' must not).
+    attacker's traffic differs between defenses; the benign tenants' must not). ``flagged``
+    (per request) tells a ``flagged_only`` output defense which answers to perturb.
 
     None when the zoo has no weights to answer with."""
     from attacks.victim import VictimZoo
@@ -46,6 +48,8 @@ def answers_intact(models: np.ndarray, tenants: np.ndarray, profile: str,
     test = zoo.dataset().test
     models = np.asarray(models, dtype=np.int64)
     intact = np.ones(len(models), dtype=bool)
+    if flagged is None:
+        flagged = np.zeros(len(models), dtype=bool)
     for t in np.unique(tenants):
         rows = np.flatnonzero(tenants == t)
         served = models[rows] >= 0   # a request rejected by an admission defense got none
@@ -55,6 +59,6 @@ def answers_intact(models: np.ndarray, tenants: np.ndarray, profile: str,
             continue
         picked = inputs(int(t)).integers(len(test), size=len(rows))
         clean = zoo.outputs_grouped(models[rows], test.x[picked])
-        seen = defense(int(t)).postprocess(clean.copy())
+        seen = defense(int(t)).postprocess_rows(clean.copy(), flagged[rows])
         intact[rows] = seen.argmax(axis=1) == clean.argmax(axis=1)
     return intact

@@ -43,11 +43,23 @@ class Defense(ABC):
     """Base of every defense: its parameters, the zoo and its random stream."""
 
     Params: ClassVar[type[PluginParams]]
+    only_flagged: bool = False
+    """Acts on flagged requests only (set by :mod:`defense.flagged`)."""
 
     def __init__(self, params: PluginParams, ctx: Context) -> None:
         self.params = params
         self.zoo = ctx.zoo
         self.rng = ctx.rng()
+
+
+def leaves(members: list[Defense]) -> list[Defense]:
+    """The defenses that act, in order: containers (a chain, ``flagged_only``: anything with
+    ``members``) replaced by their members, recursively."""
+    out: list[Defense] = []
+    for d in members:
+        inner: list[Defense] | None = getattr(d, "members", None)
+        out.extend([d] if inner is None else leaves(inner))
+    return out
 
 
 DEFENSES: Registry[Defense] = Registry("defense", Defense)

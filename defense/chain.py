@@ -8,7 +8,7 @@ draws from its own child of the chain's stream.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import Field, field_validator
 
@@ -44,8 +44,25 @@ class Chain(Defense):
             for p, child in zip(params.defenses, children, strict=True)]
 
 
+def defense_block(value: Any) -> Any:
+    """A defense block in one form: a list is a stack (a chain; an empty one, no defense),
+    anything else as given (a scenario's ``defense``, ``flagged_only``'s, a study's grid)."""
+    if isinstance(value, list):
+        return {"type": "chain", "defenses": value} if value else {"type": "none"}
+    return value
+
+
+def in_role(params: PluginParams, role: type[Defense]) -> int:
+    """How many defenses of ``role`` (a :mod:`defense.base` role class) a block holds,
+    counting the members of containers (a chain's, ``flagged_only``'s)."""
+    if isinstance(params, Chain.Params):
+        return sum(in_role(m, role) for m in params.defenses)
+    inner = getattr(params, "defense", None)   # a container of one block (flagged_only)
+    if isinstance(inner, PluginParams):
+        return in_role(inner, role)
+    return int(issubclass(DEFENSES.get(params.type), role))
+
+
 def selectors(params: PluginParams) -> int:
     """How many selecting defenses a block holds (a chain counts its members')."""
-    if isinstance(params, Chain.Params):
-        return sum(selectors(m) for m in params.defenses)
-    return int(issubclass(DEFENSES.get(params.type), Selector))
+    return in_role(params, Selector)

@@ -19,8 +19,8 @@ from defense.base import (
     OutputPostprocessor,
     Selector,
     SpecPerturber,
+    leaves,
 )
-from defense.chain import Chain
 from sim.plugins import Context, PluginParams
 from sim.request import Request
 
@@ -29,7 +29,7 @@ class DefenseStack:
     """The defenses of one serving system, by role, in the order the scenario gives them."""
 
     def __init__(self, members: list[Defense]) -> None:
-        flat = _flatten(members)
+        flat = leaves(members)
         self.members = flat
         self.admission = [d for d in flat if isinstance(d, Admission)]
         self.perturbers = [d for d in flat if isinstance(d, SpecPerturber)]
@@ -44,38 +44,55 @@ class DefenseStack:
         self.changes_outputs = bool(self.postprocessors)
 
     def admit(self, req: Request) -> Decision:
-        """Every admission defense's decision, combined: reject > flag > admit. A flagged
-        request is marked ``req.flagged``."""
+        """Every admission defense's decision, in order, combined: reject > flag > admit. A
+        flag marks ``req.flagged`` at once, so the admission defenses after it (and every
+        later role) see it; a ``flagged_only`` member acts on flagged requests only."""
         decision = Decision.ADMIT
         for d in self.admission:
+            if d.only_flagged and not req.flagged:
+                continue
             verdict = d.admit(req)
             if verdict is Decision.REJECT:
                 return verdict
             if verdict is Decision.FLAG:
+                req.flagged = True
                 decision = verdict
-        if decision is Decision.FLAG:
-            req.flagged = True
         return decision
 
     def perturb(self, req: Request) -> None:
         """Every spec perturbation, in order."""
         for d in self.perturbers:
-            d.perturb(req)
+            if req.flagged or not d.only_flagged:
+                d.perturb(req)
 
-    def postprocess(self, probs: np.ndarray) -> np.ndarray:
-        """The answers a client receives: ``probs`` through every output post-processor."""
+    def select(self, req: Request) -> tuple[int, bool] | None:
+        """The selecting defense's choice, or None to leave it to the policy."""
+        d = self.selector
+        if d is None or (d.only_flagged and not req.flagged):
+            return None
+        return d.select(req)
+
+    def postprocess(self, probs: np.ndarray, flagged: bool = False) -> np.ndarray:
+        """The answers a client receives: ``probs`` through every output post-processor
+        (those inside ``flagged_only`` only when the request was ``flagged``)."""
         if not len(probs):
             return probs
         for d in self.postprocessors:
-            probs = d(probs)
+            if flagged or not d.only_flagged:
+                probs = d(probs)
         return probs
 
-
-def _flatten(members: list[Defense]) -> list[Defense]:
-    out: list[Defense] = []
-    for d in members:
-        out.extend(_flatten(d.members) if isinstance(d, Chain) else [d])
-    return out
+    def postprocess_rows(self, probs: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+        """:meth:`postprocess` of rows from several requests, ``flagged`` per row: the
+        unflagged rows in one pass, then the flagged ones (one pass when no post-processor
+        tells them apart, drawing noise exactly as :meth:`postprocess` does)."""
+        if not any(d.only_flagged for d in self.postprocessors):
+            return self.postprocess(probs)
+        out = np.array(probs, copy=True)
+        for rows, flag in ((~flagged, False), (flagged, True)):
+            if rows.any():
+                out[rows] = self.postprocess(probs[rows], flag)
+        return out
 
 
 def build_defenses(params: PluginParams, ctx: Context) -> DefenseStack:

@@ -101,23 +101,31 @@ class Study:
             for key, value in self.cfg.quick.set.items():
                 apply_override(self.base, f"{key}={json.dumps(value)}")
             self.cfg = self.cfg.quickened()
-        self.points = self._expand()
-        for p in self.points:   # validate every point before running any
-            self.scenario(p)
+        self.points = self._validated(self._expand())
 
     def narrowed(self, fixed: dict[str, Any], vary: dict[str, list[Any]],
                  seeds: list[int]) -> Study:
         """The same study (base scenario, quick overrides) on a sub-grid: ``fixed``
-        parameters at one value, ``vary`` over its values, with ``seeds``. How a cell selected
-        on the study's seeds is confirmed on fresh ones (experiments.claims)."""
+        parameters at one value, ``vary`` over its values, with ``seeds``; the study's
+        ``zip`` parameters that neither names still vary together. How a cell selected on the
+        study's seeds is confirmed on fresh ones (experiments.claims)."""
         new = copy.copy(self)
         grid = {k: [value] for k, value in fixed.items()} | vary
-        new.cfg = self.cfg.model_copy(update={"grid": grid, "zip": {}, "seeds": list(seeds),
-                                              "quick": None})
-        new.points = new._expand()
-        for p in new.points:
-            new.scenario(p)
+        zipped = {k: v for k, v in self.cfg.zip.items() if k not in grid}
+        new.cfg = self.cfg.model_copy(update={"grid": grid, "zip": zipped,
+                                              "seeds": list(seeds), "quick": None})
+        new.points = new._validated(new._expand())
         return new
+
+    def _validated(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every point validated before any runs; a varied ``defense`` recorded in the form
+        its scenario validated it to (a stack as a chain, at any depth), so the results hold
+        one type of value per column whatever shorthand the study file used."""
+        for p in points:
+            scenario = self.scenario(p)
+            if "defense" in p:
+                p["defense"] = scenario.defense.model_dump(mode="json", exclude_unset=True)
+        return points
 
     def _expand(self) -> list[dict[str, Any]]:
         cfg = self.cfg

@@ -150,7 +150,7 @@ class LiveServer:
         if isinstance(result, Exception):
             fut.set_exception(result)
             return
-        fut.set_result(Answer(req.id, self.system.defense.postprocess(result)))
+        fut.set_result(Answer(req.id, self.system.defense.postprocess(result, req.flagged)))
 
     # -- ground truth, for experiments ------------------------------------------------------------
     def records(self) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from defense import DEFENSES
+from defense.chain import defense_block
 from sim.cluster import Preload
 from sim.config_errors import describe_validation_error
 from sim.errors import ConfigError
@@ -136,9 +137,7 @@ class Scenario(Strict):
     @field_validator("defense", mode="before")
     @classmethod
     def _stack(cls, value: Any) -> Any:
-        if isinstance(value, list):   # a stack; an empty one is no defense
-            return {"type": "chain", "defenses": value} if value else {"type": "none"}
-        return value
+        return defense_block(value)
 
     @model_validator(mode="after")
     def _stops(self) -> Scenario:

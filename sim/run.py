@@ -133,8 +133,9 @@ class Simulation:
         def inputs(tenant: int) -> np.random.Generator:
             return self.seeds.generator("answers", names[tenant])
 
+        flagged = df["flagged"].to_numpy(dtype=bool) if "flagged" in df else None
         ok = answers_intact(df["model"].cat.codes.to_numpy(), df["tenant"].cat.codes.to_numpy(),
-                            sc.zoo.profile, self.base_dir, defense, inputs)
+                            sc.zoo.profile, self.base_dir, defense, inputs, flagged)
         if ok is None:
             return pd.Series(pd.NA, index=df.index, dtype="boolean")
         return pd.Series(ok, index=df.index, dtype="boolean")

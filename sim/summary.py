@@ -109,6 +109,9 @@ class SloSummary(OutputModel):
     rejected: int | None = None
     """Requests an admission defense turned away (they meet no SLO); present only when the
     scenario has an admission defense."""
+    flagged: int | None = None
+    """Requests an admission defense flagged (served, marked for the defenses that act on
+    flagged clients only; :mod:`defense.flagged`); present with an admission defense."""
     latency_ms: LatencyStats
     """End-to-end latency, arrival to answer (ms), of the requests served (not rejected)."""
     wait_ms: WaitStats
@@ -184,6 +187,7 @@ def slo_summary(df: pd.DataFrame, window_s: float) -> SloSummary:
     if "rejected" in df:  # records of a run with an admission defense
         rejected = df["rejected"].to_numpy(dtype=bool)
         admission["rejected"] = int(rejected.sum())
+        admission["flagged"] = int(df["flagged"].to_numpy(dtype=bool).sum())
     return SloSummary(
         requests=n,
         completed=int((df["finish_s"] >= 0).sum()),

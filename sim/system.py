@@ -135,8 +135,7 @@ class ServingSystem:
         if m < 0:
             if defense.changes_spec:
                 defense.perturb(req)
-            selector = defense.selector
-            choice = None if selector is None else selector.select(req)
+            choice = defense.select(req)
             if choice is None:
                 choice = self.policy.select(req, self, now)
             m, req.feasible = choice

@@ -47,6 +47,32 @@ def test_grid_zip_and_seeds_expand(tmp_path: Path) -> None:
         {(1, 1), (2, 2), (3, 4)}
 
 
+def test_narrowed_keeps_the_zip_it_does_not_name(tmp_path: Path) -> None:
+    path = write_study(tmp_path, zip={"cluster.workers": [1, 2], "cluster.max_batch": [1, 4]})
+    sub = Study(path).narrowed({}, {"tenants.0.arrivals.rate_rps": [500]}, [9])
+    assert {(p["cluster.workers"], p["cluster.max_batch"]) for p in sub.points} == \
+        {(1, 1), (2, 4)}
+    fixed = Study(path).narrowed({"cluster.workers": 2, "cluster.max_batch": 4},
+                                 {"policy.type": ["pareto"]}, [9])
+    assert len(fixed.points) == 1 and fixed.points[0]["seed"] == 9
+
+
+def test_defense_stacks_in_a_grid_are_recorded_in_one_form(tmp_path: Path) -> None:
+    """A list (a stack) beside single blocks, at any depth, gathers into one results table."""
+    path = write_study(tmp_path, requests=300, seeds=[1], grid={"defense": [
+        {"type": "none"},
+        [{"type": "detect"}, {"type": "flagged_only", "defense": [
+            {"type": "gaussian", "accuracy_sd": 1}, {"type": "top1"}]}]]})
+    stack = Study(path).points[1]["defense"]
+    assert stack == {"type": "chain", "defenses": [
+        {"type": "detect"}, {"type": "flagged_only", "defense": {"type": "chain", "defenses": [
+            {"type": "gaussian", "accuracy_sd": 1.0}, {"type": "top1"}]}}]}
+    res = CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "o" / "results.parquet")
+    assert list(df["flagged"].fillna(-1)) == [-1, 0]
+
+
 def test_sweep_writes_one_row_per_point(tmp_path: Path) -> None:
     path = write_study(tmp_path)
     res = CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / "o"),
