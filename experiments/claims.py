@@ -2,11 +2,12 @@
 
 The rules are :mod:`experiments.verdicts`; this module computes their inputs from the results.
 Where a claim is about the best (C2, "up to") or the worst (C1) cell of a grid, or about the
-largest affordable noise (C4), the cell is *selected* on the study's seeds and *confirmed* on
-fresh seeds (``confirm``), and the verdict reads the fresh seeds only, so the selection cannot
-flatter it. Every number in the text is computed here. Cells that could not be scored are
-listed as missing; attacks that spent their whole budget fingerprinting keep no answer and are
-scored with their untrained surrogate (what they hold), and listed as such.
+defense configuration nearest the frontier rule (C4), the cell is *selected* on the study's
+seeds and *confirmed* on fresh seeds (``confirm``), and the verdict reads the fresh seeds only,
+so the selection cannot flatter it. Every number in the text is computed here. Cells that
+could not be scored are listed as missing; attacks that spent their whole budget
+fingerprinting keep no answer and are scored with their untrained surrogate (what they hold),
+and listed as such.
 """
 
 from __future__ import annotations
@@ -314,95 +315,60 @@ def _missing_noise(df: pd.DataFrame, metrics: tuple[str, ...]) -> list[str]:
     return out
 
 
-@dataclass
-class _Level:
-    """One noise level of the C4 scenario, on the study's seeds."""
-
-    sd: float
-    goodput: Interval
-    accuracy_slo: Interval
-    fidelity_change: Interval
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"sd": self.sd, "goodput": self.goodput.as_dict(),
-                "accuracy_slo_met": self.accuracy_slo.as_dict(),
-                "fidelity_change": self.fidelity_change.as_dict(),
-                "affordable": v.c4_affordable(self.goodput)}
-
-
 def _noise_out_of_budget(df: pd.DataFrame) -> list[str]:
     return [x for sd in sorted(float(s) for s in df["sd"].unique())
             for x in _out_of_budget(df[df["sd"] == sd], f"noise sd {sd:g}")]
 
 
 def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
-    """Protection at goodput >= 0.80 in one scenario: the largest noise level whose benign
-    goodput stays >= 0.80 (selected on the study's seeds), confirmed on fresh seeds."""
-    paper = _paper_attacker(df)
+    """Protection at goodput >= 0.80, on the frontier (:mod:`experiments.frontier`; issue 15's
+    rule, :func:`~experiments.verdicts.c4_frontier_holds`): one configuration that at every
+    load keeps relative benign goodput >= 0.80 while the paper attacker's aim is <= 0.5 and the
+    adaptive attacker needs >= 2x the inputs, intervals included. The configuration is
+    selected on the study's seeds (among those that hold, else among all, the one whose worst
+    bound comes nearest its threshold) and confirmed on fresh seeds at every load, where the
+    verdict is read."""
+    from experiments.frontier import LOAD, NONE, by_defense, frontier_rows, label
+
     claim, figure = ("protection trades off against goodput, configurably",
                      f"goodput > {v.C4_GOODPUT:.0%} at significant protection")
+    groups = by_defense(frontier_rows(df))
+    options = {d: [r.cell for r in g] for d, g in groups.items() if d != NONE}
+    holding = [d for d, cells in options.items() if v.c4_frontier_holds(cells)]
+    chosen = max(holding or list(options), key=lambda d: v.c4_closeness(options[d]))
+    blocks = {label(b): _plain(b) for b in df["param.defense"]}
+    loads = sorted(float(x) for x in df[LOAD].unique())
+    conf = confirm("C4", study, {}, {"defense": [blocks[NONE], blocks[chosen]],
+                                     LOAD.removeprefix("param."): loads})
+    fresh = by_defense(frontier_rows(conf))[chosen]
+    holds = v.c4_frontier_holds([r.cell for r in fresh])
 
-    def at(sd: float, metric: str) -> Interval:
-        return Interval.of(paper[paper["sd"] == sd][metric].to_numpy(float))
+    def at(r: Any) -> str:
+        c = r.cell
+        return (f"at {r.load:g} req/s goodput {c.goodput.text(3, sign=False)}, aim "
+                f"{c.aim.text(2, sign=False)}, fidelity change {r.fidelity_change.text()}, "
+                f"multiplier {c.multiplier.text(2, sign=False)}x")
 
-    levels = [_Level(sd, at(sd, "benign.goodput"), at(sd, "benign.slo_attainment.accuracy"),
-                     _noise_change(paper, sd, FID))
-              for sd in sorted(float(s) for s in paper["sd"].unique())]
-    clean = levels[0]
-    options = [lv for lv in levels if lv.sd > 0 and v.c4_affordable(lv.goodput)]
-    scenario = f"{study}: benign goodput and the paper attacker's surrogate in the same runs"
-    figures: dict[str, Any] = {"levels": [lv.as_dict() for lv in levels]}
-    missing = _missing_noise(paper, (FID,))
-    short = _noise_out_of_budget(paper)
-    if not options:
-        least = levels[1] if len(levels) > 1 else clean
-        return Verdict(
-            "C4", claim, figure, False, "",
-            f"no noise level keeps benign goodput >= {v.C4_GOODPUT:.2f} with its interval "
-            f"(seeds {_seeds(paper)}; without noise {clean.goodput.text(3, sign=False)}, at sd "
-            f"{least.sd:g} {least.goodput.text(3, sign=False)}).",
-            f"At sd {least.sd:g} the share of benign requests served by an accurate enough "
-            f"model is {least.accuracy_slo.text(3, sign=False)} "
-            f"({clean.accuracy_slo.text(3, sign=False)} without noise).", scenario, figures,
-            missing, short)
-    chosen = max(options, key=lambda lv: lv.sd)
-    sd = chosen.sd
-    row = paper[paper["sd"] == sd].iloc[0]
-    base = paper[paper["sd"] == 0].iloc[0]
-    fixed = _params(row, _cells(paper, ("param.defense",)))
-    conf = _with_sd(confirm("C4", study, fixed, {"defense": [_plain(base["param.defense"]),
-                                                             _plain(row["param.defense"])]}))
-    good = Interval.of(conf[conf["sd"] == sd]["benign.goodput"].to_numpy(float))
-    good0 = Interval.of(conf[conf["sd"] == 0]["benign.goodput"].to_numpy(float))
-    fid = _noise_change(conf, sd, FID)
-    aim = _noise_change(conf, sd, CONS)
-    holds = v.c4_level(good, fid)
-    ours = (f"largest noise keeping goodput >= {v.C4_GOODPUT:.2f} on seeds {_seeds(paper)}: sd "
-            f"{sd:g} (goodput {chosen.goodput.text(3, sign=False)}); on fresh seeds "
-            f"{_seeds(conf)} its goodput is {good.text(3, sign=False)} "
-            f"({good0.text(3, sign=False)} without noise) and the attack's fidelity changes "
-            f"by {fid.text()} points (share of its queries reaching the target: {aim.text()}).")
-    why = ("At that noise the attack's surrogate loses fidelity significantly." if holds else
-           (f"Goodput on fresh seeds falls short of {v.C4_GOODPUT:.2f}." if not
-            v.c4_affordable(good) else
-            "At the noise goodput can afford, the attack's surrogate does not lose fidelity "
-            "significantly (its queries reaching the target: "
-            + ("significantly fewer" if v.significant_drop(aim) else "not significantly "
-               "fewer") + ")."))
-    figures.update({"selected_sd": sd, "confirmed": {
-        "goodput": good.as_dict(), "goodput_without_noise": good0.as_dict(),
-        "fidelity_change": fid.as_dict(), "aim_change": aim.as_dict(),
-        "seeds": sorted(int(s) for s in conf[SEED].unique())}})
-    return Verdict("C4", claim, figure, holds, "", ours, why, scenario, figures, missing,
-                   _noise_out_of_budget(conf) if "fingerprint.complete" in conf else short)
-
-
-def _with_sd(df: pd.DataFrame) -> pd.DataFrame:
-    from experiments.defense_report import noise
-
-    df = df.copy()
-    df["sd"] = df["param.defense"].map(noise)
-    return df
+    ours = (f"{len(holding)} of {len(options)} defense configurations meet the rule at every "
+            f"load on seeds {_seeds(df)}; " + (f"selected {chosen}" if holding else
+                                                f"none does; closest: {chosen}")
+            + f". On fresh seeds {_seeds(conf)}: " + "; ".join(at(r) for r in fresh) + ".")
+    if holds:
+        why = ("It keeps benign goodput and stops the paper's attacker aiming at the target "
+               "while doubling what the adaptive attacker must send, at every load.")
+    else:
+        misses = [f"at {r.load:g} req/s: {', '.join(v.c4_shortfalls(r.cell))}" for r in fresh
+                  if v.c4_shortfalls(r.cell)]
+        why = (("No configuration meets the rule on the study's seeds. " if not holding else
+                "The selected configuration does not hold on fresh seeds. ")
+               + f"{chosen} misses " + "; ".join(misses) + ".")
+    figures = {"frontier": [r.as_dict() for g in groups.values() for r in g],
+               "holding": holding, "selected": chosen,
+               "confirmed": [r.as_dict() for r in fresh],
+               "seeds": sorted(int(s) for s in conf[SEED].unique())}
+    scenario = (f"{study}: every defense at {', '.join(f'{x:g}' for x in loads)} benign req/s, "
+                "the paper's and the adaptive attacker in the same scenario")
+    return Verdict("C4", claim, figure, holds, "", ours, why, scenario, figures)
 
 
 def claims_markdown(claims: list[Verdict]) -> str:

@@ -4,6 +4,7 @@
     python -m experiments.defense_report attack   out/defense_attack_1d
     python -m experiments.defense_report frontier out/defense_frontier
     python -m experiments.defense_report whatif   out/whatif
+    python -m experiments.defense_report c4       out/defense_frontier_c4
 each writes ``report.md`` (and a figure) beside ``results.parquet``.
 """
 
@@ -18,19 +19,11 @@ import numpy as np
 import pandas as pd
 
 from experiments.analysis import markdown, mean_ci, read_results, report_main, table
+from experiments.frontier import label
 
 DEF = "param.defense"
 GOODPUT = "benign.goodput_answers"
 """The frontier's goodput: it also loses the benign answers an output defense changes."""
-
-
-def label(d: Any) -> str:
-    """``gaussian(accuracy_sd=2)`` for a defense block (a dict, possibly with null fields)."""
-    if not isinstance(d, dict):
-        return str(d)
-    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in d.items() if k != "type" and v is not None)
-    return f"{d['type']}({args})" if args else str(d["type"])
 
 
 def noise(d: Any) -> float:
@@ -182,6 +175,78 @@ def _plot_frontier(t: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def c4(out_dir: Path) -> str:
+    """The C4 frontier (:mod:`experiments.frontier`): every configuration at both loads, what
+    keeps each from C4, and the figure."""
+    from experiments import verdicts as v
+    from experiments.frontier import by_defense, frontier_rows
+
+    rows = frontier_rows(read_results(out_dir, ["param.seed"], "the C4 frontier study"))
+    table_rows = []
+    for r in rows:
+        c = r.cell
+        short = v.c4_shortfalls(c)
+        table_rows.append({
+            "defense": r.defense, "load (req/s)": f"{r.load:g}",
+            "goodput (relative)": c.goodput.text(3, sign=False),
+            "aim": c.aim.text(2, sign=False),
+            "fidelity change": r.fidelity_change.text(2),
+            "accuracy change": r.accuracy_change.text(2),
+            "multiplier": c.multiplier.text(2, sign=False) + "x"
+            + (f" ({r.unfinished} unfinished)" if r.unfinished else ""),
+            "C4 here": "yes" if not short else "; ".join(short)})
+    groups = by_defense(rows)
+    holding = [d for d, g in groups.items() if v.c4_frontier_holds([r.cell for r in g])]
+    closest = max(groups, key=lambda d: v.c4_closeness([r.cell for r in groups[d]]))
+    verdict = (f"C4 holds at every load for: {', '.join(holding)}." if holding else
+               f"C4 holds for no configuration; closest: {closest} (the worst of its bounds "
+               f"over loads and criteria is {v.c4_closeness([r.cell for r in groups[closest]]):.2f}"
+               " of its threshold).")
+    text = ("## The C4 frontier: mean ± 95 % t-interval over seeds; goodput relative to the "
+            "undefended run of the same seed and load; aim, fidelity and accuracy change: the "
+            "paper's attacker at equal total budget; multiplier: the adaptive attacker's inputs "
+            "over its undefended run's\n\n"
+            + markdown(pd.DataFrame(table_rows)) + f"\n\n{verdict}\n")
+    (out_dir / "report.md").write_text(text)
+    _plot_c4(rows, out_dir / "frontier_c4.png")
+    return text
+
+
+def _plot_c4(rows: list[Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from experiments import verdicts as v
+
+    loads = sorted({r.load for r in rows})
+    fig, axes = plt.subplots(2, len(loads), figsize=(6 * len(loads), 8.5), squeeze=False)
+    for j, load in enumerate(loads):
+        at = [r for r in rows if r.load == load]
+        for i, (figure, name, line) in enumerate((
+                ("aim", "paper attacker's aim (share on target)", v.C4_AIM),
+                ("multiplier", "adaptive attacker's query multiplier", v.C4_MULTIPLIER))):
+            ax = axes[i][j]
+            for r in at:
+                y, x = getattr(r.cell, figure), r.cell.goodput
+                ax.errorbar(x.mean, y.mean, xerr=x.half, yerr=y.half, fmt="o", ms=4,
+                            capsize=2, lw=1)
+                ax.annotate(r.defense, (x.mean, y.mean), fontsize=5.5, xytext=(3, 3),
+                            textcoords="offset points")
+            ax.axvline(v.C4_GOODPUT, color="grey", ls="--", lw=1)
+            ax.axhline(line, color="grey", ls="--", lw=1)
+            if i == 1:
+                ax.set_yscale("log")
+            ax.set(xlabel="benign goodput (relative to undefended)", ylabel=name,
+                   title=f"{load:g} benign req/s")
+    fig.suptitle("C4 frontier: every defense, 95 % CI over seeds (C4 region: right of the "
+                 "dashed line, below it on aim, above it on multiplier)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def whatif(out_dir: Path) -> str:
     """Heatmaps of benign goodput and attack fidelity over noise level x load scale."""
     import matplotlib
@@ -217,14 +282,15 @@ def _run(args: list[str]) -> str:
 
     kinds: dict[str, Callable[[list[Path]], str]] = {
         "goodput": goodput, "attack": lambda d: attack(d[0]),
-        "frontier": lambda d: frontier(d[0]), "whatif": lambda d: whatif(d[0])}
+        "frontier": lambda d: frontier(d[0]), "whatif": lambda d: whatif(d[0]),
+        "c4": lambda d: c4(d[0])}
     kind, *paths = args
     if kind not in kinds or not paths:
         raise UserError(f"usage: {USAGE}")
     return str(kinds[kind]([Path(p) for p in paths]))
 
 
-USAGE = "python -m experiments.defense_report goodput|attack|frontier|whatif SWEEP_DIR..."
+USAGE = "python -m experiments.defense_report goodput|attack|frontier|whatif|c4 SWEEP_DIR..."
 
 if __name__ == "__main__":
     sys.exit(report_main(USAGE, _run, sys.argv[1:]))

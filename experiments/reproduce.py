@@ -16,7 +16,7 @@ from sim.output import atomic_write, write_json
 
 HERE = Path(__file__).resolve().parent
 STUDIES = ["attack_budget_1d", "attack_budget", "attack_budget_regime", "defense_attack",
-           "defense_attack_regime", "defense_goodput", "defense_frontier_mnist5k"]
+           "defense_attack_regime", "defense_goodput", "defense_frontier_c4"]
 ATTACK_STUDIES = ["attack_budget_1d", "attack_budget", "attack_budget_regime"]
 """The C1/C2 studies; ``attack_budget_regime`` is the paper's regime (a zoo whose front models
 disagree, an oracle surrogate >= 90 % faithful): docs/results/claims.md."""
@@ -64,7 +64,8 @@ def reproduce(out: Path, *, quick: bool, backend: Literal["local", "dask"] = "lo
     regime = defense_report.load(out / "defense_attack_regime")
     claims = [c1(frames, confirm), c2(frames, confirm), c3(regime, "defense_attack_regime"),
               c3(noise, "defense_attack", claim_id="C3-mnist5k"),
-              c4(noise, "defense_attack", confirm)]
+              c4(defense_report.load(out / "defense_frontier_c4"), "defense_frontier_c4",
+                 confirm)]
     return _write(out, claims, figures, quick, walls, time.perf_counter() - started)
 
 
@@ -78,8 +79,8 @@ def _figures(out: Path, attack_report: Any, defense_report: Any) -> Path:
     defense_report.attack(out / "defense_attack_regime")
     defense_report.goodput([out / "defense_goodput"])
     (out / "defense_goodput" / "goodput_vs_noise.png").replace(figures / "goodput_vs_noise.png")
-    defense_report.frontier(out / "defense_frontier_mnist5k")
-    (out / "defense_frontier_mnist5k" / "frontier.png").replace(figures / "frontier.png")
+    defense_report.c4(out / "defense_frontier_c4")
+    (out / "defense_frontier_c4" / "frontier_c4.png").replace(figures / "frontier_c4.png")
     _noise_figure(out / "defense_attack", figures / "attack_vs_noise.png")
     _noise_figure(out / "defense_attack_regime", figures / "attack_vs_noise_regime.png")
     _zoo_figure(figures / "zoo_mnist5k.png")

@@ -14,9 +14,10 @@ claim holds only when the whole interval says so:
   its interval above 0 on accuracy *and* on fidelity.
 - **C3** (spec noise thwarts fingerprinting; medium target): the change of accuracy *and* of
   fidelity under noise is negative with its interval below 0.
-- **C4** (protection at goodput > 80 %): in one scenario, a noise level whose benign goodput
-  interval lies at or above 0.80 while its fidelity drop is significant (C3's rule on
-  fidelity).
+- **C4** (protection at goodput > 80 %): in one scenario, one defense configuration that at
+  every load keeps relative benign goodput at or above 0.80 while the paper's attacker reaches
+  the target with at most half its extraction queries and the adaptive attacker needs at least
+  twice the inputs (:func:`c4_frontier_holds`, intervals included).
 Beside the boolean, each verdict grades its size against the paper's figure: "as large" when
 the mean reaches the paper's figure, "smaller" when the effect is significant but its mean
 stays short of it.
@@ -118,17 +119,6 @@ def strength(x: Interval, paper: float) -> str:
         return "none"
     reaches = x.mean >= paper if paper > 0 else x.mean <= paper
     return "as large" if reaches else "smaller"
-
-
-def c4_level(goodput: Interval, fidelity_change: Interval) -> bool:
-    """C4 at one noise level: goodput >= 0.80 (interval included) and a significant drop."""
-    return goodput.known and goodput.lo >= C4_GOODPUT and significant_drop(fidelity_change)
-
-
-def c4_affordable(goodput: Interval) -> bool:
-    """A noise level whose goodput stays >= 0.80 (interval included): the candidates C4 picks
-    from (the largest of them is the one confirmed)."""
-    return goodput.known and goodput.lo >= C4_GOODPUT
 
 
 C4_AIM = 0.5

@@ -37,8 +37,13 @@ TINY = {
                                              {"type": "gaussian", "accuracy_sd": 1}],
                                  "tenants.0.arrivals.rate_rps": [2000]},
                         "set": {"requests": 2000}},
-    "defense_frontier_mnist5k": {"grid": {"defense": [{"type": "none"}, {"type": "top1"}]},
-                                 "set": {"attacker.budget": 60, **CHEAP}},
+    "defense_frontier_c4": {"grid": {"defense": [{"type": "none"}, {"type": "top1"}],
+                                     "tenants.0.arrivals.rate_rps": [500, 1000]},
+                            "zip": {"attacker.budget": [60, 30],
+                                    "attacker.budget_counts": ["extraction", "kept"],
+                                    "attacker.fingerprint.sample_requests": [0, 0],
+                                    "attacker.fingerprint.repeats": [1, 1]},
+                            "set": CHEAP},
 }
 
 
@@ -62,6 +67,10 @@ def test_reproduce_runs_every_study_and_writes_claims(tmp_path: Path) -> None:
     assert [c["id"] for c in verdicts] == ["C1", "C2", "C3", "C3-mnist5k", "C4"]
     for c in verdicts:
         assert isinstance(c["holds"], bool) and c["scenario"] and c["figures"]
+    # the configuration nearest C4 was re-run on fresh seeds, at both loads, both attackers
+    fresh = pd.read_parquet(out / "confirm" / "C4" / "results.parquet")
+    assert len(fresh) == 2 * 2 * 2 * 2 and set(fresh["param.seed"]) == {1001, 1002}
+    assert verdicts[4]["figures"]["selected"] == "top1"
     # the worst (C1) and best (C2) cells were re-run on fresh seeds
     for claim in ("C1", "C2"):
         fresh = pd.read_parquet(out / "confirm" / claim / "results.parquet")
@@ -70,7 +79,7 @@ def test_reproduce_runs_every_study_and_writes_claims(tmp_path: Path) -> None:
         assert verdicts[int(claim[1]) - 1]["figures"]["confirmed"]["seeds"] == [1001, 1002]
     figures = {p.name for p in (out / "figures").glob("*.png")}
     assert figures >= {"attack_budget_1d.png", "attack_budget.png", "attack_budget_regime.png",
-                       "goodput_vs_noise.png", "frontier.png", "attack_vs_noise.png",
+                       "goodput_vs_noise.png", "frontier_c4.png", "attack_vs_noise.png",
                        "attack_vs_noise_regime.png", "zoo_mnist5k.png"}
     for name in STUDIES:
         assert (out / name / "results.parquet").is_file()

@@ -71,16 +71,6 @@ def test_strength_against_the_papers_figure(x: Interval, paper: float, grade: st
     assert verdicts.strength(x, paper) == grade
 
 
-@pytest.mark.parametrize(("goodput", "fid", "holds"), [
-    (iv(0.85, 0.02), iv(-2.0, 1.0), True),
-    (iv(0.81, 0.02), iv(-2.0, 1.0), False),      # goodput's interval dips below 0.80
-    (iv(0.85, 0.02), iv(-0.5, 1.0), False),      # protection not significant
-])
-def test_c4_needs_goodput_and_protection_at_one_level(goodput: Interval, fid: Interval,
-                                                     holds: bool) -> None:
-    assert verdicts.c4_level(goodput, fid) is holds
-
-
 # -- the claims from synthetic results -------------------------------------------------------
 def attack_frame(gaps: dict[str, dict[str, float]], other: str) -> pd.DataFrame:
     """Results of an attack study with two cells (targets a and b); ``gaps[target]`` gives
@@ -184,23 +174,6 @@ def test_c3_reads_the_largest_noise_level(drop: float, aim: float, holds: bool,
     assert verdict.figures["adaptive_query_factor"]["mean"] == pytest.approx(5.0)
 
 
-@pytest.mark.parametrize(("goodput", "drop", "holds"), [
-    (0.85, 3.0, True), (0.85, 0.0, False), (0.7, 3.0, False)])
-def test_c4_confirms_the_largest_affordable_noise(goodput: float, drop: float,
-                                                  holds: bool) -> None:
-    noisy = {**CLEAN, "goodput": goodput, "fidelity": 95.0 - drop}
-    df = noise_frame({0.0: CLEAN, 1.0: noisy, 4.0: {**CLEAN, "goodput": 0.5}})
-    confirm = Recorder(df[df["sd"].isin([0.0, 1.0])].drop(columns="sd"))
-    verdict = claims.c4(df, "defense_attack", confirm)
-    assert verdict.holds is holds
-    if goodput >= 0.8:
-        (_, _, fixed, vary), = confirm.asked
-        assert vary["defense"][1] == {"type": "gaussian", "accuracy_sd": 1.0}
-        assert fixed["attacker.verify"] is False and "seed" not in fixed
-    else:   # nothing affordable: no confirmation run, and the text says why
-        assert not confirm.asked and "no noise level" in verdict.ours
-
-
 def test_missing_cells_are_reported() -> None:
     df = attack_frame({"a": {"accuracy": 0.1, "fidelity": 0.1}}, "oracle")
     df.loc[(df["param.attacker.strategy"] == "fingerprint") & (df["param.seed"] == 2),
@@ -275,3 +248,95 @@ def test_c4_frontier_needs_every_load_and_names_the_closest() -> None:
     far = cell(goodput=iv(0.5, 0.05))
     assert verdicts.c4_closeness([GOOD, near]) > verdicts.c4_closeness([GOOD, far])
     assert verdicts.c4_closeness([GOOD]) >= 1.0 > verdicts.c4_closeness([near])
+
+
+# -- C4 from a frontier study (experiments.frontier, claims.c4) ---------------------------------
+NONE_BLOCK = {"type": "none"}
+STRONG = {"type": "one_sided", "accuracy_sd": 4.0}
+WEAK = {"type": "top1"}
+CLEAN_RUN = {"goodput": 0.9, "aim": 1.0, "fidelity": 95.0, "sent": 1500.0}
+
+
+def frontier_frame(cells: dict[str, dict[float, dict[str, float]]]) -> pd.DataFrame:
+    """A frontier study's results: per configuration (by label) and load, the figures of the
+    paper attacker's run (goodput, aim, fidelity) and the adaptive one's inputs sent."""
+    blocks = {"none": NONE_BLOCK, "one_sided(accuracy_sd=4)": STRONG, "top1": WEAK}
+    rows = []
+    for name, by_load in cells.items():
+        for load, m in by_load.items():
+            for seed, j in zip(SEEDS, (-1.0, 0.0, 1.0), strict=True):
+                for verify in (False, True):
+                    rows.append({
+                        "param.defense": blocks[name], "param.seed": seed,
+                        "param.tenants.0.arrivals.rate_rps": load,
+                        "param.attacker.verify": verify,
+                        "param.attacker.budget": 1500 if verify else 3000,
+                        "benign.goodput_answers": m["goodput"] * (1 + j / 100),
+                        "fingerprint.trigger_consistency": m["aim"],
+                        "surrogate.fidelity": m["fidelity"] + j,
+                        "surrogate.accuracy": m["fidelity"] - 5 + j,
+                        "queries.total": m["sent"] * (1 + j / 50) if verify else 3000.0,
+                        "extraction.kept_inputs": 1500 if verify else 2800})
+    return pd.DataFrame(rows)
+
+
+def strong_at(goodput: float, aim: float, sent: float) -> dict[str, float]:
+    return {"goodput": goodput * 0.9, "aim": aim, "fidelity": 90.0, "sent": sent}
+
+
+def two_loads(run: dict[str, float]) -> dict[float, dict[str, float]]:
+    return {2000.0: run, 8000.0: run}
+
+
+def test_frontier_rows_pair_runs_by_seed_and_score_a_mapping_only_attack_as_aim_0() -> None:
+    from experiments.frontier import frontier_rows
+
+    df = frontier_frame({"none": two_loads(CLEAN_RUN),
+                         "one_sided(accuracy_sd=4)": two_loads(strong_at(0.9, 0.3, 4500.0))})
+    mapping_only = (df["param.defense"].map(str) == str(STRONG)) & ~df["param.attacker.verify"]
+    df.loc[mapping_only & (df["param.seed"] == 1), "fingerprint.trigger_consistency"] = np.nan
+    df.loc[(df["param.defense"].map(str) == str(STRONG)) & df["param.attacker.verify"]
+           & (df["param.seed"] == 3), "extraction.kept_inputs"] = 1200
+    rows = {(r.defense, r.load): r for r in frontier_rows(df)}
+    r = rows[("one_sided(accuracy_sd=4)", 2000.0)]
+    assert r.cell.goodput.mean == pytest.approx(0.9)
+    assert r.cell.aim.mean == pytest.approx(0.2)             # (0 + 0.3 + 0.3) / 3
+    assert r.cell.multiplier.mean == pytest.approx(3.0)
+    assert r.fidelity_change.mean == pytest.approx(-5.0)
+    assert r.unfinished == 1 and r.runs == 3
+
+
+@pytest.mark.parametrize(("fresh", "holds"), [
+    (strong_at(0.9, 0.3, 4500.0), True),
+    (strong_at(0.75, 0.3, 4500.0), False),    # goodput falls below 0.80 on fresh seeds
+    (strong_at(0.9, 0.6, 4500.0), False),     # the paper attacker reaches the target
+    (strong_at(0.9, 0.3, 2500.0), False),     # the adaptive attacker pays less than 2x
+])
+def test_c4_selects_a_holding_configuration_and_reads_fresh_seeds(
+        fresh: dict[str, float], holds: bool) -> None:
+    study = frontier_frame({"none": two_loads(CLEAN_RUN),
+                            "one_sided(accuracy_sd=4)": two_loads(strong_at(0.9, 0.3, 4500.0)),
+                            "top1": two_loads({**CLEAN_RUN, "sent": 1600.0})})
+    confirm = Recorder(frontier_frame({"none": two_loads(CLEAN_RUN),
+                                       "one_sided(accuracy_sd=4)": two_loads(fresh)}))
+    verdict = claims.c4(study, "frontier", confirm)
+    (_, _, fixed, vary), = confirm.asked
+    assert fixed == {} and vary["defense"] == [NONE_BLOCK, STRONG]
+    assert vary["tenants.0.arrivals.rate_rps"] == [2000.0, 8000.0]
+    assert verdict.figures["holding"] == ["one_sided(accuracy_sd=4)"]
+    assert verdict.holds is holds
+    assert ("1 of 2 defense configurations meet the rule" in verdict.ours)
+    if not holds:
+        assert "does not hold on fresh seeds" in verdict.why
+
+
+def test_c4_without_a_holding_configuration_names_the_closest() -> None:
+    study = frontier_frame({"none": two_loads(CLEAN_RUN),
+                            "one_sided(accuracy_sd=4)": {2000.0: strong_at(0.9, 0.3, 4500.0),
+                                                         8000.0: strong_at(0.5, 0.3, 4500.0)},
+                            "top1": two_loads({**CLEAN_RUN, "sent": 1600.0})})
+    confirm = Recorder(study)
+    verdict = claims.c4(study, "frontier", confirm)
+    assert not verdict.holds and verdict.figures["holding"] == []
+    assert "none does; closest: one_sided(accuracy_sd=4)" in verdict.ours
+    assert "No configuration meets the rule" in verdict.why and "8000 req/s" in verdict.why

@@ -1,0 +1,115 @@
+"""The C4 frontier (issue 15): every defense configuration of one scenario at each load, with the
+three figures the C4 rule reads (:class:`~experiments.verdicts.FrontierCell`) and the
+surrogate's change at equal budget beside them.
+
+From a study that runs each defense against both attackers (``attacker.verify`` false: the
+paper's; true: the adaptive one), per configuration and load, over seeds:
+
+- goodput: the paper attacker's run's benign ``goodput_answers`` over the undefended run's of
+  the same seed and load (the same benign arrivals: common random numbers);
+- aim: the share of the paper attacker's extraction queries that the target served; an attack
+  that spent its whole budget mapping sent none and scores 0;
+- fidelity and accuracy change: the paper attacker's surrogate minus the undefended one's, same
+  seed and load (equal total budget: every input counts);
+- multiplier: the adaptive attacker's inputs sent over its undefended run's; ``unfinished``
+  counts runs where it did not keep its whole budget of answers (the multiplier is then a
+  lower bound of what it would need).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments.verdicts import FrontierCell, Interval
+
+LOAD = "param.tenants.0.arrivals.rate_rps"
+ADAPTIVE = "param.attacker.verify"
+SEED = "param.seed"
+GOODPUT = "benign.goodput_answers"
+AIM = "fingerprint.trigger_consistency"
+NONE = "none"
+
+
+def label(d: Any) -> str:
+    """A defense block as one short name: ``gaussian(accuracy_sd=4)``, a stack as its members
+    joined by `` + ``, ``flagged_only(...)`` around what it wraps."""
+    if isinstance(d, list | tuple | np.ndarray):
+        return " + ".join(label(m) for m in d)
+    if not isinstance(d, dict):
+        return str(d)
+    if d.get("type") == "chain":
+        members = d.get("defenses")
+        return label([] if members is None else members)
+    if d.get("type") == "flagged_only":
+        return f"flagged_only({label(d.get('defense'))})"
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in d.items() if k != "type" and v is not None)
+    return f"{d['type']}({args})" if args else str(d["type"])
+
+
+@dataclass(frozen=True)
+class FrontierRow:
+    """One configuration at one load."""
+
+    defense: str
+    load: float
+    cell: FrontierCell
+    fidelity_change: Interval
+    accuracy_change: Interval
+    unfinished: int
+    """Adaptive runs that did not keep their whole budget of answers."""
+    runs: int
+    """Seeds (paper attacker's runs)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.cell
+        return {"defense": self.defense, "load": self.load, "goodput": c.goodput.as_dict(),
+                "aim": c.aim.as_dict(), "multiplier": c.multiplier.as_dict(),
+                "fidelity_change": self.fidelity_change.as_dict(),
+                "accuracy_change": self.accuracy_change.as_dict(),
+                "adaptive_unfinished": self.unfinished}
+
+
+def _paired(runs: pd.DataFrame, base: pd.DataFrame, metric: str, ratio: bool) -> Interval:
+    """``metric`` of ``runs`` minus (or over) the same seed's in ``base``, over seeds."""
+    x = runs.set_index(SEED)[metric].astype(float)
+    y = base.set_index(SEED)[metric].astype(float).reindex(x.index)
+    return Interval.of(((x / y) if ratio else (x - y)).dropna().to_numpy())
+
+
+def frontier_rows(df: pd.DataFrame) -> list[FrontierRow]:
+    """Every configuration at every load (in the study's order of configurations)."""
+    df = df.copy()
+    df["defense"] = df["param.defense"].map(label)
+    df[AIM] = df[AIM].astype(float).fillna(0.0)     # budget spent mapping: nothing aimed
+    adaptive = df[ADAPTIVE].astype(bool)
+    rows = []
+    for name in df["defense"].unique():
+        for load in sorted(df[LOAD].unique()):
+            at = df[LOAD] == load
+            base = df[at & (df["defense"] == NONE)]
+            mine = df[at & (df["defense"] == name)]
+            p, bp = mine[~adaptive[mine.index]], base[~adaptive[base.index]]
+            a, ba = mine[adaptive[mine.index]], base[adaptive[base.index]]
+            cell = FrontierCell(goodput=_paired(p, bp, GOODPUT, True),
+                                aim=Interval.of(p[AIM].to_numpy(dtype=float)),
+                                multiplier=_paired(a, ba, "queries.total", True))
+            unfinished = int((a["extraction.kept_inputs"].astype(float)
+                              < a["param.attacker.budget"].astype(float)).sum())
+            rows.append(FrontierRow(str(name), float(load), cell,
+                                    _paired(p, bp, "surrogate.fidelity", False),
+                                    _paired(p, bp, "surrogate.accuracy", False),
+                                    unfinished, len(p)))
+    return rows
+
+
+def by_defense(rows: list[FrontierRow]) -> dict[str, list[FrontierRow]]:
+    """The rows of each configuration (one per load), in order."""
+    out: dict[str, list[FrontierRow]] = {}
+    for r in rows:
+        out.setdefault(r.defense, []).append(r)
+    return out
