@@ -122,9 +122,8 @@ class HttpLink:
                on_done: Callable[[Request], None]) -> Request:
         size = max(len(payload.extract) + len(payload.probes), 1)
         req = Request(len(self.calls), len(self.calls) % len(self.identities), self.env.now,
-                      accuracy,
-                      min(latency_ms, self.max_latency_ms), payload=payload, size=size,
-                      model=model)
+                      accuracy, min(latency_ms, self.max_latency_ms), payload=payload,
+                      size=size, model=model)
         call = Call(req, payload.phase, len(payload.extract))
         self.calls.append(call)
         self._by_id[req.id] = call

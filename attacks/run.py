@@ -264,20 +264,23 @@ def attack_report(scenario: AttackScenario, zoo: Zoo, plan: Plan, agent: Attacke
         verify=cfg.verify,
         seed=scenario.seed,
         **({"detection": detection_report(agent.sent, cfg.identities)}
-           if in_role(scenario.defense, Admission) else {}),
+           if in_role(scenario.defense, Admission) and isinstance(agent.link, SimLink)
+           else {}),
     )
 
 
 def detection_report(sent: list[Request], identities: int) -> DetectionReport:
-    """attack.json's ``detection``: which of the attacker's identities admission flagged, and
-    after how many of its requests and inputs the first flag fell (the detection delay)."""
+    """attack.json's ``detection`` (simulated attacks: a live server's flags stay on the
+    server): which of the attacker's identities admission flagged, and after how many of its
+    requests and inputs the first flag fell (the detection delay)."""
     caught = [r.flagged or r.rejected for r in sent]
     first = caught.index(True) if any(caught) else None
     return DetectionReport(
         identities=identities,
         flagged_identities=len({r.tenant for r, c in zip(sent, caught, strict=True) if c}),
         first_flag_request=None if first is None else first + 1,
-        first_flag_inputs=None if first is None else sum(r.size for r in sent[:first + 1]),
+        first_flag_inputs=None if first is None else sum(
+            len(r.payload.extract) + len(r.payload.probes) for r in sent[:first + 1]),
         flagged_requests=round(sum(caught) / len(sent), 4) if sent else 0.0)
 
 

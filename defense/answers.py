@@ -28,7 +28,7 @@ from sim.errors import UserError
 def answers_intact(models: np.ndarray, tenants: np.ndarray, profile: str,
                    base_dir: Path | None, defense: Callable[[int], DefenseStack],
                    inputs: Callable[[int], np.random.Generator],
-                  flagged: np.ndarray | None = None) -> np.ndarray | None:
+                   flagged: np.ndarray | None = None) -> np.ndarray | None:
     """Per request (served by ``models[i]``, from tenant ``tenants[i]``, rows in arrival
     order): whether its answer's top-1 survived the output defense. Each tenant draws its
     inputs from ``inputs(tenant)`` and its perturbations from ``defense(tenant)``, so a

@@ -325,17 +325,15 @@ def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
     rule, :func:`~experiments.verdicts.c4_frontier_holds`): one configuration that at every
     load keeps relative benign goodput >= 0.80 while the paper attacker's aim is <= 0.5 and the
     adaptive attacker needs >= 2x the inputs, intervals included. The configuration is
-    selected on the study's seeds (among those that hold, else among all, the one whose worst
-    bound comes nearest its threshold) and confirmed on fresh seeds at every load, where the
-    verdict is read."""
-    from experiments.frontier import LOAD, NONE, by_defense, frontier_rows, label
+    selected on the study's seeds (:func:`~experiments.frontier.select_c4`: among those that
+    hold the one with the widest margin, else the one that comes nearest) and confirmed on
+    fresh seeds at every load, where the verdict is read."""
+    from experiments.frontier import LOAD, NONE, by_defense, frontier_rows, label, select_c4
 
     claim, figure = ("protection trades off against goodput, configurably",
                      f"goodput > {v.C4_GOODPUT:.0%} at significant protection")
     groups = by_defense(frontier_rows(df))
-    options = {d: [r.cell for r in g] for d, g in groups.items() if d != NONE}
-    holding = [d for d, cells in options.items() if v.c4_frontier_holds(cells)]
-    chosen = max(holding or list(options), key=lambda d: v.c4_closeness(options[d]))
+    holding, chosen = select_c4(groups)
     blocks = {label(b): _plain(b) for b in df["param.defense"]}
     loads = sorted(float(x) for x in df[LOAD].unique())
     conf = confirm("C4", study, {}, {"defense": [blocks[NONE], blocks[chosen]],
@@ -347,9 +345,11 @@ def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
         c = r.cell
         return (f"at {r.load:g} req/s goodput {c.goodput.text(3, sign=False)}, aim "
                 f"{c.aim.text(2, sign=False)}, fidelity change {r.fidelity_change.text()}, "
-                f"multiplier {c.multiplier.text(2, sign=False)}x")
+                f"multiplier {c.multiplier.text(2, sign=False)}x"
+                + (f" ({r.unfinished} of {r.runs} adaptive runs stopped)" if r.unfinished
+                   else ""))
 
-    ours = (f"{len(holding)} of {len(options)} defense configurations meet the rule at every "
+    ours = (f"{len(holding)} of {len(groups) - 1} defense configurations meet the rule at every "
             f"load on seeds {_seeds(df)}; " + (f"selected {chosen}" if holding else
                                                 f"none does; closest: {chosen}")
             + f". On fresh seeds {_seeds(conf)}: " + "; ".join(at(r) for r in fresh) + ".")
@@ -368,7 +368,11 @@ def c4(df: pd.DataFrame, study: str, confirm: Confirm) -> Verdict:
                "seeds": sorted(int(s) for s in conf[SEED].unique())}
     scenario = (f"{study}: every defense at {', '.join(f'{x:g}' for x in loads)} benign req/s, "
                 "the paper's and the adaptive attacker in the same scenario")
-    return Verdict("C4", claim, figure, holds, "", ours, why, scenario, figures)
+    missing = ([f"{r.defense} at {r.load:g} req/s: {r.missing} runs"
+                for g in groups.values() for r in g if r.missing]
+               + [f"{r.defense} at {r.load:g} req/s, fresh seeds: {r.missing} runs"
+                  for r in fresh if r.missing])
+    return Verdict("C4", claim, figure, holds, "", ours, why, scenario, figures, missing)
 
 
 def claims_markdown(claims: list[Verdict]) -> str:

@@ -179,7 +179,7 @@ def c4(out_dir: Path) -> str:
     """The C4 frontier (:mod:`experiments.frontier`): every configuration at both loads, what
     keeps each from C4, and the figure."""
     from experiments import verdicts as v
-    from experiments.frontier import by_defense, frontier_rows
+    from experiments.frontier import by_defense, frontier_rows, select_c4
 
     rows = frontier_rows(read_results(out_dir, ["param.seed"], "the C4 frontier study"))
     table_rows = []
@@ -196,8 +196,7 @@ def c4(out_dir: Path) -> str:
             + (f" ({r.unfinished} unfinished)" if r.unfinished else ""),
             "C4 here": "yes" if not short else "; ".join(short)})
     groups = by_defense(rows)
-    holding = [d for d, g in groups.items() if v.c4_frontier_holds([r.cell for r in g])]
-    closest = max(groups, key=lambda d: v.c4_closeness([r.cell for r in groups[d]]))
+    holding, closest = select_c4(groups)
     verdict = (f"C4 holds at every load for: {', '.join(holding)}." if holding else
                f"C4 holds for no configuration; closest: {closest} (the worst of its bounds "
                f"over loads and criteria is {v.c4_closeness([r.cell for r in groups[closest]]):.2f}"

@@ -1,13 +1,15 @@
 """False positives of the bracketing detector on benign clients (issue 15, part 2).
 
-Benign clients come in three SLO mixes, each client with its own parameters drawn from the
-study's seed: ``fixed`` (one spec, its own), ``classes`` (2-5 accuracy targets and 2-3
-latency targets of its own, at random), ``range`` (accuracy and latency drawn uniformly from a
-range of its own). Two arrival setups: many Poisson clients, and the Azure Functions 2019 replay
-with one client per function (the shipped 10 functions, one hour at the trace's own rate,
-about 548,000 requests). Every run serves them on the mnist5k-cpu zoo behind the detector
-(``action: flag``); a client is a false positive when any of its requests was flagged. The
-rate is reported with its exact (Clopper-Pearson) 95 % upper bound.
+Benign clients come in four SLO mixes, each client with its own parameters drawn from the
+study's seed: ``fixed`` (one spec, its own), ``classes`` (2-5 accuracy targets and 2-3 latency
+targets of its own, at random), ``grid`` (accuracy on a grid of step 1, 0.5 or 0.1 points and
+latency in whole milliseconds, over ranges of its own: targets typed by hand), ``range``
+(accuracy and latency drawn uniformly from a range of its own). Two arrival setups: many Poisson
+clients, and the Azure Functions 2019 replay with one client per function (the shipped 10
+functions, one hour at the trace's own rate, about 548,000 requests). Every run serves them on
+the mnist5k-cpu zoo behind the detector (``action: flag``); a client is a false positive when
+any of its requests was flagged. The rate is reported with its exact (Clopper-Pearson) 95 %
+upper bound.
 
 Run: ``python -m experiments.detection [--quick]`` (prints the markdown table).
 """
@@ -26,7 +28,7 @@ from sim.config import Scenario
 from sim.rng import SeedTree
 from sim.run import simulate
 
-KINDS = ("fixed", "classes", "range")
+KINDS = ("fixed", "classes", "grid", "range")
 LATENCIES_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 """Latency targets a ``classes`` client picks its own from."""
 AZURE_FUNCTIONS = 10
@@ -44,6 +46,13 @@ def benign_slo(kind: str, rng: np.random.Generator) -> dict[str, Any]:
         lat = rng.choice(LATENCIES_MS, size=int(rng.integers(2, 4)), replace=False)
         return {"accuracy": {"type": "choice", "values": sorted(acc.tolist())},
                 "latency_ms": {"type": "choice", "values": sorted(lat.tolist())}}
+    if kind == "grid":
+        step = float(rng.choice([1.0, 0.5, 0.1]))
+        first, first_ms = float(rng.integers(80, 90)), int(rng.integers(1, 20))
+        acc = np.round(np.arange(first, first + float(rng.integers(2, 10)) + step / 2, step), 1)
+        lat = np.arange(first_ms, first_ms + int(rng.integers(5, 100)) + 1, dtype=float)
+        return {"accuracy": {"type": "choice", "values": acc.tolist()},
+                "latency_ms": {"type": "choice", "values": lat.tolist()}}
     lo, lat_lo = float(rng.uniform(80, 95)), float(rng.uniform(1, 20))
     return {"accuracy": {"type": "uniform", "low": lo, "high": lo + float(rng.uniform(0.5, 5))},
             "latency_ms": {"type": "uniform", "low": lat_lo,
@@ -69,11 +78,11 @@ def poisson_clients(seed: int, per_kind: int, rate_rps: float, duration_s: float
 def azure_clients(seed: int, minutes: int, start_minute: int = 900) -> Scenario:
     """One client per function of the shipped Azure Functions 2019 sample, mixes in turn."""
     rng = SeedTree(seed).generator("detection", "azure")
-    tenants = [{"name": f"{KINDS[f % 3]}-fn{f}",
+    tenants = [{"name": f"{KINDS[f % len(KINDS)]}-fn{f}",
                 "arrivals": {"type": "azure_functions_2019",
                              "path": "azure_functions_2019_10fn_invocations_per_minute.csv",
                              "function": f, "start_minute": start_minute, "minutes": minutes},
-                "slo": benign_slo(KINDS[f % 3], rng)}
+                "slo": benign_slo(KINDS[f % len(KINDS)], rng)}
                for f in range(AZURE_FUNCTIONS)]
     return _base(seed, tenants)
 

@@ -11,13 +11,20 @@ paper's; true: the adaptive one), per configuration and load, over seeds:
   that spent its whole budget mapping sent none and scores 0;
 - fidelity and accuracy change: the paper attacker's surrogate minus the undefended one's, same
   seed and load (equal total budget: every input counts);
-- multiplier: the adaptive attacker's inputs sent over its undefended run's; ``unfinished``
-  counts runs where it did not keep its whole budget of answers (the multiplier is then a
-  lower bound of what it would need).
+- multiplier: the adaptive attacker's inputs sent over its undefended run's. A run where it
+  did not keep its whole budget of answers (``unfinished``: the defense stopped it, e.g. by
+  rejecting every request) needs more than any finite multiple: with every run stopped the
+  multiplier is infinite; with some, the interval is taken over the finished runs alone, a
+  lower bound.
+
+The runs end when the attacker is done, so a defended run's benign window is the attack's
+span, longer where the defense slows the attacker; the benign arrivals are the same process,
+drawn from the same stream.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +70,9 @@ class FrontierRow:
     unfinished: int
     """Adaptive runs that did not keep their whole budget of answers."""
     runs: int
-    """Seeds (paper attacker's runs)."""
+    """Seeds of the paper attacker's runs."""
+    missing: int
+    """Runs without a figure or an undefended run of the same seed to pair with."""
 
     def as_dict(self) -> dict[str, Any]:
         c = self.cell
@@ -74,11 +83,29 @@ class FrontierRow:
                 "adaptive_unfinished": self.unfinished}
 
 
-def _paired(runs: pd.DataFrame, base: pd.DataFrame, metric: str, ratio: bool) -> Interval:
-    """``metric`` of ``runs`` minus (or over) the same seed's in ``base``, over seeds."""
+def _by_seed(runs: pd.DataFrame, base: pd.DataFrame, metric: str, ratio: bool) -> pd.Series:
+    """``metric`` of ``runs`` minus (or over) the same seed's in ``base``."""
     x = runs.set_index(SEED)[metric].astype(float)
     y = base.set_index(SEED)[metric].astype(float).reindex(x.index)
-    return Interval.of(((x / y) if ratio else (x - y)).dropna().to_numpy())
+    return ((x / y) if ratio else (x - y)).dropna()
+
+
+def _paired(runs: pd.DataFrame, base: pd.DataFrame, metric: str, ratio: bool) -> Interval:
+    return Interval.of(_by_seed(runs, base, metric, ratio).to_numpy())
+
+
+def _multiplier(runs: pd.DataFrame, base: pd.DataFrame) -> tuple[Interval, int, int]:
+    """The adaptive attacker's multiplier over seeds, how many runs it did not finish, and
+    how many runs had no undefended run to pair with."""
+    ratio = _by_seed(runs, base, "queries.total", True)
+    kept = runs.set_index(SEED)["extraction.kept_inputs"].astype(float)
+    stopped = (kept < runs.set_index(SEED)["param.attacker.budget"].astype(float))
+    stopped = stopped.reindex(ratio.index)
+    finished = ratio[~stopped]
+    unpaired = len(runs) - len(ratio)
+    if len(ratio) and not len(finished):
+        return Interval(math.inf, 0.0, len(ratio)), len(ratio), unpaired
+    return Interval.of(finished.to_numpy()), int(stopped.sum()), unpaired
 
 
 def frontier_rows(df: pd.DataFrame) -> list[FrontierRow]:
@@ -95,15 +122,15 @@ def frontier_rows(df: pd.DataFrame) -> list[FrontierRow]:
             mine = df[at & (df["defense"] == name)]
             p, bp = mine[~adaptive[mine.index]], base[~adaptive[base.index]]
             a, ba = mine[adaptive[mine.index]], base[adaptive[base.index]]
+            multiplier, unfinished, unpaired = _multiplier(a, ba)
             cell = FrontierCell(goodput=_paired(p, bp, GOODPUT, True),
                                 aim=Interval.of(p[AIM].to_numpy(dtype=float)),
-                                multiplier=_paired(a, ba, "queries.total", True))
-            unfinished = int((a["extraction.kept_inputs"].astype(float)
-                              < a["param.attacker.budget"].astype(float)).sum())
-            rows.append(FrontierRow(str(name), float(load), cell,
-                                    _paired(p, bp, "surrogate.fidelity", False),
-                                    _paired(p, bp, "surrogate.accuracy", False),
-                                    unfinished, len(p)))
+                                multiplier=multiplier)
+            fidelity = _paired(p, bp, "surrogate.fidelity", False)
+            rows.append(FrontierRow(
+                str(name), float(load), cell, fidelity,
+                _paired(p, bp, "surrogate.accuracy", False), unfinished, len(p),
+                unpaired + len(p) - min(cell.goodput.n, fidelity.n)))
     return rows
 
 
@@ -113,3 +140,15 @@ def by_defense(rows: list[FrontierRow]) -> dict[str, list[FrontierRow]]:
     for r in rows:
         out.setdefault(r.defense, []).append(r)
     return out
+
+
+def select_c4(groups: dict[str, list[FrontierRow]]) -> tuple[list[str], str]:
+    """The configurations (the undefended one aside) that meet C4 at every load, and the one
+    C4 is confirmed on: among those that hold, the one with the widest margin (the largest
+    worst bound over its threshold); if none holds, the one that comes nearest."""
+    from experiments import verdicts as v
+
+    options = {d: [r.cell for r in g] for d, g in groups.items() if d != NONE}
+    holding = [d for d, cells in options.items() if v.c4_frontier_holds(cells)]
+    chosen = max(holding or list(options), key=lambda d: v.c4_closeness(options[d]))
+    return holding, chosen

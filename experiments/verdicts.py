@@ -68,11 +68,15 @@ class Interval:
 
     @property
     def known(self) -> bool:
-        """At least two seeds: an interval, not a single draw."""
-        return self.n >= 2 and math.isfinite(self.mean) and math.isfinite(self.half)
+        """At least two seeds: an interval, not a single draw. An infinite mean with no
+        spread is known (every seed's value was infinite: a query multiplier where the
+        defense stopped the attacker in every run)."""
+        return self.n >= 2 and not math.isnan(self.mean) and math.isfinite(self.half)
 
     def text(self, digits: int = 2, sign: bool = True) -> str:
         """``mean ± half``; a single seed says so instead of showing a zero half-width."""
+        if math.isinf(self.mean) and self.half == 0:
+            return "inf"
         if not math.isfinite(self.mean):
             return "n/a"
         mean = f"{self.mean:+.{digits}f}" if sign else f"{self.mean:.{digits}f}"

@@ -110,8 +110,9 @@ class SloSummary(OutputModel):
     """Requests an admission defense turned away (they meet no SLO); present only when the
     scenario has an admission defense."""
     flagged: int | None = None
-    """Requests an admission defense flagged (served, marked for the defenses that act on
-    flagged clients only; :mod:`defense.flagged`); present with an admission defense."""
+    """Requests an admission defense flagged (marked for the defenses that act on flagged
+    clients only, :mod:`defense.flagged`; a later admission defense may still have rejected
+    them); present only when the scenario has an admission defense."""
     latency_ms: LatencyStats
     """End-to-end latency, arrival to answer (ms), of the requests served (not rejected)."""
     wait_ms: WaitStats

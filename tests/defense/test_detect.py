@@ -56,13 +56,15 @@ def decisions(d: Any, accs: list[float], lats: list[float] | None = None,
 
 def test_midpoint_hit_on_both_sides_of_the_band() -> None:
     earlier = [0.0, 50.0, 100.0]
-    assert midpoint_hit(75.0, earlier, 0.02)                 # the gap's midpoint
-    assert midpoint_hit(75.49, earlier, 0.02)                # inside 1 % of 50 either side
-    assert not midpoint_hit(75.51, earlier, 0.02)            # just outside
-    assert not midpoint_hit(50.0, earlier, 0.02)             # an earlier target: no hit
-    assert not midpoint_hit(150.0, earlier, 0.02)            # outside every gap
-    assert not midpoint_hit(-1.0, earlier, 0.02)
-    assert not midpoint_hit(5.0, [], 0.02)
+    assert midpoint_hit(75.0, earlier, 0.02, 50.0)           # the gap's midpoint
+    assert midpoint_hit(75.0, earlier, 0.02, 100.0)          # either end may be the last
+    assert not midpoint_hit(75.0, earlier, 0.02, 0.0)        # a gap the last did not leave
+    assert midpoint_hit(75.49, earlier, 0.02, 50.0)          # inside 1 % of 50 either side
+    assert not midpoint_hit(75.51, earlier, 0.02, 50.0)      # just outside
+    assert not midpoint_hit(50.0, earlier, 0.02, 0.0)        # an earlier target: no hit
+    assert not midpoint_hit(150.0, earlier, 0.02, 100.0)     # outside every gap
+    assert not midpoint_hit(-1.0, earlier, 0.02, 0.0)
+    assert not midpoint_hit(5.0, [], 0.02, 0.0)
 
 
 def test_hit_threshold_is_the_first_count_whose_benign_tail_is_below_alpha() -> None:

@@ -254,6 +254,7 @@ def test_c4_frontier_needs_every_load_and_names_the_closest() -> None:
 NONE_BLOCK = {"type": "none"}
 STRONG = {"type": "one_sided", "accuracy_sd": 4.0}
 WEAK = {"type": "top1"}
+LOAD_COL = "param.tenants.0.arrivals.rate_rps"
 CLEAN_RUN = {"goodput": 0.9, "aim": 1.0, "fidelity": 95.0, "sent": 1500.0}
 
 
@@ -303,7 +304,7 @@ def test_frontier_rows_pair_runs_by_seed_and_score_a_mapping_only_attack_as_aim_
     assert r.cell.aim.mean == pytest.approx(0.2)             # (0 + 0.3 + 0.3) / 3
     assert r.cell.multiplier.mean == pytest.approx(3.0)
     assert r.fidelity_change.mean == pytest.approx(-5.0)
-    assert r.unfinished == 1 and r.runs == 3
+    assert r.unfinished == 1 and r.runs == 3 and r.missing == 0
 
 
 @pytest.mark.parametrize(("fresh", "holds"), [
@@ -340,3 +341,31 @@ def test_c4_without_a_holding_configuration_names_the_closest() -> None:
     assert not verdict.holds and verdict.figures["holding"] == []
     assert "none does; closest: one_sided(accuracy_sd=4)" in verdict.ours
     assert "No configuration meets the rule" in verdict.why and "8000 req/s" in verdict.why
+
+
+def test_a_defense_that_stops_the_adaptive_attacker_passes_the_multiplier() -> None:
+    from experiments.frontier import frontier_rows
+
+    df = frontier_frame({"none": two_loads(CLEAN_RUN),
+                         "one_sided(accuracy_sd=4)": two_loads(strong_at(0.9, 0.3, 900.0))})
+    adaptive_strong = (df["param.defense"].map(str) == str(STRONG)) & df["param.attacker.verify"]
+    df.loc[adaptive_strong, "extraction.kept_inputs"] = 0      # stopped: no answer kept
+    rows = {(r.defense, r.load): r for r in frontier_rows(df)}
+    r = rows[("one_sided(accuracy_sd=4)", 2000.0)]
+    assert r.unfinished == 3 and r.cell.multiplier.mean == float("inf")
+    assert r.cell.multiplier.known and r.cell.multiplier.text() == "inf"
+    assert not verdicts.c4_shortfalls(r.cell)
+    df.loc[adaptive_strong & (df["param.seed"] == 1), "extraction.kept_inputs"] = 1500
+    df.loc[adaptive_strong & (df["param.seed"] == 2), "extraction.kept_inputs"] = 1500
+    r = {(x.defense, x.load): x for x in frontier_rows(df)}[("one_sided(accuracy_sd=4)", 2000.0)]
+    assert r.unfinished == 1 and r.cell.multiplier.n == 2   # the finished runs: a lower bound
+    assert r.cell.multiplier.mean < 1.0 and verdicts.c4_shortfalls(r.cell)
+
+
+def test_runs_without_an_undefended_pair_are_reported_missing() -> None:
+    study = frontier_frame({"none": two_loads(CLEAN_RUN),
+                            "one_sided(accuracy_sd=4)": two_loads(strong_at(0.9, 0.3, 4500.0))})
+    study = study[~((study["param.defense"].map(str) == str(NONE_BLOCK))
+                    & (study["param.seed"] == 3) & (study[LOAD_COL] == 8000.0))]
+    verdict = claims.c4(study, "frontier", Recorder(study))
+    assert "one_sided(accuracy_sd=4) at 8000 req/s: 2 runs" in verdict.missing
