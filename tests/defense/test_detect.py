@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
-from click.testing import CliRunner
 from scipy.stats import binom
 
 from attacks.config import AttackScenario
@@ -20,12 +18,11 @@ from attacks.run import run_attack
 from defense import DEFENSES, Decision, DefenseStack
 from defense.detect import hit_threshold, midpoint_hit
 from experiments.detection import KINDS, azure_clients, benign_slo, flagged_by_client
-from sim.cli import main
 from sim.plugins import Context
 from sim.profiles import load_profile
 from sim.request import Request
 from sim.zoo import Zoo
-from tests.sim.helpers import run
+from tests.sim.helpers import assert_simulate_refuses, run
 
 ZOO = Zoo(load_profile("mnist5k-cpu"), 8)
 
@@ -268,8 +265,4 @@ def test_sybils_take_turns_and_are_reported() -> None:
     ({"type": "flagged_only", "defense": {"type": "nope"}}, "nope"),
 ])
 def test_bad_parameters_exit_2(tmp_path: Path, defense: dict[str, Any], needle: str) -> None:
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(yaml.safe_dump(benign(defense)))
-    res = CliRunner().invoke(main, ["simulate", str(cfg), "-o", str(tmp_path / "o")])
-    assert res.exit_code == 2, res.output
-    assert needle in res.output and "Traceback" not in res.output
+    assert_simulate_refuses(tmp_path, benign(defense), needle)

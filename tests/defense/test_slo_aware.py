@@ -9,16 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
-from click.testing import CliRunner
 
 from defense import DEFENSES
-from sim.cli import main
 from sim.plugins import Context
 from sim.profiles import load_profile
 from sim.request import Request
 from sim.zoo import Zoo
-from tests.sim.helpers import run
+from tests.sim.helpers import assert_simulate_refuses, run
 
 ZOO = Zoo(load_profile("mnist5k-cpu"), 8)
 FRONT_ACC = [ZOO.accuracy[m] for m in ZOO.front]   # 90.0 ... 97.9
@@ -137,8 +134,4 @@ def test_slo_aware_noise_keeps_every_feasible_request_feasible(defense: dict[str
     ({"type": "feasible_random", "candidates": "some"}, "defense.candidates"),
 ])
 def test_bad_parameters_exit_2(tmp_path: Path, defense: dict[str, Any], needle: str) -> None:
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(yaml.safe_dump(scenario(defense)))
-    res = CliRunner().invoke(main, ["simulate", str(cfg), "-o", str(tmp_path / "o")])
-    assert res.exit_code == 2, res.output
-    assert needle in res.output and "Traceback" not in res.output
+    assert_simulate_refuses(tmp_path, scenario(defense), needle)

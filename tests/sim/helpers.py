@@ -22,3 +22,17 @@ def assert_littles_law(summary: dict[str, Any], rel: float = 1e-9) -> None:
     """L (time-integrated by the engine) equals lambda * W (from the records)."""
     law = summary["littles_law"]
     assert abs(law["L"] - law["lambda_W"]) <= rel * max(law["L"], 1e-12)
+
+
+def assert_simulate_refuses(tmp_path: Path, data: dict[str, Any], needle: str) -> None:
+    """``zoosim simulate`` on this scenario exits 2 with one message naming ``needle``."""
+    import yaml
+    from click.testing import CliRunner
+
+    from sim.cli import main
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(main, ["simulate", str(cfg), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
