@@ -12,10 +12,10 @@ paper's; true: the adaptive one), per configuration and load, over seeds:
 - fidelity and accuracy change: the paper attacker's surrogate minus the undefended one's, same
   seed and load (equal total budget: every input counts);
 - multiplier: the adaptive attacker's inputs sent over its undefended run's. A run where it
-  did not keep its whole budget of answers (``unfinished``: the defense stopped it, e.g. by
-  rejecting every request) needs more than any finite multiple: with every run stopped the
-  multiplier is infinite; with some, the interval is taken over the finished runs alone, a
-  lower bound.
+  did not keep its whole budget of answers (``unfinished``: it reached its cap of inputs sent,
+  or gave up after its requests were refused) needed more than it sent, so its ratio is a
+  lower bound and enters the interval as one; with every run stopped the multiplier is
+  infinite (the defense stopped the attacker in every run).
 
 The runs end when the attacker is done, so a defended run's benign window is the attack's
 span, longer where the defense slows the attacker; the benign arrivals are the same process,
@@ -101,11 +101,10 @@ def _multiplier(runs: pd.DataFrame, base: pd.DataFrame) -> tuple[Interval, int, 
     kept = runs.set_index(SEED)["extraction.kept_inputs"].astype(float)
     stopped = (kept < runs.set_index(SEED)["param.attacker.budget"].astype(float))
     stopped = stopped.reindex(ratio.index)
-    finished = ratio[~stopped]
     unpaired = len(runs) - len(ratio)
-    if len(ratio) and not len(finished):
+    if len(ratio) and stopped.all():
         return Interval(math.inf, 0.0, len(ratio)), len(ratio), unpaired
-    return Interval.of(finished.to_numpy()), int(stopped.sum()), unpaired
+    return Interval.of(ratio.to_numpy()), int(stopped.sum()), unpaired
 
 
 def frontier_rows(df: pd.DataFrame) -> list[FrontierRow]:
