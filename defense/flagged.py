@@ -11,18 +11,13 @@ the detector set on the same request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal
 
 from pydantic import field_validator
 
 from defense.base import DEFENSES, Defense, leaves
-from defense.chain import defense_block
+from defense.chain import DefenseBlock, defense_block
 from sim.plugins import Context, PluginParams
-
-if TYPE_CHECKING:  # to mypy a block is its PluginParams; pydantic validates it by its type
-    DefenseBlock: TypeAlias = PluginParams
-else:
-    DefenseBlock = DEFENSES.field()
 
 
 @DEFENSES.register("flagged_only")
