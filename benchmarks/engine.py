@@ -13,7 +13,6 @@ Prints simulated requests per wall second for each and the ratio (b)/(a) (target
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import simpy
 import yaml
 
 from sim.config import parse_scenario
+from sim.output import json_text
 from sim.run import Simulation
 
 RHO, C, MU = 0.8, 4, 1000.0
@@ -139,9 +139,10 @@ def main() -> None:
     if a.peak:
         peak_memory(a.peak)
     if a.json:
-        print(json.dumps({"a_rps": n / ta, "b_rps": n / tb, "c_rps": n / tc,
-                          "ratio_b_a": ta / tb,
-                          "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        print(json_text({"a_rps": n / ta, "b_rps": n / tb, "c_rps": n / tc,
+                         "ratio_b_a": ta / tb,
+                         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
+                        indent=None))
 
 
 if __name__ == "__main__":

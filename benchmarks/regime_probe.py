@@ -27,7 +27,6 @@ time of each stage; ``--json`` writes them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import torch
 
 from attacks.extraction import evaluate_surrogate, train_surrogate
 from attacks.victim import VictimZoo, softmax
+from sim.output import json_text
 from zoo_profiles.datasets import load_dataset, load_pool
 from zoo_profiles.train import (
     accuracy,
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     walls["total"] = time.perf_counter() - started
     print("wall s: " + ", ".join(f"{k} {v:.1f}" for k, v in walls.items()))
     if args.json:
-        args.json.write_text(json.dumps({
+        args.json.write_text(json_text({
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                      if k != "json"},
             "models": [{"name": m.name, "arch": m.arch, "accuracy": m.accuracy,

@@ -19,7 +19,6 @@ budget's mean misses the tolerance.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from attacks.config import AttackScenario, SurrogateConfig
 from attacks.run import run_attack
 from experiments.analysis import mean_ci
 from sim.config import load_scenario
+from sim.output import json_text
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = REPO / "experiments" / "attack_base.yaml"
@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{mean:+.2f} ± {half:.2f} points: "
               f"{'within' if within else 'NOT within'} {args.tolerance:g}")
     if args.json:
-        args.json.write_text(json.dumps({"steps": args.steps, "factor": args.factor,
-                                         "rows": rows, "verdicts": verdicts}, indent=1))
+        args.json.write_text(json_text({"steps": args.steps, "factor": args.factor,
+                                        "rows": rows, "verdicts": verdicts}, indent=1))
     return 0 if ok else 1
 
 

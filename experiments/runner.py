@@ -31,7 +31,11 @@ from typing import Any, Literal
 
 from experiments.study import Study
 from sim.errors import UserError
-from sim.output import write_json, write_table
+from sim.output import make_dir, write_json, write_table
+
+SCHEDULER_TIMEOUT_S = 5
+"""How long to try to reach a Dask scheduler (``--scheduler``) before giving up (Dask's own
+default is 30 s, and then a traceback)."""
 
 SKIP = ("tenants", "utilization", "served_by", "trigger_spec", "thresholds", "littles_law")
 
@@ -131,7 +135,7 @@ def executor(backend: Literal["local", "dask"], workers: int,
     from dask.distributed import Client, LocalCluster
 
     if scheduler:  # someone else's workers: only our client (and its tasks) go away
-        client = Client(scheduler)
+        client = connect(scheduler)
         try:
             yield client.get_executor()
         finally:
@@ -146,6 +150,20 @@ def executor(backend: Literal["local", "dask"], workers: int,
             # A closing nanny gives a busy worker 4 s before killing it; 0.4 s here.
             cluster.sync(_close_nannies, list(cluster.workers.values()))
             raise
+
+
+def connect(scheduler: str, timeout_s: float = SCHEDULER_TIMEOUT_S) -> Any:
+    """A Dask ``Client`` of the scheduler at ``scheduler``; an address that is malformed or
+    does not answer within ``timeout_s`` is a one-line :class:`UserError`."""
+    from dask.distributed import Client
+
+    try:
+        return Client(scheduler, timeout=timeout_s)
+    except (OSError, ValueError, TimeoutError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise UserError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({reason}); "
+                        "start it (dask scheduler) or check the address "
+                        "(tcp://HOST:PORT)") from None
 
 
 async def _close_nannies(nannies: list[Any]) -> None:
@@ -178,6 +196,7 @@ def run_study(study: Study, out_dir: Path, *, backend: Literal["local", "dask"] 
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
               progress: bool = True) -> Path:
     """Run every point not yet done; returns the path of ``results.parquet``."""
+    make_dir(out_dir)  # a folder that cannot be written fails now, not after the points
     points_dir = out_dir / "points"
     done = {p.stem for p in points_dir.glob("*.json")} if points_dir.is_dir() else set()
     if done and not resume:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -89,12 +90,26 @@ def locate_validation_error(err: ValidationError, data: Any,
         msg = "missing 'type' (say which kind this block is)"
     elif kind == "missing":
         msg = "required field is missing"
+    elif kind == "int_parsing" and _float_text(first.get("input")):
+        msg = (f"expected a whole number, got {first['input']!r}, which YAML reads as text "
+               "(its exponent form): write the number out, e.g. 1000000 for 1e6")
     else:
         text = first["msg"].removeprefix("Value error, ")
         got = first.get("input")
         shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
         msg = f"{text}{shown}"
     return where, msg, more
+
+
+def _float_text(value: Any) -> bool:
+    """Whether ``value`` is text that reads as a number (``"1e6"``: YAML 1.1 keeps it a
+    string, so an integer field refuses it with a puzzling message)."""
+    if not isinstance(value, str) or "e" not in value.lower():
+        return False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def describe_validation_error(err: ValidationError, data: Any,

@@ -61,3 +61,18 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "-"
     return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def nothing_measured(measured: int, total: int, warmup_s: float) -> str | None:
+    """The warning line for a run (simulate or load) that measured no request, or None.
+
+    Every request before ``warmup_s`` is left out of the summary's figures, so a short run
+    with a long warm-up has null figures everywhere; this says so, and what to change."""
+    if measured > 0:
+        return None
+    if total == 0:
+        return ("warning: no request arrived, so the summary has no figures (null): check the "
+                "tenants' arrivals and duration_s")
+    return (f"warning: all {total:,} requests arrived within the warm-up (warmup_s = "
+            f"{warmup_s:g} s), so none was measured and the summary's figures are null: "
+            "lower warmup_s (e.g. --set warmup_s=0) or make more requests (--set requests=N)")

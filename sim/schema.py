@@ -10,10 +10,22 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
 
 class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, values are immutable; a field's
-    attribute docstring is its description (docs/configuration.md)."""
+    """Base of every config model: unknown keys are errors, values are immutable, and no float
+    may be infinite or NaN (YAML's ``.inf``/``.nan``: a rate of ``.inf`` would run with NaN
+    figures instead of failing); a field's attribute docstring is its description
+    (docs/configuration.md)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
+
+
+MAX_REQUESTS = 10_000_000
+"""The most requests one run may make (``requests``, or ``duration_s`` times the tenants'
+rates). The engine keeps every request's record in memory, about 0.8 GB per million at the
+peak (measured: 1.0 GB RSS for a million), so this bound needs about 8 GB."""
+
+MAX_RATE_RPS = 1_000_000.0
+"""The highest arrival rate (requests per second) a synthetic arrival process accepts."""
 
 
 SHIPPED_TRACES = Path(__file__).resolve().parent.parent / "workloads" / "data"

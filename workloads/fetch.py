@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sim.errors import UserError
+from sim.output import make_dir
 from workloads.catalog import Dataset
 
 CHUNK = 1 << 16
@@ -75,7 +76,7 @@ def fetch(ds: Dataset, out_dir: Path, url: str | None = None,
                             f"{ds.sha256}; delete it to fetch {ds.name} again")
         return Fetched(dest, digest, ds.sha256 is not None, downloaded=False)
     created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     part = out_dir / f".{ds.name}.part"
     try:
         for attempt in range(ATTEMPTS):

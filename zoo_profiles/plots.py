@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sim.output import make_dir
 from sim.profiles import load_profile
 
 
@@ -37,6 +38,6 @@ def plot_front(name: str, output: Path) -> None:
     ax.set_ylabel("test top-1 accuracy (%)")
     ax.set_title(f"{p.name} ({p.metadata.source}, {p.metadata.device or '?'})")
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(output.parent)
     fig.savefig(output, dpi=120)
     plt.close(fig)

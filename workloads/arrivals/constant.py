@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from sim.plugins import Context, PluginParams
+from sim.schema import MAX_RATE_RPS
 from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 
@@ -23,7 +24,7 @@ class ConstantArrivals(ArrivalProcess):
     class Params(PluginParams):
         type: Literal["constant"] = "constant"
         rate_rps: Annotated[
-            float, Field(gt=0, allow_inf_nan=False, description="arrivals per second")
+            float, Field(gt=0, le=MAX_RATE_RPS, description="arrivals per second")
         ]
 
     def __init__(self, params: Params, ctx: Context) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from sim.plugins import Context, PluginParams
+from sim.schema import MAX_RATE_RPS
 from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 
@@ -27,7 +28,7 @@ class DiurnalArrivals(ArrivalProcess):
     class Params(PluginParams):
         type: Literal["diurnal"] = "diurnal"
         rate_rps: Annotated[
-            float, Field(gt=0, allow_inf_nan=False, description="mean arrivals per second")
+            float, Field(gt=0, le=MAX_RATE_RPS, description="mean arrivals per second")
         ]
         amplitude: Annotated[float, Field(ge=0, le=1, description="relative swing, 0..1")]
         period_s: Annotated[

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from sim.plugins import Context, PluginParams
+from sim.schema import MAX_RATE_RPS
 from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 
@@ -26,7 +27,7 @@ class GammaArrivals(ArrivalProcess):
     class Params(PluginParams):
         type: Literal["gamma"] = "gamma"
         rate_rps: Annotated[
-            float, Field(gt=0, allow_inf_nan=False, description="mean arrivals per second")
+            float, Field(gt=0, le=MAX_RATE_RPS, description="mean arrivals per second")
         ]
         cv: Annotated[
             float,

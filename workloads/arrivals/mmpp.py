@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from sim.plugins import Context, PluginParams
+from sim.schema import MAX_RATE_RPS
 from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 MAX_SOJOURNS = 1 << 16
@@ -33,7 +34,7 @@ class MMPPArrivals(ArrivalProcess):
     class Params(PluginParams):
         type: Literal["mmpp"] = "mmpp"
         rates_rps: Annotated[
-            list[Annotated[float, Field(ge=0, allow_inf_nan=False)]],
+            list[Annotated[float, Field(ge=0, le=MAX_RATE_RPS)]],
             Field(min_length=2, max_length=2, description="arrival rate in state 0 and 1"),
         ]
         mean_durations_s: Annotated[

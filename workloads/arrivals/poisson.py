@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from sim.plugins import Context, PluginParams
+from sim.schema import MAX_RATE_RPS
 from workloads.arrivals.base import ARRIVALS, CHUNK, ArrivalProcess
 
 
@@ -18,7 +19,8 @@ class PoissonArrivals(ArrivalProcess):
 
     class Params(PluginParams):
         type: Literal["poisson"] = "poisson"
-        rate_rps: Annotated[float, Field(gt=0, description="mean arrivals per second")]
+        rate_rps: Annotated[float, Field(gt=0, le=MAX_RATE_RPS,
+                                          description="mean arrivals per second")]
 
     def __init__(self, params: Params, ctx: Context) -> None:
         super().__init__(params, ctx)
