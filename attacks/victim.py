@@ -7,7 +7,8 @@ computed for real, grouped by served model, with one batched forward pass per di
 (:meth:`VictimZoo.outputs_grouped`), never one torch call per simulated event.
 
 Models are numbered as in the simulator's zoo (:class:`sim.zoo.Zoo`): the order of
-``ZooProfile.models``. Weights are read from safetensors files only (no pickle), into eval mode,
+``ZooProfile.models``. Weights are read from safetensors files only (no pickle), checked against
+the profile's ``weights_sha256`` (a mismatch is a :class:`~sim.errors.UserError`), into eval mode,
 and inference goes through :func:`zoo_profiles.train.predict_logits` (deterministic algorithms,
 fixed-size chunks of ``EVAL_BATCH`` to bound memory), so a victim's top-1 accuracy on the test
 split is exactly the accuracy in its profile. Zoos without weights (published or synthetic
@@ -24,9 +25,9 @@ import torch
 from torch import nn
 
 from sim.errors import UserError
-from sim.profiles import ZooProfile, load_profile, resolve_profile_path
+from sim.profiles import ModelProfile, ZooProfile, load_profile, resolve_profile_path
 from zoo_profiles.models import Shape, build_model
-from zoo_profiles.profiler import load_weights
+from zoo_profiles.profiler import load_weights, warn_unchecked
 from zoo_profiles.train import predict_logits
 
 if TYPE_CHECKING:
@@ -60,15 +61,17 @@ class VictimZoo:
             raise UserError(f"{path}: zoo {self.profile.name!r} ({source}) has no model weights; "
                             "no extraction on zoos without weights (use a measured zoo, e.g. "
                             "mnist5k-cpu)")
-        self._models: list[nn.Module | None] = [self._load(m.arch, m.weights)
-                                                for m in self.profile.models]
+        warn_unchecked(path, [m.name for m in self.profile.models
+                              if m.weights is not None and m.weights_sha256 is None])
+        self._models: list[nn.Module | None] = [self._load(m) for m in self.profile.models]
 
-    def _load(self, arch: str, weights: str | None) -> nn.Module | None:
-        if weights is None:
+    def _load(self, spec: ModelProfile) -> nn.Module | None:
+        if spec.weights is None:
             return None
         with torch.random.fork_rng(devices=[]):  # build_model draws an init we overwrite
-            model = build_model(arch, self.in_shape, self.num_classes)
-        return load_weights(model, (self.path.parent / weights).resolve(), "cpu").eval()
+            model = build_model(spec.arch, self.in_shape, self.num_classes)
+        return load_weights(model, (self.path.parent / spec.weights).resolve(), "cpu",
+                            sha256=spec.weights_sha256).eval()
 
     def __len__(self) -> int:
         return len(self._models)

@@ -11,6 +11,7 @@ its kernels, so workers overlap as far as the machine's cores allow.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from attacks.victim import softmax
+from serve.procexec import WorkerError
 from sim.clock import WallClockEnvironment
 from sim.profiles import ZooProfile
 from sim.request import Request
@@ -29,6 +31,8 @@ from zoo_profiles.profiler import load_weights
 
 if TYPE_CHECKING:
     from sim.system import ServingSystem
+
+log = logging.getLogger("zoosim.serve")
 
 
 def warm_up(module: nn.Module, in_shape: tuple[int, ...], max_batch: int) -> None:
@@ -53,6 +57,7 @@ class ThreadExecutor:
         self.num_classes = num_classes
         self.max_batch = max_batch
         self.modules: list[dict[int, nn.Module]] = [{} for _ in range(workers)]
+        self._reported: set[str] = set()
         # torch's intra-op thread count is per OS thread (OpenMP): set it on each worker's own
         # thread, or a worker runs with every core's worth of threads, unlike its profile
         self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"zoosim-worker-{w}",
@@ -73,25 +78,43 @@ class ThreadExecutor:
             raise ValueError(f"model {spec.name!r} has no weights")
         with torch.random.fork_rng(devices=[]):  # the init is overwritten by the weights
             module = build_model(spec.arch, self.in_shape, self.num_classes)
-        return load_weights(module, (self.base / spec.weights).resolve(), "cpu").eval()
+        return load_weights(module, (self.base / spec.weights).resolve(), "cpu",
+                            sha256=spec.weights_sha256).eval()
+
+    def _report(self, message: str) -> None:
+        """Log an error once (a corrupt model fails every batch of it); any thread."""
+        if message not in self._reported and len(self._reported) < 1000:
+            self._reported.add(message)
+            log.warning("%s", message)
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each worker: threads do not die (a failed batch or load is reported, not fatal)."""
+        return [{"id": w, "alive": True, "restarts": 0} for w in range(len(self.pools))]
 
     # -- sim.worker.Executor -----------------------------------------------------------------
     def run(self, worker: int, model: int, batch: list[Request], inputs: int) -> simpy.Event:
         done = self.env.event()
-        module = self.modules[worker][model]
+        module = self.modules[worker].get(model)  # None: its load failed; tried again
         xs = [r.payload for r in batch]
-        self.pools[worker].submit(self._forward, module, xs, batch, done)
+        self.pools[worker].submit(self._forward, worker, model, module, xs, batch, done)
         return done
 
     def load(self, worker: int, model: int) -> simpy.Event:
         done = self.env.event()
 
         def work() -> None:
-            module = self._module(model)
-            warm_up(module, self.in_shape, self.max_batch)
+            module: nn.Module | None = None
+            try:
+                module = self._module(model)
+                warm_up(module, self.in_shape, self.max_batch)
+            except Exception as e:  # e.g. corrupt weights: the model's batches report it
+                self._report(f"worker {worker}: cannot load model "
+                             f"{self.profile.models[model].name!r}: {e}")
+                module = None
 
             def finish() -> None:
-                self.modules[worker][model] = module
+                if module is not None:
+                    self.modules[worker][model] = module
                 done.succeed()
 
             self.env.inject_threadsafe(finish)
@@ -103,10 +126,14 @@ class ThreadExecutor:
         self.modules[worker].pop(model, None)
 
     # -- on a worker thread ------------------------------------------------------------------
-    def _forward(self, module: nn.Module, xs: list[np.ndarray], batch: list[Request],
-                 done: simpy.Event) -> None:
+    def _forward(self, worker: int, model: int, module: nn.Module | None, xs: list[np.ndarray],
+                 batch: list[Request], done: simpy.Event) -> None:
         result: Any
+        loaded = module is None
         try:
+            if module is None:
+                module = self._module(model)
+                warm_up(module, self.in_shape, self.max_batch)
             x = torch.from_numpy(np.concatenate(xs) if len(xs) > 1 else xs[0])
             with torch.inference_mode():
                 logits = module(x).numpy()
@@ -114,9 +141,13 @@ class ThreadExecutor:
             bounds = np.cumsum([len(a) for a in xs])[:-1]
             result = np.split(probs, bounds)
         except Exception as e:  # reported to each waiting client, never kills the worker
-            result = e
+            self._report(f"worker {worker}: a batch of model "
+                         f"{self.profile.models[model].name!r} failed: {e}")
+            result = WorkerError("the batch failed on its worker")  # no model name or path
 
         def finish() -> None:
+            if loaded and module is not None and not isinstance(result, Exception):
+                self.modules[worker][model] = module
             for i, r in enumerate(batch):
                 r.payload = result if isinstance(result, Exception) else result[i]
             done.succeed()

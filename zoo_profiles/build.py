@@ -37,14 +37,15 @@ from zoo_profiles.profiler import (
     measure_latencies,
     measure_load_ms,
     memory_mb,
+    sha256_file,
     torch_threads,
 )
 from zoo_profiles.train import accuracy, init_model, recipe_for, train_model
 
 MEMORY_NOTE = ("parameters + buffers + largest single-layer (input + output) activation at the "
                "largest profiled batch size, MiB; allocator overhead not counted")
-LOAD_NOTE = ("median of 5 warm-cache loads: read safetensors file, copy into a fresh model, move "
-             "to the device")
+LOAD_NOTE = ("median of 5 warm-cache loads: read safetensors file, check its sha256, copy into a "
+             "fresh model, move to the device")
 
 
 def hardware(device: str) -> str:
@@ -92,12 +93,15 @@ def _profile(members: list[_Member], profile_dir: Path, in_shape: Shape, num_cla
                                     batch_sizes, seed, budget_s, ROUNDS, on_round=tick)
         for m in members:
             bar.set_postfix_str(f"{m.name}: memory, load time")
+            digest = sha256_file(m.weights)
             entries.append({
                 "name": m.name, "arch": m.arch, "params": count_params(m.model),
                 "accuracy": m.accuracy, "latency_ms": latency[m.name],
                 "memory_mb": memory_mb(m.model, in_shape, max(batch_sizes)),
-                "load_ms": measure_load_ms(m.arch, m.weights, in_shape, num_classes, device),
+                "load_ms": measure_load_ms(m.arch, m.weights, in_shape, num_classes, device,
+                                           sha256=digest),
                 "weights": os.path.relpath(m.weights, profile_dir),
+                "weights_sha256": digest,
             })
             bar.update()
     return entries, used
@@ -197,7 +201,8 @@ def profile_zoo(name: str, device: str, out_name: str | None = None,
         if m.weights is None:
             raise UserError(f"{src}: model {m.name!r} has no weights to profile")
         weights = (src.parent / m.weights).resolve()
-        model = load_weights(build_model(m.arch, in_shape, num_classes), weights, "cpu")
+        model = load_weights(build_model(m.arch, in_shape, num_classes), weights, "cpu",
+                             sha256=m.weights_sha256)
         members.append(_Member(m.name, m.arch, model, m.accuracy, weights))
     with tqdm(total=(ROUNDS + 1) * len(members), desc=f"profile {target}", unit="stage",
               disable=not progress) as bar:

@@ -20,12 +20,15 @@ its cores); the count is recorded in the profile.
 the largest (input + output) bytes of any single leaf module in one forward pass at the largest
 profiled batch size. It ignores allocator caching and framework overhead.
 
-``load_ms`` = median over ``reps`` warm-cache runs of: read the safetensors file, copy it into a
-freshly constructed (untimed) model, move the model to the device (synchronised on CUDA).
+``load_ms`` = median over ``reps`` warm-cache runs of: read the safetensors file, check its
+SHA-256 against the profile's ``weights_sha256`` (as every load does), copy it into a freshly
+constructed (untimed) model, move the model to the device (synchronised on CUDA).
 """
 
 from __future__ import annotations
 
+import hashlib
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sim.errors import UserError
+from sim.errors import UserError, read_input_bytes
 from zoo_profiles.models import Shape, build_model
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -178,24 +181,69 @@ def memory_mb(model: nn.Module, in_shape: Shape, max_batch: int) -> float:
     return _sig(total / 2**20)
 
 
-def load_weights(model: nn.Module, path: Path, device: str = "cpu") -> nn.Module:
-    """Load a safetensors file into ``model`` (strict: every tensor must match) on ``device``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, lowercase hex (what a profile's ``weights_sha256`` holds)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
-    if not path.is_file():
-        raise UserError(f"weights file {path} not found")
+
+def read_weights(path: Path, sha256: str | None, parse: bool = True) -> bytes:
+    """The bytes of a weights file, checked against ``sha256`` (None: unchecked) and, with
+    ``parse``, parsed as safetensors (which catches a truncated file even without a digest),
+    so that a corrupt, truncated or altered file is one :class:`UserError` and is never
+    served. A loader checks and loads the very same bytes (no window between the two)."""
+    from safetensors import SafetensorError, deserialize
+
+    data = read_input_bytes(path, "weights file")
+    if sha256 is not None:
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256:
+            raise UserError(f"{path}: weights do not match the profile's sha256 (corrupt or "
+                            f"altered file: expected {sha256[:12]}..., got {got[:12]}...)")
     try:
-        state = load_file(str(path), device="cpu")
+        if parse:
+            deserialize(data)  # type: ignore[no-untyped-call]
+    except (SafetensorError, ValueError, OSError) as e:
+        raise UserError(f"{path}: not a valid safetensors file ({e})") from None
+    return data
+
+
+def load_weights(model: nn.Module, path: Path, device: str = "cpu", *,
+                 sha256: str | None) -> nn.Module:
+    """Load a safetensors file into ``model`` (strict: every tensor must match) on ``device``.
+
+    ``sha256`` is the profile's digest of the file, checked first (:func:`read_weights`); it
+    is a required argument so that no caller loads weights unchecked by oversight (None: the
+    profile has no digest, which callers warn about)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    data = read_weights(path, sha256, parse=False)  # load() parses them
+    try:
+        state = load(data)
         model.load_state_dict(state, strict=True)
     except (RuntimeError, OSError, SafetensorError) as e:
         raise UserError(f"{path}: cannot load these weights into the model ({e})") from None
     return model.to(torch.device(device)).eval()
 
 
+_WARNED: set[str] = set()
+
+
+def warn_unchecked(profile: Path, models: list[str]) -> None:
+    """One line on stderr, once per profile and process: ``models`` have weights but no
+    ``weights_sha256`` (a profile older than the field), so they load unchecked."""
+    key = str(profile)
+    if not models or key in _WARNED:
+        return
+    _WARNED.add(key)
+    print(f"warning: {profile}: no weights_sha256 for {', '.join(models)}: their weights load "
+          "unchecked (add each file's sha256sum to the profile)", file=sys.stderr)
+
+
 def measure_load_ms(arch: str, path: Path, in_shape: Shape, num_classes: int, device: str,
-                    reps: int = 5) -> float:
-    """Median ms to load ``path`` into a fresh ``arch`` model and move it to ``device``."""
+                    reps: int = 5, sha256: str | None = None) -> float:
+    """Median ms to load ``path`` (checking its ``sha256``, as serving does) into a fresh
+    ``arch`` model and move it to ``device``."""
     dev = check_device(device)
     times = []
     for _ in range(reps):
@@ -203,7 +251,7 @@ def measure_load_ms(arch: str, path: Path, in_shape: Shape, num_classes: int, de
             model = build_model(arch, in_shape, num_classes)
         _sync(dev)
         t0 = time.perf_counter_ns()
-        load_weights(model, path, device)
+        load_weights(model, path, device, sha256=sha256)
         _sync(dev)
         times.append((time.perf_counter_ns() - t0) / 1e6)
     return _sig(float(np.median(times)))

@@ -15,7 +15,7 @@ from zoo_profiles.build import build_zoo, device_profile_name, profile_zoo
 from zoo_profiles.cli import zoo
 from zoo_profiles.datasets import load_mnist5k
 from zoo_profiles.models import build_model
-from zoo_profiles.profiler import load_weights
+from zoo_profiles.profiler import load_weights, sha256_file
 from zoo_profiles.train import accuracy
 
 ARCHS = ["logreg", "mlp_small", "cnn_small"]
@@ -42,6 +42,7 @@ def test_tiny_build_writes_a_valid_profile(tiny: Path) -> None:
         assert m.params > 0 and m.memory_mb > 0 and m.load_ms > 0
         assert m.weights == f"tiny-cpu/{m.name}.safetensors"
         assert (tiny.parent / m.weights).is_file()
+        assert m.weights_sha256 == sha256_file(tiny.parent / m.weights)
 
 
 def test_weights_reproduce_accuracy(tiny: Path) -> None:
@@ -49,7 +50,8 @@ def test_weights_reproduce_accuracy(tiny: Path) -> None:
     test = load_mnist5k().subset(200).test
     for m in prof.models:
         assert m.weights is not None
-        model = load_weights(build_model(m.arch), tiny.parent / m.weights)
+        model = load_weights(build_model(m.arch), tiny.parent / m.weights,
+                             sha256=m.weights_sha256)
         assert accuracy(model, test) == m.accuracy
 
 
@@ -70,6 +72,7 @@ def test_profile_zoo_keeps_accuracy(tiny: Path, tmp_path: Path) -> None:
     assert [m.accuracy for m in new.models] == [m.accuracy for m in old.models]
     for m in new.models:
         assert m.weights is not None and (path.parent / m.weights).is_file()
+    assert [m.weights_sha256 for m in new.models] == [m.weights_sha256 for m in old.models]
 
 
 def test_device_profile_name() -> None:

@@ -51,7 +51,8 @@ def test_mnist1d_cpu_weights_reproduce_the_profiled_accuracy() -> None:
     test = load_mnist1d(split_seed=meta["split_seed"]).test
     for m in prof.models:
         assert m.weights is not None
-        model = load_weights(build_model(m.arch, (1, 1, 40)), PROFILE_DIR / m.weights)
+        model = load_weights(build_model(m.arch, (1, 1, 40)), PROFILE_DIR / m.weights,
+                             sha256=m.weights_sha256)
         assert accuracy(model, test) == m.accuracy, m.name
 
 
@@ -101,7 +102,8 @@ def test_mnist1d_regime_zoo_front_disagrees_and_weights_reproduce() -> None:
     preds = {}
     for m in prof.models:
         assert m.weights is not None
-        model = load_weights(build_model(m.arch, (1, 1, 40)), PROFILE_DIR / m.weights)
+        model = load_weights(build_model(m.arch, (1, 1, 40)), PROFILE_DIR / m.weights,
+                             sha256=m.weights_sha256)
         assert accuracy(model, test) == m.accuracy, m.name
         preds[m.name] = predict_logits(model, test.x).argmax(axis=1)
     for a, b in itertools.pairwise(front):

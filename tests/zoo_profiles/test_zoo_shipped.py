@@ -42,7 +42,8 @@ def test_mnist5k_cpu_weights_reproduce_the_profiled_accuracy() -> None:
         assert m.weights is not None
         path = PROFILE_DIR / m.weights
         total += path.stat().st_size
-        model = load_weights(build_model(m.arch, tuple(meta["input_shape"])), path)
+        model = load_weights(build_model(m.arch, tuple(meta["input_shape"])), path,
+                             sha256=m.weights_sha256)
         assert accuracy(model, ds.test) == m.accuracy, m.name
     assert total < 8 * 2**20
 
