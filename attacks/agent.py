@@ -239,7 +239,8 @@ class AttackerAgent:
     def query(self, spec: SpecConfig | None, probes: np.ndarray, model: int = -1,
               phase: str = "mapping") -> Generator[simpy.Event, Any, Observation]:
         """Send the probes with ``spec`` (paced) and wait for the answer. A request
-        an admission defense rejects is sent again (its inputs count as sent and discarded).
+        an admission defense rejects (or overload shedding refuses) is sent again (its inputs
+        count as sent and discarded).
         Raises :class:`BudgetExhausted` (before waiting) when the budget cannot pay for it, or
         when the server has refused it :data:`MAX_REJECTIONS` times in a row."""
         refused = 0
@@ -250,7 +251,7 @@ class AttackerAgent:
             done = self.env.event()
             self.send(spec, Payload(probes=probes, phase=phase), _succeed(done), model)
             req: Request = yield done
-            if not req.rejected:
+            if not (req.rejected or req.shed):   # shed: refused under overload, unanswered
                 break
             self.ledger.discarded += len(probes)
             refused += 1
@@ -361,7 +362,7 @@ class Extraction:
             outstanding -= 1
             payload: Payload = req.payload
             keep = True
-            if req.rejected:  # turned away unanswered: its inputs are queried again
+            if req.rejected or req.shed:  # turned away unanswered: queried again
                 agent.ledger.discarded += len(payload.extract)
                 todo.extend(map(tuple, payload.extract.tolist()))
                 if outstanding == 0 and not round_done.triggered:

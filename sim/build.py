@@ -29,7 +29,7 @@ from workloads.slo import DISTRIBUTIONS, Distribution
 if TYPE_CHECKING:
     import simpy
 
-    from sim.config import Scenario, TenantConfig
+    from sim.config import Scenario, ShedConfig, TenantConfig
 
 
 def zoo_tables(scenario: Scenario, profile: ZooProfile) -> Zoo:
@@ -40,10 +40,11 @@ def zoo_tables(scenario: Scenario, profile: ZooProfile) -> Zoo:
 
 def build_system(scenario: Scenario, clock: simpy.Environment,
                  executor: Executor | None = None, *, base_dir: Path | None = None,
-                 profile: ZooProfile | None = None, keep_requests: bool = True
-                 ) -> ServingSystem:
+                 profile: ZooProfile | None = None, keep_requests: bool = True,
+                 shedding: ShedConfig | None = None) -> ServingSystem:
     """The scenario's serving system on ``clock`` (a SimPy environment: simulated time, or
-    the wall clock of the live server, whose ``executor`` runs batches for real)."""
+    the wall clock of the live server, whose ``executor`` runs batches for real);
+    ``shedding`` replaces ``cluster.shedding`` (the live server adds ``api.max_pending``)."""
     zoo = zoo_tables(scenario, profile or load_profile(scenario.zoo.profile, base_dir))
     ctx = Context(zoo=zoo, clock=clock, seeds=SeedTree(scenario.seed))
     c = scenario.cluster
@@ -55,7 +56,7 @@ def build_system(scenario: Scenario, clock: simpy.Environment,
             clock, zoo, workers=c.workers, memory_mb=c.memory_mb, max_batch=c.max_batch,
             batch_timeout_ms=c.batch_timeout_ms, policy=policy, defense=defense,
             service=service, preload=c.preload, replicate=c.replicate, executor=executor,
-            keep_requests=keep_requests)
+            keep_requests=keep_requests, shedding=shedding or c.shedding)
     except ValueError as e:  # the cluster's memory cannot hold a model
         raise ConfigError(f"cluster: {e}") from None
 

@@ -4,7 +4,9 @@ The engine keeps each request (a slotted object, a few hundred bytes) and the ba
 it; columns are built once at the end, vectorised. Every metric is derived from these records
 (docs/architecture.md principle 5). With an admission defense (:mod:`defense.base`) the records also
 say which requests it flagged and which it rejected: a rejected request has no model (null),
-worker and batch -1, finishes at its arrival and meets no SLO.
+worker and batch -1, finishes at its arrival and meets no SLO. With overload shedding on
+(``cluster.shedding``) a ``shed`` column marks the requests the engine refused, unserved in the
+same way.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ def _col(values: list[float] | list[int] | list[bool], dtype: str) -> np.ndarray
 
 
 def records_frame(requests: list[Request], tenants: list[str], models: list[str],
-                  accuracy: list[float], admission: bool = False) -> pd.DataFrame:
+                  accuracy: list[float], admission: bool = False,
+                  shedding: bool = False) -> pd.DataFrame:
     """One row per completed request, by id, with the derived SLO columns; ``admission``
-    adds the ``flagged`` and ``rejected`` columns."""
+    adds the ``flagged`` and ``rejected`` columns, ``shedding`` the ``shed`` column."""
     import pandas as pd
 
     done = [r for r in requests if r.batch is not None and r.batch.finish >= 0]
@@ -58,11 +61,15 @@ def records_frame(requests: list[Request], tenants: list[str], models: list[str]
     model_acc = np.asarray(accuracy)[codes]
     df["met_accuracy"] = model_acc >= df["acc_req"].to_numpy()
     df["met_latency"] = df["latency_ms"] <= df["lat_req_ms"]
-    if admission:
+    if admission or shedding:
         served = codes >= 0
         df["met_accuracy"] &= served
         df["met_latency"] &= served
-        df["flagged"] = _col([r.flagged for r in done], "?")
-        df["rejected"] = ~served
+        shed = _col([r.shed for r in done], "?") if shedding else None
+        if admission:
+            df["flagged"] = _col([r.flagged for r in done], "?")
+            df["rejected"] = ~served if shed is None else ~served & ~shed
+        if shed is not None:
+            df["shed"] = shed
     df["met_slo"] = df["met_accuracy"] & df["met_latency"]
     return df

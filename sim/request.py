@@ -29,7 +29,8 @@ class Request:
     """One inference request, from arrival to completion."""
 
     __slots__ = ("acc_req", "acc_spec", "arrival", "batch", "feasible", "flagged", "id",
-                 "lat_req_ms", "lat_spec_ms", "model", "payload", "rejected", "size", "tenant")
+                 "lat_req_ms", "lat_spec_ms", "model", "payload", "rejected", "retry_s", "shed",
+                 "size", "tenant")
 
     def __init__(self, rid: int, tenant: int, arrival: float, acc_req: float,
                  lat_req_ms: float, payload: Any = None, size: int = 1,
@@ -50,6 +51,12 @@ class Request:
         """An admission defense marked it (:mod:`defense.base`)."""
         self.rejected = False
         """An admission defense turned it away: completed at arrival, unserved."""
+        self.shed = False
+        """The engine's overload rule refused it (``cluster.shedding``): completed at arrival,
+        unserved; not a defense's decision."""
+        self.retry_s = 0.0
+        """For a shed request: the seconds until a retry could be admitted (the live
+        server's ``Retry-After``)."""
         self.batch: Batch | None = None
         self.payload = payload
 

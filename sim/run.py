@@ -104,7 +104,7 @@ class Simulation:
         wall = time.perf_counter() - start
         s = self.system
         df = records_frame(s.requests, self.tenant_names, self.zoo.names, self.zoo.accuracy,
-                           s.defense.admits)
+                           s.defense.admits, s.sheds)
         if s.defense.changes_outputs:
             df["answer_ok"] = self._answers_intact(df)
         kinds = [e[1] for e in s.events]

@@ -26,7 +26,8 @@ class OutputModel(BaseModel):
     The fields' order is the files' key order. A model is built with only the keys that
     apply and dumped with :meth:`to_json` (``model_dump(exclude_unset=True)``): a conditional
     field left out of the constructor is absent from the file, while one given ``None`` is
-    written as null. Floats are kept as they are, NaN included (written as ``NaN``).
+    written as null. Floats are kept as they are in memory, NaN included; the files are
+    strict JSON, so a NaN is written as null (:func:`sim.output.json_text`).
     """
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -90,8 +91,8 @@ class SloSummary(OutputModel):
     requests: int
     """Requests in the set (arrived at or after ``warmup_s``)."""
     completed: int
-    """Requests answered (a request an admission defense rejects is answered at once,
-    unserved, and counted here and in ``rejected``)."""
+    """Requests answered (a request an admission defense rejects, or the overload rule sheds,
+    is answered at once, unserved, and counted here and in ``rejected`` or ``shed``)."""
     goodput: float
     """Fraction of requests that met both their accuracy and their latency target
     (docs/paper.md: goodput; NaN without requests)."""
@@ -113,8 +114,12 @@ class SloSummary(OutputModel):
     """Requests an admission defense flagged (marked for the defenses that act on flagged
     clients only, :mod:`defense.flagged`; a later admission defense may still have rejected
     them); present only when the scenario has an admission defense."""
+    shed: int | None = None
+    """Requests the engine's overload rule refused (``cluster.shedding``; they meet no SLO,
+    so they count against goodput); present only when a shedding rule is on."""
     latency_ms: LatencyStats
-    """End-to-end latency, arrival to answer (ms), of the requests served (not rejected)."""
+    """End-to-end latency, arrival to answer (ms), of the requests served (not rejected or
+    shed)."""
     wait_ms: WaitStats
     """Queueing delay (ms) of the requests served."""
     served_by: dict[str, int]
@@ -184,11 +189,15 @@ def slo_summary(df: pd.DataFrame, window_s: float) -> SloSummary:
     met = int(df["met_slo"].sum())
     nan = float("nan")
     admission: dict[str, int] = {}
-    rejected = np.zeros(n, dtype=bool)
+    unserved = np.zeros(n, dtype=bool)   # rejected by a defense or shed: answered, unserved
     if "rejected" in df:  # records of a run with an admission defense
-        rejected = df["rejected"].to_numpy(dtype=bool)
-        admission["rejected"] = int(rejected.sum())
+        unserved = df["rejected"].to_numpy(dtype=bool)
+        admission["rejected"] = int(unserved.sum())
         admission["flagged"] = int(df["flagged"].to_numpy(dtype=bool).sum())
+    if "shed" in df:  # records of a run with overload shedding
+        shed = df["shed"].to_numpy(dtype=bool)
+        admission["shed"] = int(shed.sum())
+        unserved = unserved | shed
     return SloSummary(
         requests=n,
         completed=int((df["finish_s"] >= 0).sum()),
@@ -198,11 +207,11 @@ def slo_summary(df: pd.DataFrame, window_s: float) -> SloSummary:
         slo_attainment=SloAttainment(
             latency=float(df["met_latency"].mean()) if n else nan,
             accuracy=float(df["met_accuracy"].mean()) if n else nan),
-        infeasible=int((~df["feasible"] & ~rejected).sum()),
+        infeasible=int((~df["feasible"] & ~unserved).sum()),
         **admission,
-        latency_ms=LatencyStats.of(df["latency_ms"].to_numpy()[~rejected]),
-        wait_ms=WaitStats(mean=float(df["wait_ms"][~rejected].mean())
-                          if (~rejected).any() else nan),
+        latency_ms=LatencyStats.of(df["latency_ms"].to_numpy()[~unserved]),
+        wait_ms=WaitStats(mean=float(df["wait_ms"][~unserved].mean())
+                          if (~unserved).any() else nan),
         served_by={str(k): int(v) for k, v in df["model"].value_counts(sort=False).items()
                    if v},
     )

@@ -15,15 +15,25 @@ hands to each :class:`~sim.worker.Worker` with :meth:`ServingSystem.complete` as
 for finished batches. The attributes that moved stay readable here as properties.
 
 The INFaaS-style latency estimate reads the workers' queued work only when a load-aware policy
-asks, so load-oblivious runs pay nothing for it. It takes the other models' queued work from it
-and counts the model's own queue once, as the batches ahead of the request and the batch it
-joins.
+(or deadline shedding) asks, so load-oblivious runs pay nothing for it. It takes the other
+models' queued work from it and counts the model's own queue once, as the batches ahead of the
+request and the batch it joins.
+
+Overload shedding (``cluster.shedding``, off by default) is an admission rule of the engine, so
+the simulator predicts what the live server does: after the defense's admission, a request is
+refused when the system already holds ``max_pending`` requests, and, once its model is
+selected, when its latency estimate exceeds ``slack`` times its latency target (admission by
+deadline: it would miss its target anyway, and queueing it only delays the requests behind it,
+so goodput survives overload; INFaaS uses the same estimate to pick a variant, PSML §3). A shed
+request completes at once, unserved, marked ``shed`` (not ``rejected``: no defense decided it),
+with a retry hint.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import simpy
 
@@ -36,6 +46,9 @@ from sim.service_time import ServiceTime
 from sim.worker import Executor, Worker
 from sim.zoo import Zoo
 
+if TYPE_CHECKING:
+    from sim.config import ShedConfig
+
 
 class ServingSystem:
     """Front-end and workers of one simulated serving cluster."""
@@ -44,7 +57,7 @@ class ServingSystem:
                  max_batch: int, batch_timeout_ms: float, policy: Policy, defense: DefenseStack,
                  service: ServiceTime, preload: Preload = "spread",
                  replicate: bool = True, executor: Executor | None = None,
-                 keep_requests: bool = True) -> None:
+                 keep_requests: bool = True, shedding: ShedConfig | None = None) -> None:
         too_big = [zoo.names[m] for m in range(len(zoo)) if zoo.memory_mb[m] > memory_mb]
         if too_big:
             raise ValueError(f"memory_mb ({memory_mb}) is smaller than models {too_big}")
@@ -68,6 +81,13 @@ class ServingSystem:
         self.area = 0.0
         """Integral of the number of requests in the system over time (Little's L * T)."""
         self._t_last = 0.0
+        self.sheds = shedding is not None and shedding.active
+        """Whether an overload rule is on (the records then say which requests were shed)."""
+        self._max_pending = shedding.max_pending if shedding is not None else None
+        self._slack_ms = (shedding.slack / 1000.0 if shedding is not None and shedding.deadline
+                          else None)
+        """Deadline shedding: slack per millisecond of target, in seconds; None when off."""
+        self._min_retry_s = shedding.min_retry_s if shedding is not None else 0.0
         self.state.preload(preload)
         for w in self.state.workers:
             env.process(w.run())
@@ -118,7 +138,8 @@ class ServingSystem:
 
     # -- arrivals and completions ----------------------------------------------------------
     def submit(self, req: Request) -> None:
-        """A request arrives now: defend, select, enqueue, wake a worker."""
+        """A request arrives now: defend, shed by occupancy, select, shed by deadline,
+        enqueue, wake a worker."""
         now = self.env.now
         self.area += self.in_system * (now - self._t_last)
         self._t_last = now
@@ -131,6 +152,10 @@ class ServingSystem:
         if defense.admits and defense.admit(req) is Decision.REJECT:
             self._reject(req)
             return
+        cap = self._max_pending
+        if cap is not None and self.in_system > cap:  # in_system counts req itself
+            self._shed(req, self._min_retry_s)
+            return
         m = req.model
         if m < 0:
             if defense.changes_spec:
@@ -140,6 +165,12 @@ class ServingSystem:
                 choice = self.policy.select(req, self, now)
             m, req.feasible = choice
             req.model = m
+        slack = self._slack_ms
+        if slack is not None:
+            late = self.estimate_latency_s(m, now, req.size) - slack * req.lat_spec_ms
+            if late > 0.0:
+                self._shed(req, max(late, self._min_retry_s))
+                return
         q = st.queues[m]
         q.append(req)
         st.inputs[m] += req.size
@@ -167,6 +198,17 @@ class ServingSystem:
         """An admission defense turned ``req`` away: it completes now, unserved (a batch of
         no model and no inputs), and its client hears so through the completion hook."""
         req.rejected = True
+        self._unserved(req)
+
+    def _shed(self, req: Request, retry_s: float) -> None:
+        """The overload rule refused ``req``: unserved like a rejection, but marked ``shed``,
+        with the seconds until a retry could be admitted."""
+        req.shed = True
+        req.retry_s = retry_s
+        self._unserved(req)
+
+    def _unserved(self, req: Request) -> None:
+        """``req`` completes now with no model, worker or inputs served."""
         req.model = -1
         req.feasible = False
         b = Batch(-1, -1, -1, req.arrival, 0)
@@ -195,9 +237,9 @@ class ServingSystem:
     def loaded_holders(self, model: int) -> int:
         return sum(1 for w in self.state.holders[model] if model in w.loaded)
 
-    def estimate_latency_s(self, model: int, now: float) -> float:
-        """INFaaS-style estimate of the latency of a one-input request joining ``model``'s queue
-        now.
+    def estimate_latency_s(self, model: int, now: float, size: int = 1) -> float:
+        """INFaaS-style estimate of the latency of a request of ``size`` inputs (the policies
+        ask for one) joining ``model``'s queue now.
 
         With ``q`` inputs already queued for the model and ``B = max_batch``, the request
         waits behind ``q // B`` full batches and joins a batch of ``q % B + 1`` inputs
@@ -213,6 +255,8 @@ class ServingSystem:
           ``batch_timeout`` if that is later and the batch will not fill;
         - plus the profiled time of the batch it joins.
 
+        A request of several inputs joins a batch of ``q % B + size`` inputs; when that is
+        more than ``B``, the partial batch ahead leaves first and the request starts its own.
         Exact for one holder, deterministic service and no later arrivals to the worker.
         """
         st = self.state
@@ -222,7 +266,10 @@ class ServingSystem:
         start = st.ready_s(model, now, own=False)
         if full:
             start += full * batch_s[max_batch] / (len(st.holders[model]) or 1)
-        b = ahead + 1
+        b = ahead + size
+        if b > max_batch and ahead:   # it does not fit the partial batch, which goes first
+            start += batch_s[ahead] / (len(st.holders[model]) or 1)
+            ahead, b = 0, size
         timeout = st.batch_timeout_s
         if b < max_batch and timeout > 0.0:
             oldest = now
@@ -233,7 +280,7 @@ class ServingSystem:
             t = oldest + timeout - now
             if t > start:
                 start = t
-        return start + batch_s[b]
+        return start + (batch_s[b] if b <= max_batch else self.zoo.batch_time_s(model, b))
 
     def ready_s(self, m: int, now: float, own: bool = True) -> float:
         """How long until some holder of ``m`` has worked off what is ahead of a new request

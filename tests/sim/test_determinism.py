@@ -34,6 +34,19 @@ def test_same_seed_same_records() -> None:
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_same_seed_same_records_with_overload_shedding() -> None:
+    """Shedding decides from the engine's state alone (no random stream of its own): same
+    seed, same requests shed; the arrivals and targets are those of the run without it."""
+    shed = {"cluster": {"workers": 1, "max_batch": 8, "batch_timeout_ms": 0.5,
+                        "shedding": {"deadline": True, "slack": 1.2, "max_pending": 40}}}
+    a, b = run(scenario(**shed)).records, run(scenario(**shed)).records
+    pd.testing.assert_frame_equal(a, b)
+    assert a["shed"].any() and not a["shed"].all()
+    cols = ["id", "tenant", "arrival_s", "acc_req", "lat_req_ms"]
+    plain = run(scenario(cluster=shed["cluster"] | {"shedding": {}})).records
+    pd.testing.assert_frame_equal(a[cols], plain[cols])
+
+
 def test_different_seed_different_records() -> None:
     a, b = run(scenario()).records, run(scenario(seed=12)).records
     assert not a["arrival_s"].equals(b["arrival_s"])
