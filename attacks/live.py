@@ -52,6 +52,7 @@ from attacks.run import (
     resolve_target,
 )
 from attacks.strategies import STRATEGIES, Plan
+from serve.auth import Credentials, require_keys
 from sim.build import zoo_tables
 from sim.clock import WallClockEnvironment
 from sim.errors import UserError
@@ -97,10 +98,12 @@ class HttpLink:
     def __init__(self, env: WallClockEnvironment, zoo: Zoo, client: httpx.AsyncClient,
                  pool_x: np.ndarray, responder: Responder, info: dict[str, Any],
                  labels_only: bool, on_error: Callable[[BaseException], None],
-                 identities: int = 1) -> None:
+                 identities: int = 1, credentials: Credentials | None = None) -> None:
         self.env: simpy.Environment = env
         self.identities = identity_names(identities)
         """The ``X-Client-Id`` values it sends in turn (tenant names in the server's records)."""
+        self.credentials = credentials or Credentials()
+        """Keys, one per identity where the server wants keys."""
         self.wall = env
         self.zoo = zoo
         self.client = client
@@ -185,8 +188,9 @@ class HttpLink:
             self.http_requests += 1
             try:
                 r = await self.client.post("/v1/classify", json=body,
-                                           headers={CLIENT_HEADER:
-                                                    self.identities[call.req.tenant]})
+                                           headers={
+                                               CLIENT_HEADER: self.identities[call.req.tenant],
+                                               **self.credentials.headers(call.req.tenant)})
             except httpx.HTTPError as e:
                 raise UserError(f"live server {self.client.base_url}: {call.phase} request "
                                 f"failed ({type(e).__name__}: {e})") from None
@@ -324,16 +328,20 @@ def check_server(info: dict[str, Any], cfg: AttackerConfig, victim: Victim, url:
 
 @on_one_torch_thread
 def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = None,
-                    timeout_s: float = 60.0) -> LiveAttackResult:
+                    timeout_s: float = 60.0, credentials: Credentials | None = None
+                    ) -> LiveAttackResult:
     """Run the attack against the live server at ``url``, train the surrogate, score it."""
     cfg = scenario.attacker
     zoo = zoo_tables(scenario, load_profile(scenario.zoo.profile, base_dir))
     target, rank = resolve_target(cfg.target, zoo)
     import httpx
 
-    from serve.client import fetch_server_records, server_info
+    from serve.client import check_admin_token, fetch_server_records, server_info
 
     info = server_info(url, timeout_s=10.0)
+    creds = credentials or Credentials.resolve()
+    require_keys(info, creds, url, cfg.identities)
+    check_admin_token(url, creds.admin_token)
     seeds = SeedTree(scenario.seed)
     rng = seeds.generator("attacker")
     victim = prepare_victim(scenario, len(zoo), base_dir, rng, live=True)
@@ -341,10 +349,10 @@ def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = 
     plan = Plan(target, rank)
     started = time.perf_counter()
     agent, ext, link, cfg = asyncio.run(
-        _attack(scenario, url, info, zoo, victim, plan, rng, seeds, timeout_s))
+        _attack(scenario, url, info, zoo, victim, plan, rng, seeds, timeout_s, creds))
     wall = time.perf_counter() - started
     try:
-        server = fetch_server_records(url)
+        server = fetch_server_records(url, creds.admin_token)
     except httpx.HTTPError as e:
         raise UserError(f"live server {url}: GET /admin/records failed "
                         f"({type(e).__name__}: {e})") from None
@@ -364,7 +372,7 @@ def run_live_attack(scenario: AttackScenario, url: str, base_dir: Path | None = 
 
 async def _attack(scenario: AttackScenario, url: str, info: dict[str, Any], zoo: Zoo,
                   victim: Victim, plan: Plan, rng: np.random.Generator, seeds: SeedTree,
-                  timeout_s: float) -> LiveRun:
+                  timeout_s: float, credentials: Credentials) -> LiveRun:
     from serve.client import async_client
 
     loop = asyncio.get_running_loop()
@@ -385,7 +393,7 @@ async def _attack(scenario: AttackScenario, url: str, info: dict[str, Any], zoo:
                 done.set_exception(e)
 
         link = HttpLink(env, zoo, client, victim.pool.x, victim.responder, info,
-                        cfg.outputs == "labels", fail, cfg.identities)
+                        cfg.outputs == "labels", fail, cfg.identities, credentials)
         agent = AttackerAgent(link, cfg, victim.responder)
         ext = Extraction(agent, victim.pool_size, seeds.generator("attacker", "inputs"))
         strategy = STRATEGIES.build(cfg.strategy, Context(

@@ -22,10 +22,11 @@ import click
 @click.option("--outputs", type=click.Choice(["probabilities", "labels"]),
               help="Answer with class probabilities (default) or top-1 labels only.")
 @click.option("--rate-limit", type=float, metavar="RPS",
-              help="Per-client request rate limit (token bucket, burst = 1 s of it).")
+              help="Request rate limit per tenant key (auth on) or per peer address (token "
+              "bucket, burst = 1 s of it).")
 @click.option("--records", is_flag=True, default=None,
-              help="Keep ground-truth records and serve them at GET /admin/records "
-              "(experiments only: they name the model behind each answer).")
+              help="Keep ground-truth records and serve them at GET /admin/records to the "
+              "admin token (experiments: they name the model behind each answer).")
 @click.option("--model-api", is_flag=True, default=None,
               help="Accept a model name in requests (INFaaS's model-variant queries).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -40,6 +41,7 @@ def serve(config: Path | None, zoo: str | None, policy: str | None, defense: str
     CONFIG is an optional scenario YAML (zoo, cluster, policy, defense, seed, api); the options
     override it. Stop with Ctrl-C.
     """
+    from serve.auth import ADMIN_TOKEN_ENV
     from serve.config import ServeScenario
     from serve.live import servable_profile
     from serve.server import serve_forever
@@ -62,7 +64,10 @@ def serve(config: Path | None, zoo: str | None, policy: str | None, defense: str
     if scenario.api.host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: listening on {scenario.api.host}, beyond this machine", err=True)
 
-    def announce(url: str) -> None:
+    def announce(url: str, admin_token: str | None) -> None:
+        if admin_token is not None:
+            click.echo(f"admin token (GET /admin/*; set {ADMIN_TOKEN_ENV} to choose it): "
+                       f"{admin_token}", err=True)
         click.echo(f"zoosim serve: {scenario.zoo.profile} ({scenario.policy.type}, defense "
                    f"{scenario.defense.type}) listening on {url}", err=False)
 
@@ -103,3 +108,34 @@ def simcheck(config: Path, out_dir: Path, loads: str, profile: str | None,
                            calibration_requests=calibration_requests, progress=not quiet,
                            echo=click.echo)
     click.echo(table(results))
+
+
+@click.command()
+@click.argument("tenant")
+@click.option("--keys-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Add the key's SHA-256 to this keys file (YAML tenant: sha256; created if "
+              "missing) instead of printing the line.")
+def keygen(tenant: str, keys_file: Path | None) -> None:
+    """Make an API key for TENANT: the key is printed once (give it to the tenant); the
+    server keeps only its SHA-256 (api.keys or api.keys_file)."""
+    from serve.auth import check_keys, digest, new_key, read_keys_file
+    from sim.errors import UserError
+    from sim.output import atomic_write
+
+    key = new_key()
+    h = digest(key)
+    check_keys({tenant: h}, "TENANT")
+    if keys_file is None:
+        click.echo(f"key: {key}")
+        click.echo(f"api.keys entry: {tenant}: {h}")
+        return
+    keys = read_keys_file(keys_file) if keys_file.exists() else {}
+    if tenant in keys:
+        raise UserError(f"{keys_file}: tenant {tenant!r} has a key already (remove its line "
+                        "to replace it)")
+    keys[tenant] = h
+    check_keys(keys, str(keys_file))
+    text = "".join(f"{t}: {v}\n" for t, v in keys.items())
+    atomic_write(keys_file, lambda p: p.write_text(text))
+    click.echo(f"key: {key}")
+    click.echo(f"added {tenant} to {keys_file}")

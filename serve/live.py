@@ -16,6 +16,8 @@ and returns an awaitable answer.
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ from sim.errors import ConfigError, UserError
 from sim.profiles import ZooProfile, load_profile, resolve_profile_path
 from sim.records import records_frame
 from sim.request import Request
+from zoo_profiles.profiler import read_weights, warn_unchecked
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,8 +42,10 @@ MAX_TENANTS = 1024
 
 
 def servable_profile(scenario: ServeScenario, base_dir: Path | None) -> tuple[Path, ZooProfile]:
-    """The scenario's zoo profile, checked to have weights for every model (a UserError
-    otherwise, raised before any server starts)."""
+    """The scenario's zoo profile, checked to have weights for every model, each file intact
+    (its ``weights_sha256``; a valid safetensors file where the profile has no digest): a
+    UserError otherwise, raised before any server starts, so that a corrupt file is one line
+    and exit 2 rather than a worker that fails to start (or serves NaN)."""
     path = resolve_profile_path(scenario.zoo.profile, base_dir)
     profile = load_profile(path)
     if any(m.weights is None for m in profile.models):
@@ -50,6 +55,13 @@ def servable_profile(scenario: ServeScenario, base_dir: Path | None) -> tuple[Pa
                if m.weights is not None and not (path.parent / m.weights).is_file()]
     if missing:
         raise UserError(f"{path}: weight files not found: {missing}")
+    for m in profile.models:
+        assert m.weights is not None
+        try:
+            read_weights(path.parent / m.weights, m.weights_sha256)
+        except UserError as e:
+            raise UserError(f"model {m.name!r}: {e}") from None
+    warn_unchecked(path, [m.name for m in profile.models if m.weights_sha256 is None])
     too_big = [m.name for m in profile.models if m.memory_mb > scenario.cluster.memory_mb]
     if too_big:
         raise ConfigError(f"cluster: memory_mb ({scenario.cluster.memory_mb}) is smaller than "
@@ -59,6 +71,15 @@ def servable_profile(scenario: ServeScenario, base_dir: Path | None) -> tuple[Pa
 
 class Rejected(Exception):
     """An admission defense turned the request away (HTTP 429)."""
+
+
+class Shed(Exception):
+    """The engine's overload rule refused the request (``cluster.shedding``; HTTP 503 with
+    ``Retry-After``): ``retry_s`` is its hint, the seconds until a retry could be admitted."""
+
+    def __init__(self, message: str, retry_s: float) -> None:
+        super().__init__(message)
+        self.retry_s = retry_s
 
 
 class Answer:
@@ -94,7 +115,10 @@ class LiveServer:
             ThreadExecutor(self.env, profile, path, shape, self.num_classes, c.workers,
                            api.threads, c.max_batch))
         self.system = build_system(scenario, self.env, self.executor, profile=profile,
-                                   keep_requests=api.records)
+                                   keep_requests=api.records, shedding=scenario.shedding())
+        self.ring: deque[Request] = deque(maxlen=api.records_max)
+        """The latest requests, for the records (a bounded ring: old ones drop out)."""
+        self.system.requests = self.ring  # type: ignore[assignment]
         self.zoo = self.system.zoo
         self.executor.preload(self.system)
         self.tenants: dict[str, int] = {}
@@ -118,6 +142,15 @@ class LiveServer:
     def pending(self) -> int:
         """Requests in the system (queued or being served)."""
         return self.system.in_system
+
+    def health(self) -> dict[str, Any]:
+        """``ok`` when every worker is up (and the serving loop has not failed), else
+        ``degraded`` (requests for a dead worker's batches get 503 until it is back); with
+        each worker's state and restart count, and the requests in the system."""
+        workers = self.executor.health()
+        ok = self.env.error is None and all(w["alive"] for w in workers)
+        return {"status": "ok" if ok else "degraded", "workers": workers,
+                "pending": self.pending()}
 
     def classify(self, x: np.ndarray, accuracy: float, latency_ms: float, client: str,
                  model: int = -1) -> asyncio.Future[Answer]:
@@ -144,6 +177,11 @@ class LiveServer:
         req.payload = None  # inputs and answers are not kept, only the record
         if fut is None or fut.done():
             return
+        if req.shed:
+            fut.set_exception(Shed(f"overloaded: shed by the server's overload rule (it "
+                                   f"would miss its latency target, or too many requests are "
+                                   f"pending); retry in {req.retry_s:.3f} s", req.retry_s))
+            return
         if req.rejected:
             fut.set_exception(Rejected("rejected by the server's admission policy"))
             return
@@ -153,11 +191,24 @@ class LiveServer:
         fut.set_result(Answer(req.id, self.system.defense.postprocess(result, req.flagged)))
 
     # -- ground truth, for experiments ------------------------------------------------------------
-    def records(self) -> pd.DataFrame:
-        """Per-request records (model, batch, times in seconds since start): what the
-        simulator writes, from the live run."""
-        return records_frame(self.system.requests, self.tenant_names or ["none"],
-                             self.zoo.names, self.zoo.accuracy, self.system.defense.admits)
+    def records_page(self, after: int, limit: int) -> tuple[pd.DataFrame, int | None, int]:
+        """Records (model, batch, times in seconds since start: what the simulator writes)
+        of the completed requests with ids above ``after``, at most ``limit`` of them, up to
+        the first still in flight; with the ``after`` of the next page (None: none completed
+        yet beyond this one) and how many records the ring has dropped."""
+        ring = self.ring
+        first = ring[0].id if ring else self._next_id
+        start = max(0, after + 1 - first)
+        page: list[Request] = []
+        for r in itertools.islice(ring, start, None):
+            if r.batch is None or r.batch.finish < 0 or len(page) >= limit:
+                break
+            page.append(r)
+        frame = records_frame(page, self.tenant_names or ["none"], self.zoo.names,
+                              self.zoo.accuracy, self.system.defense.admits,
+                              self.system.sheds)
+        nxt = page[-1].id if page else None
+        return frame, nxt, first
 
     def close(self) -> None:
         self.env.close()

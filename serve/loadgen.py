@@ -20,9 +20,11 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from serve.auth import Credentials
 from serve.client import async_client, fetch_server_records
 from serve.protocol import CLIENT_HEADER, encode_inputs
-from sim.clock import freeze_heap, run_precise
+from sim.clock import freeze_heap, raise_open_file_limit, run_precise
+from sim.errors import UserError
 from sim.summary import _stats
 
 JOINED_COLUMNS = ("model", "batch_size", "server_latency_ms", "met_accuracy")
@@ -55,7 +57,7 @@ def _bodies(schedule: pd.DataFrame, inputs: np.ndarray) -> list[tuple[bytes, byt
 
 async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
                  max_connections: int = 256, timeout_s: float = 60.0, progress: bool = False,
-                 lead_s: float = 0.05) -> pd.DataFrame:
+                 lead_s: float = 0.05, credentials: Credentials | None = None) -> pd.DataFrame:
     """Send every scheduled request to ``url``'s ``POST /v1/classify`` at ``t0 + arrival_s``.
 
     ``schedule`` has the columns of :func:`workloads.schedule.request_schedule`; ``t0`` is
@@ -80,6 +82,10 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
         scheduled = scheduled[order]
     bodies = _bodies(schedule, inputs)
     tenants = schedule["tenant"].astype(str).tolist()
+    creds = credentials or Credentials()
+    # each tenant sends with its own key (keys taken in turn) where the server wants keys
+    auth = [creds.headers(int(code)) for code in
+            schedule["tenant"].astype("category").cat.codes.tolist()]
     sent = np.full(n, np.nan)
     done = np.full(n, np.nan)
     status = np.zeros(n, dtype="i4")
@@ -97,7 +103,7 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
 
     async def one(i: int, client: httpx.AsyncClient, t0: float) -> None:
         body = b"".join(bodies[i])
-        headers = {CLIENT_HEADER: tenants[i], "Content-Type": "application/json"}
+        headers = {CLIENT_HEADER: tenants[i], "Content-Type": "application/json", **auth[i]}
         try:
             async with slots:
                 sent[i] = now() - t0
@@ -234,20 +240,30 @@ def load_summary(records: pd.DataFrame, warmup_s: float = 0.0,
 
 
 def run_load(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *, warmup_s: float = 0.0,
-             max_connections: int = 256, progress: bool = False
-             ) -> tuple[pd.DataFrame, dict[str, Any]]:
+             max_connections: int = 256, progress: bool = False,
+             credentials: Credentials | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Replay ``schedule`` against ``url``, join the server's records where it keeps them,
     and summarise: ``(records, summary)``."""
     start = time.perf_counter()
+    creds = credentials or Credentials.resolve()
+    files = raise_open_file_limit()  # one descriptor per connection, and some to spare
+    if max_connections > files - 64:
+        raise UserError(f"--max-connections {max_connections}: this process may open at most "
+                        f"{files} files; use at most {files - 64}")
     records = run_precise(replay(url, schedule, inputs, max_connections=max_connections,
-                                 progress=progress))
+                                 progress=progress, credentials=creds))
     wall = time.perf_counter() - start
     try:
-        server = fetch_server_records(url)
+        server = fetch_server_records(url, creds.admin_token)
     except httpx.HTTPError as e:  # the run is kept; only the join is lost
         server, note = None, f"unavailable ({type(e).__name__}: {e})"
+    except UserError as e:
+        server, note = None, f"unavailable ({e})"
     else:
-        note = "joined" if server is not None else "off (the server keeps none)"
+        note = ("joined" if server is not None else
+                "not fetched (no admin token: --admin-token joins the server's records)"
+                if creds.admin_token is None else
+                "off (the server keeps none)")
     if server is not None:
         records = join_server_records(records, server)
     summary = load_summary(records, warmup_s, wall)

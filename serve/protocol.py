@@ -19,17 +19,32 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field, StrictFloat, StrictInt
+from pydantic import AfterValidator, Field, StrictFloat, StrictInt
 
 from sim.schema import Strict
 
 BINARY_DTYPES = ("float32", "float64")
 """Element types the binary form accepts (cast to float32)."""
 
-CLIENT_HEADER = "X-Client-Id"
-"""Names the client for the rate limit and the server's records (default: its address)."""
+MAX_DIMS = 8
+"""Most dimensions the binary form's shape may have (a batch of images has 4)."""
 
-Number = StrictInt | StrictFloat
+CLIENT_HEADER = "X-Client-Id"
+"""Names the client in the server's records and to its defenses when auth is off (default:
+its address); a claim, ignored when auth is on (:mod:`serve.auth`)."""
+
+def _finite(v: int | float) -> float:
+    """A JSON number as a finite float (a 400-digit integer is not a latency)."""
+    try:
+        f = float(v)
+    except OverflowError:
+        raise ValueError("must be a finite number") from None
+    if not math.isfinite(f):
+        raise ValueError("must be a finite number")
+    return f
+
+
+Number = Annotated[StrictInt | StrictFloat, AfterValidator(_finite)]
 
 
 class ClassifyBody(Strict):
@@ -83,6 +98,12 @@ def decode_inputs(obj: Any, in_shape: tuple[int, ...], max_inputs: int) -> np.nd
     return x
 
 
+def _short(value: Any, chars: int = 64) -> str:
+    """``repr(value)``, cut to ``chars``: an error message never echoes a client's megabytes."""
+    text = repr(value)
+    return text if len(text) <= chars else text[:chars] + "..."
+
+
 def _nested(obj: Any) -> np.ndarray:
     if not isinstance(obj, list):
         raise BadInput(f"inputs: expected nested lists of numbers or "
@@ -107,10 +128,15 @@ def _binary(obj: dict[str, Any]) -> np.ndarray:
         raise BadInput(f"inputs: unknown keys {extra} in the binary form")
     dtype, shape, data = obj["dtype"], obj["shape"], obj["data"]
     if dtype not in BINARY_DTYPES:
-        raise BadInput(f"inputs.dtype: {dtype!r} is not accepted; use one of {list(BINARY_DTYPES)}")
+        raise BadInput(f"inputs.dtype: {_short(dtype)} is not accepted; use one of "
+                       f"{list(BINARY_DTYPES)}")
+    if isinstance(shape, list) and len(shape) > MAX_DIMS:
+        raise BadInput(f"inputs.shape: {len(shape)} dimensions; inputs have at most "
+                       f"{MAX_DIMS}")
     if (not isinstance(shape, list) or not shape or
             not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-        raise BadInput(f"inputs.shape: expected a list of non-negative integers, got {shape!r}")
+        raise BadInput(f"inputs.shape: expected a list of non-negative integers, got "
+                       f"{_short(shape)}")
     if not isinstance(data, str):
         raise BadInput("inputs.data: expected a base64 string")
     try:

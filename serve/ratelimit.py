@@ -1,6 +1,7 @@
 """A per-client token-bucket rate limit for the live API (``api.rate_limit_rps``).
 
-Each client (named by the ``X-Client-Id`` header, else its address) has a bucket of
+Each client (the tenant of its API key when auth is on, else its address: never a name the
+client chooses, or rotating it would buy more requests) has a bucket of
 ``burst`` tokens refilled at ``rate`` per second; a request takes one token or is refused with
 429 and the seconds to wait. Buckets of clients not seen for a while are forgotten (at most
 ``max_clients`` are kept, least recently used first out), so memory stays bounded.

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from serve.config import ServeScenario
+from serve.config import ApiConfig, ServeScenario
+from serve.http import ConnectionLimits, guarded_protocol
+from sim.clock import raise_open_file_limit
 from sim.errors import UserError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -57,11 +59,29 @@ def _uvicorn_server(scenario: ServeScenario, base_dir: Path | None,
             yield  # signals are the caller's: serve_forever installs handle_exit itself
 
     app = create_app(scenario, base_dir, on_ready)
+    api = scenario.api
     # the loop is ours (see _run): uvloop's clock and timers, and epoll's waits, have a
     # resolution of 1 ms, too coarse for batching timeouts of a millisecond or less
     config = uvicorn.Config(app, loop="none", log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=10, backlog=2048)
+                            lifespan="on", timeout_graceful_shutdown=10, backlog=2048,
+                            http=guarded_protocol(connection_limits(api)),
+                            timeout_keep_alive=api.idle_timeout_s)  # type: ignore[arg-type]
+    # (uvicorn's annotation says int; it is a delay given to loop.call_later, so any float)
     return Server(config)
+
+
+DESCRIPTORS_RESERVED = 64
+"""Open files kept apart from connections: the listening socket, worker pipes, weights."""
+
+
+def connection_limits(api: ApiConfig) -> ConnectionLimits:
+    """The API's per-connection limits, with the connection cap below the open-file limit
+    (raised to its hard limit first), so a flood of connections is refused, never fatal."""
+    files = raise_open_file_limit()
+    return ConnectionLimits(
+        max_connections=max(1, min(api.max_connections, files - DESCRIPTORS_RESERVED)),
+        max_header_bytes=api.max_header_bytes, max_body_bytes=api.max_body_bytes,
+        request_timeout_s=api.request_timeout_s, idle_timeout_s=api.idle_timeout_s)
 
 
 def _run(server: Any, sock: socket.socket, precise: bool) -> None:
@@ -77,11 +97,14 @@ def _run(server: Any, sock: socket.socket, precise: bool) -> None:
 
 
 def serve_forever(scenario: ServeScenario, base_dir: Path | None,
-                  announce: Callable[[str], None]) -> None:
-    """Serve until SIGINT/SIGTERM; ``announce(url)`` once ready."""
+                  announce: Callable[[str, str | None], None]) -> None:
+    """Serve until SIGINT/SIGTERM; ``announce(url, admin_token)`` once ready (the token when
+    one was made for this server, else None)."""
     sock = bind(scenario.api.host, scenario.api.port)
     url = url_of(sock)
-    server = _uvicorn_server(scenario, base_dir, lambda _: announce(url))
+    made: list[str | None] = []
+    server = _uvicorn_server(scenario, base_dir, lambda _: announce(url, made[0]))
+    made.append(server.config.app.state.identities.made_token)
     before = {sig: signal.signal(sig, server.handle_exit) for sig in STOP_SIGNALS}
     try:
         _run(server, sock, scenario.api.precise_timers)
@@ -108,6 +131,8 @@ class ServerThread:
             ready.set()
 
         self.server = _uvicorn_server(scenario, base_dir, on_ready)
+        self.admin_token: str | None = self.server.config.app.state.identities.known_token
+        """The admin token (for ``/admin/records``), unless only its digest was given."""
         self.precise = scenario.api.precise_timers
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="zoosim-serve", daemon=True)

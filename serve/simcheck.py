@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -46,9 +47,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from serve.auth import ADMIN_TOKEN_ENV, Credentials, new_key
 from sim.config import Scenario, parse_scenario, read_yaml
 from sim.errors import ConfigError, UserError
-from sim.output import write_json, write_table
+from sim.output import make_dir, write_json, write_table
 from sim.profiles import ZooProfile, load_profile, resolve_profile_path
 from sim.rng import SeedTree
 
@@ -154,14 +156,16 @@ def compare(live: pd.DataFrame, sim: pd.DataFrame, overhead: np.ndarray,
 
 # -- the live server, in its own process ----------------------------------------------------------
 @contextmanager
-def live_server(config: Path, log: Path, timeout_s: float = 120.0) -> Iterator[str]:
+def live_server(config: Path, log: Path, timeout_s: float = 120.0,
+                admin_token: str | None = None) -> Iterator[str]:
     """``zoosim serve CONFIG`` in a child process (its own interpreter: the load generator's
     work never competes for the server's GIL), its stderr in ``log``; yields its URL;
-    SIGTERM on exit."""
+    SIGTERM on exit. ``admin_token`` becomes its admin token (for the records)."""
+    token = {ADMIN_TOKEN_ENV: admin_token} if admin_token else {}
     with log.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "sim", "serve", str(config)],
                                 stdout=subprocess.PIPE, stderr=err, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **token})
         out = proc.stdout
         line: list[str] = []
         reader = threading.Thread(target=lambda: line.append(out.readline() if out else ""),
@@ -206,11 +210,24 @@ def _digest(*parts: Any) -> str:
 
 
 def _done(path: Path, digest: str) -> dict[str, Any] | None:
+    """A finished step's stored row (for a resumed run), with the nulls that stand for
+    non-finite figures (strict JSON) read back as NaN, as the run computed them."""
     if path.is_file():
         data: dict[str, Any] = json.loads(path.read_text())
         if data.get("digest") == digest:
-            return data
+            row: dict[str, Any] = _nulls_as_nan(data)
+            return row
     return None
+
+
+def _nulls_as_nan(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {k: _nulls_as_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nulls_as_nan(v) for v in value]
+    return value
 
 
 def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
@@ -231,7 +248,7 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
         raise ConfigError(f"{config}: a scenario is a YAML mapping")
     parse_scenario(data, base_dir, str(config))
     at_rate(data, 1.0, None)  # every tenant must have a rate
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     data["zoo"]["profile"] = str(_profile(data["zoo"]["profile"], base_dir, profile, out_dir,
                                           progress, echo))
     prof = load_profile(data["zoo"]["profile"])
@@ -241,6 +258,8 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
                                                              "duration_s", "warmup_s")}
     serve_data["api"] = {**data.get("api", {}), "port": 0, "records": True}
     digest = _digest(VERSION, serve_data, data.get("tenants"), requests, calibration_requests)
+    token = new_key()  # the admin token of the servers this run starts, for their records
+    creds = Credentials(admin_token=token)
 
     def with_service(d: dict[str, Any], fit: dict[str, float] | None) -> dict[str, Any]:
         d = copy.deepcopy(d)
@@ -263,9 +282,10 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
 
     def calibrate(url: str, rate: float) -> dict[str, Any]:
         sc = scenario(rate, calibration_requests, None, CALIBRATION_SEED_OFFSET)
-        live, _ = run_load(url, request_schedule(sc), inputs, progress=progress)
+        live, _ = run_load(url, request_schedule(sc), inputs, progress=progress,
+                           credentials=creds)
         live = live[(live["scheduled_s"] >= sc.warmup_s) & (live["status"] == 200)]
-        server = fetch_server_records(url)
+        server = fetch_server_records(url, creds.admin_token)
         assert server is not None  # the server keeps records
         server = server[server["id"].isin(live["server_id"])]
         front = overhead_ms(live)
@@ -280,7 +300,8 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
         if found is None:
             echo(f"calibrating at {rate:g} req/s")
             with live_server(serve_config(None, "calibration"),
-                             out_dir / "serve" / f"{rate:g}-calibration.log") as url:
+                             out_dir / "serve" / f"{rate:g}-calibration.log",
+                             admin_token=token) as url:
                 found = calibrate(url, rate)
             write_json(loads_dir / f"{rate:g}-calibration.json", found)
         cal = found
@@ -293,9 +314,9 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
         else:
             sc = scenario(rate, requests, fit)
             with live_server(serve_config(fit, f"{rate:g}"),
-                             out_dir / "serve" / f"{rate:g}.log") as url:
+                             out_dir / "serve" / f"{rate:g}.log", admin_token=token) as url:
                 live, _ = run_load(url, request_schedule(sc), inputs, warmup_s=sc.warmup_s,
-                                   progress=progress)
+                                   progress=progress, credentials=creds)
             sim = Simulation(sc, base_dir).run().records
             rng = SeedTree(sc.seed).generator("simcheck", "overhead", f"{rate:g}")
             row = {"digest": d, "rate_rps": rate,

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from serve.auth import credential_options
 from sim.errors import UserError
 
 
@@ -50,18 +51,23 @@ def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ..
              quiet: bool) -> None:
     """Run the scenario CONFIG (YAML) and write its records and summary to OUT."""
     from sim.config import load_scenario
-    from sim.output import write_json, write_table, write_yaml
-    from sim.report import summary_table
+    from sim.output import make_dir, write_json, write_table, write_yaml
+    from sim.report import nothing_measured, summary_table
     from sim.run import Simulation
 
     scenario = load_scenario(config, overrides=overrides)
     sim = Simulation(scenario, config.resolve().parent)
+    make_dir(out_dir)  # after the checks (a bad scenario leaves no folder), before the run
     result = sim.run(progress=not quiet)
     resolved = scenario.model_dump(mode="json")
     resolved["zoo"]["profile"] = sim.profile_ref
     write_table(out_dir / ("requests.csv" if as_csv else "requests.parquet"), result.records)
     write_json(out_dir / "summary.json", result.summary)
     write_yaml(out_dir / "config.resolved.yaml", resolved)
+    warning = nothing_measured(result.summary["requests"], len(result.records),
+                               scenario.warmup_s)
+    if warning:
+        click.echo(warning, err=True)
     if not quiet:
         click.echo(summary_table(result.summary))
         click.echo(f"wrote {out_dir}/")
@@ -105,25 +111,30 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
               "summary.json.")
 @click.option("--quiet", is_flag=True, help="No progress bar (a bar of inputs sent against "
               "the budget, shown on a terminal while a simulated attack runs) and no table.")
+@credential_options
 def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], target_url: str | None,
-           quiet: bool) -> None:
+           quiet: bool, api_keys: tuple[str, ...], admin_token: str | None) -> None:
     """Run the attack scenario CONFIG: fingerprint, extract, score (PSML §4).
 
     Simulated by default; with --target URL against a live server."""
     from attacks.config import AttackScenario
     from sim.config import load_scenario
-    from sim.output import write_json, write_table, write_yaml
+    from sim.output import make_dir, write_json, write_table, write_yaml
     from sim.report import attack_table
 
     scenario = load_scenario(config, AttackScenario, overrides)
     assert isinstance(scenario, AttackScenario)
+    make_dir(out_dir)
     if target_url is not None:
         from attacks.live import run_live_attack
 
         if not target_url.startswith(("http://", "https://")):
             raise UserError(f"--target: expected a URL like http://127.0.0.1:8000, got "
                             f"{target_url!r}")
-        live = run_live_attack(scenario, target_url.rstrip("/"), config.resolve().parent)
+        from serve.auth import Credentials
+
+        live = run_live_attack(scenario, target_url.rstrip("/"), config.resolve().parent,
+                               credentials=Credentials.resolve(api_keys, admin_token))
         report = live.report
         write_table(out_dir / "requests.parquet", live.requests)
     else:
@@ -151,7 +162,8 @@ def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], target_url: 
 @click.option("--backend", type=click.Choice(["local", "dask"]), default="local",
               show_default=True, help="A local process pool, or Dask.")
 @click.option("--scheduler", default=None, metavar="ADDR",
-              help="Dask scheduler address (tcp://HOST:PORT); default: a LocalCluster.")
+              help="Dask scheduler address (tcp://HOST:PORT); default: a LocalCluster. One "
+              "that does not answer within 5 s is an error (exit status 2).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Parallel points (default: the number of CPUs).")
 @click.option("--resume", is_flag=True, help="Continue a sweep; finished points are kept.")
@@ -210,7 +222,7 @@ def report(args: tuple[str, ...]) -> None:
 
 
 def _mount_groups() -> None:
-    from serve.cli import serve, simcheck
+    from serve.cli import keygen, serve, simcheck
     from serve.load_cli import load
     from workloads.cli import traces
     from zoo_profiles.cli import zoo  # imports neither torch nor seaborn until a command runs
@@ -218,6 +230,7 @@ def _mount_groups() -> None:
     main.add_command(zoo)
     main.add_command(traces)
     main.add_command(serve)
+    main.add_command(keygen)
     main.add_command(simcheck)
     main.add_command(load)
 

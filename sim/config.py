@@ -23,8 +23,9 @@ from sim.config_errors import describe_validation_error
 from sim.errors import ConfigError
 from sim.plugins import Context, PluginParams
 from sim.policies import POLICIES
-from sim.schema import Strict
+from sim.schema import MAX_REQUESTS, Strict
 from sim.service_time import SERVICE_TIMES
+from sim.yaml_io import DuplicateKeyError, UniqueKeyLoader, read_yaml_file, yaml_problem
 from sim.zoo import LatencyModel
 from workloads.arrivals import ARRIVALS
 from workloads.slo import DISTRIBUTIONS
@@ -59,6 +60,36 @@ class ZooConfig(Strict):
     ``linear`` (INFaaS's ``slope * batch + intercept`` fit over all sizes)."""
 
 
+class ShedConfig(Strict):
+    """Overload shedding: requests the engine refuses at arrival, unserved, so that the queue
+    stays short for those that can still meet their targets (docs/results/simcheck.md,
+    "Overload shedding"). Off by default. A shed request counts against goodput, and the
+    records and summary count it apart from a defense's rejections (``shed``)."""
+
+    deadline: bool = False
+    """Admit by deadline: once the model is selected, refuse a request whose latency
+    estimate (INFaaS's, :meth:`sim.system.ServingSystem.estimate_latency_s`, the one the
+    load-aware policies use) exceeds ``slack`` times its latency target (as the policy sees it,
+    after any spec defense): it would miss its deadline anyway, and queueing it would delay
+    the requests behind it."""
+    slack: Annotated[float, Field(gt=0)] = 1.0
+    """Multiplies the latency target in the ``deadline`` rule: above 1 refuses only requests
+    predicted to miss it by more (room for the estimate's error), below 1 leaves room for
+    time the engine does not see (the live server's HTTP front-end)."""
+    max_pending: Annotated[int, Field(ge=1)] | None = None
+    """Refuse a request when this many are already in the system (queued or in service);
+    null: no cap. (The live server's ``api.max_pending`` sets it.)"""
+    min_retry_s: Annotated[float, Field(ge=0)] = 0.001
+    """Floor of a shed request's retry hint (s): the hint is how far its estimate exceeds
+    ``slack`` x target (``deadline``), this floor for ``max_pending``; the live server sends it
+    as ``Retry-After``, rounded up to whole seconds, at least 1."""
+
+    @property
+    def active(self) -> bool:
+        """Whether any rule is on (the records then have a ``shed`` column)."""
+        return self.deadline or self.max_pending is not None
+
+
 class ClusterConfig(Strict):
     """Workers and the batching rule."""
 
@@ -75,6 +106,9 @@ class ClusterConfig(Strict):
     first), ``all`` (every model on every worker with room) or ``none`` (on demand)."""
     replicate: bool = True
     """An idle worker also loads a model whose backlog would outlast loading it."""
+    shedding: ShedConfig = ShedConfig()
+    """Overload shedding (off by default): refuse at arrival what cannot meet its deadline,
+    and/or beyond a cap on the requests in the system."""
 
 
 class SloConfig(Strict):
@@ -114,8 +148,10 @@ class Scenario(Strict):
 
     seed: Annotated[int, Field(ge=0)] = 0
     """The one seed every random stream is derived from (by name): same seed, same records."""
-    requests: Annotated[int, Field(ge=1)] | None = None
-    """Arrivals stop after this many requests in all (in time order)."""
+    requests: Annotated[int, Field(ge=1, le=MAX_REQUESTS)] | None = None
+    """Arrivals stop after this many requests in all (in time order); at most 10,000,000
+    (:data:`sim.schema.MAX_REQUESTS`: every record is kept in memory, about 0.8 GB per
+    million)."""
     duration_s: Annotated[float, Field(gt=0)] | None = None
     """Arrivals stop at this simulated time (s); queues then drain."""
     warmup_s: Annotated[float, Field(ge=0)] = 0.0
@@ -150,7 +186,23 @@ class Scenario(Strict):
                 and not self.stops_by_itself:
             raise ValueError(f"tenants {endless} never stop by themselves: set `requests` or "
                              "`duration_s`")
+        if self.requests is None and self.duration_s is not None:
+            rate = sum(_nominal_rate(t.arrivals) for t in self.tenants)
+            if rate * self.duration_s > MAX_REQUESTS:
+                raise ValueError(
+                    f"duration_s: {self.duration_s:g} s at the tenants' {rate:g} req/s is about "
+                    f"{rate * self.duration_s:.3g} requests, more than the {MAX_REQUESTS:,} a "
+                    "run may hold in memory: shorten duration_s or set `requests`")
         return self
+
+
+def _nominal_rate(arrivals: Any) -> float:
+    """A synthetic arrival block's rate (req/s; the higher of an MMPP's two), 0 for a trace
+    replay (whose length is its trace's): to bound a ``duration_s``-only run's size."""
+    rate = getattr(arrivals, "rate_rps", None)
+    if rate is None:
+        rate = max(getattr(arrivals, "rates_rps", None) or [0.0])
+    return float(rate)
 
 
 def parse_scenario(data: Any, base_dir: Path | None = None, source: str = "scenario",
@@ -165,14 +217,9 @@ def parse_scenario(data: Any, base_dir: Path | None = None, source: str = "scena
 
 
 def read_yaml(path: str | Path) -> Any:
-    """``yaml.safe_load`` of a file, with user-facing errors for a missing or broken file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: file not found")
-    try:
-        return yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    """``yaml.safe_load`` of a file, refusing repeated keys, with one-line user-facing errors
+    for a missing, binary or broken file (:func:`sim.yaml_io.read_yaml_file`)."""
+    return read_yaml_file(path)
 
 
 def apply_override(data: Any, assignment: str) -> None:
@@ -183,7 +230,9 @@ def apply_override(data: Any, assignment: str) -> None:
         raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE, e.g. "
                           "tenants.0.arrivals.rate_rps=500")
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
+    except DuplicateKeyError as e:
+        raise ConfigError(f"--set {key.strip()}: {yaml_problem(e)}") from None
     except yaml.YAMLError:
         value = raw
     node = data

@@ -13,11 +13,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sim.errors import ConfigError
 from sim.schema import Strict
+from sim.yaml_io import read_yaml_file
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "zoo_profiles"
 """Where named profiles live (``zoo_profiles/<name>.yaml``)."""
@@ -47,6 +47,10 @@ class ModelProfile(Strict):
     memory_mb: Annotated[float, Field(ge=0)]
     load_ms: Annotated[float, Field(ge=0)]
     weights: str | None = None
+    weights_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """SHA-256 (lowercase hex) of the weights file, written by the profiler and checked
+    before the weights are used, so a corrupt or altered file is refused instead of served.
+    None (profiles older than the field): loaded unchecked, with a warning."""
 
     @field_validator("latency_ms")
     @classmethod
@@ -173,10 +177,7 @@ def resolve_profile_path(ref: str, base_dir: Path | None = None) -> Path:
 def load_profile(ref: str | Path, base_dir: Path | None = None) -> ZooProfile:
     """Load and validate a profile; any problem is a :class:`ConfigError` naming the field."""
     path = resolve_profile_path(str(ref), base_dir)
-    try:
-        data: Any = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    data: Any = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a profile is a mapping with name, metadata and models")
     try:

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from attacks.config import AttackScenario
 from attacks.live import run_live_attack
 from attacks.run import run_attack
+from serve.auth import Credentials
 from serve.config import ServeScenario
 from serve.server import ServerThread
 from sim.cli import main
@@ -41,6 +42,11 @@ def serve_scenario(**api: Any) -> ServeScenario:
     return scenario
 
 
+def admin(server: ServerThread) -> Credentials:
+    """The operator's credentials (for the server's records)."""
+    return Credentials(admin_token=server.admin_token)
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerThread]:
     with ServerThread(serve_scenario()) as s:
@@ -59,7 +65,8 @@ FINGERPRINT = {"budget": 40, "budget_counts": "extraction", "target": "median",
 
 
 def test_live_fingerprint_identifies_models_as_in_simulation(server: ServerThread) -> None:
-    live = run_live_attack(scenario("fingerprint", **FINGERPRINT), server.url).report
+    live = run_live_attack(scenario("fingerprint", **FINGERPRINT), server.url,
+                           credentials=admin(server)).report
     sim = run_attack(scenario("fingerprint", **FINGERPRINT)).report
     fp = live["fingerprint"]
     assert fp["identification_accuracy"] >= 0.99
@@ -74,7 +81,7 @@ def test_live_extraction_trains_on_the_servers_answers(server: ServerThread) -> 
     r = run_live_attack(scenario("fingerprint", budget=200, budget_counts="extraction",
                                  target="median", fingerprint={"candidates": 64},
                                  surrogate={"steps": 2}),
-                        server.url)
+                        server.url, credentials=admin(server))
     rep = r.report
     assert rep["extraction"]["kept_inputs"] == 200 == rep["queries"]["extraction"]
     assert sum(rep["extraction"]["served_by"].values()) == 200
@@ -123,7 +130,8 @@ def write_config(tmp_path: Path) -> Path:
 def test_attack_cli_target_writes_the_contract(server: ServerThread, tmp_path: Path) -> None:
     out = tmp_path / "o"
     res = CliRunner().invoke(main, ["attack", str(write_config(tmp_path)), "-o", str(out),
-                                    "--target", server.url])
+                                    "--target", server.url,
+                                    "--admin-token", str(server.admin_token)])
     assert res.exit_code == 0, res.output
     r = json.loads((out / "attack.json").read_text())
     assert set(r) >= {"strategy", "target_model", "queries", "fingerprint", "surrogate",

@@ -84,7 +84,7 @@ def test_replay_against_live_server(server: ServerThread, inputs: np.ndarray) ->
     # how busy the machine is: a benchmark's question, not a test's)
     assert (records["send_lag_ms"] > -1.0).all()
 
-    server_records = fetch_server_records(server.url)
+    server_records = fetch_server_records(server.url, server.admin_token)
     assert server_records is not None
     joined = join_server_records(records, server_records)
     assert joined["model"].notna().all() and joined["met_accuracy"].notna().all()
@@ -162,7 +162,8 @@ def test_summary_goodput_needs_latency_and_accuracy() -> None:
 
 def test_cli_writes_records_and_summary(server: ServerThread, tmp_path: Path) -> None:
     out = tmp_path / "load"
-    args = ["load", str(POISSON), "--target", server.url, "-o", str(out), "--quiet"]
+    args = ["load", str(POISSON), "--target", server.url, "-o", str(out), "--quiet",
+            "--admin-token", str(server.admin_token)]
     for o in LIGHT:
         args += ["--set", o]
     result = CliRunner().invoke(main, args)

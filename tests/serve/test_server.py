@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from attacks.victim import VictimZoo
-from serve.client import async_client, sync_client
+from serve.auth import digest, new_key
+from serve.client import async_client, fetch_server_records, sync_client
 from serve.config import ServeScenario
 from serve.protocol import encode_inputs
 from serve.server import ServerThread
@@ -49,12 +50,10 @@ def victim() -> VictimZoo:
     return VictimZoo("mnist5k-cpu")
 
 
-def records(url: str) -> pd.DataFrame:
-    with sync_client(url) as c:
-        r = c.get("/admin/records")
-    assert r.status_code == 200
-    d = r.json()
-    return pd.DataFrame(d["data"], columns=d["columns"])
+def records(server: ServerThread) -> pd.DataFrame:
+    df = fetch_server_records(server.url, server.admin_token)
+    assert df is not None
+    return df
 
 
 def test_answers_are_the_selected_models_own(server: ServerThread, images: np.ndarray,
@@ -65,7 +64,7 @@ def test_answers_are_the_selected_models_own(server: ServerThread, images: np.nd
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"id", "labels", "probabilities"}  # nothing names the model
-    rec = records(server.url).set_index("id").loc[body["id"]]
+    rec = records(server).set_index("id").loc[body["id"]]
     m = victim.index(rec["model"])
     assert victim.accuracies[m] >= 97.5
     np.testing.assert_allclose(body["probabilities"], victim.probabilities(m, images[:5]),
@@ -95,7 +94,7 @@ def test_concurrent_requests_are_batched_and_answered_each_their_own(
         return [r.json() for r in rs]
 
     answers = asyncio.run(burst())
-    df = records(server.url).set_index("id").loc[[a["id"] for a in answers]]
+    df = records(server).set_index("id").loc[[a["id"] for a in answers]]
     assert df["batch_size"].max() > 1                    # dynamic batching happened
     assert (df["batch_size"] <= 8).all()
     for i, (a, model) in enumerate(zip(answers, df["model"], strict=True)):
@@ -150,20 +149,22 @@ def test_info_and_health(server: ServerThread) -> None:
 
 def test_rate_limit_per_client_and_labels_only_answers(images: np.ndarray) -> None:
     body = {"inputs": encode_inputs(images[:1]), "accuracy": 0, "latency_ms": 100}
-    with ServerThread(scenario(rate_limit_rps=2, rate_burst=3, outputs="labels",
-                               records=False)) as s, sync_client(s.url) as c:
-        codes = [c.post("/v1/classify", json=body, headers={"X-Client-Id": "a"}).status_code
-                 for _ in range(5)]
+    key = {t: new_key() for t in "ab"}
+    a, b = ({"Authorization": f"Bearer {key[t]}"} for t in "ab")
+    with ServerThread(scenario(rate_limit_rps=0.2, rate_burst=3, outputs="labels",
+                               records=False, keys={t: digest(k) for t, k in key.items()})
+                      ) as s, sync_client(s.url) as c:
+        codes = [c.post("/v1/classify", json=body, headers=a).status_code for _ in range(5)]
         assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
-        refused = c.post("/v1/classify", json=body, headers={"X-Client-Id": "a"})
+        refused = c.post("/v1/classify", json=body, headers=a)
         assert "Retry-After" in refused.headers and "rate limit" in refused.json()["error"]
-        other = c.post("/v1/classify", json=body, headers={"X-Client-Id": "b"})
+        other = c.post("/v1/classify", json=body, headers=b)
         assert other.status_code == 200
         assert "probabilities" not in other.json()             # labels-only server
-        assert c.get("/admin/records").status_code == 404      # records are off by default
-        time.sleep(0.6)
-        assert c.post("/v1/classify", json=body,
-                      headers={"X-Client-Id": "a"}).status_code == 200
+        admin = {"Authorization": f"Bearer {s.admin_token}"}
+        assert c.get("/admin/records", headers=admin).status_code == 404  # off by default
+        time.sleep(5.1)  # a token refills in 5 s
+        assert c.post("/v1/classify", json=body, headers=a).status_code == 200
 
 
 def test_spec_noise_and_output_defenses_act_live(images: np.ndarray) -> None:
@@ -176,7 +177,7 @@ def test_spec_noise_and_output_defenses_act_live(images: np.ndarray) -> None:
         answers = [c.post("/v1/classify", json={"inputs": encode_inputs(images[:2]),
                                                 "accuracy": 95, "latency_ms": 100}).json()
                    for _ in range(20)]
-        models = records(s.url)["model"]
+        models = records(s)["model"]
     probs = np.asarray([a["probabilities"] for a in answers])
     np.testing.assert_allclose(probs, np.round(probs, 1), atol=1e-6)   # rounded outputs
     assert models.nunique() > 1               # noisy specs reach more than one model
@@ -188,7 +189,7 @@ def test_admission_rejections_are_429_marked_rejected_and_recorded(images: np.nd
     body = {"inputs": encode_inputs(images[:2]), "accuracy": 90, "latency_ms": 100}
     with ServerThread(sc) as s, sync_client(s.url) as c:
         first, second = (c.post("/v1/classify", json=body) for _ in range(2))
-        df = records(s.url)
+        df = records(s)
     assert first.status_code == 200
     assert second.status_code == 429 and second.json()["rejected"] is True
     assert df["rejected"].tolist() == [False, True] and pd.isna(df["model"].iloc[1])
