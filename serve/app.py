@@ -223,7 +223,8 @@ def create_app(scenario: ServeScenario, base_dir: Path | None = None,
 
     @app.get("/admin/records")
     async def records(request: Request, after: Annotated[int, Query(ge=-1, le=2**62)] = -1,
-                      limit: int = MAX_RECORDS_PAGE) -> Response:
+                      limit: Annotated[int, Query(ge=1, le=MAX_RECORDS_PAGE)] = MAX_RECORDS_PAGE
+                      ) -> Response:
         """Completed requests with ids above ``after``, at most ``limit`` (a page); ``next``
         is the ``after`` of the next page (null: nothing more yet), ``dropped`` how many
         older records the bounded ring no longer holds."""
@@ -232,8 +233,6 @@ def create_app(scenario: ServeScenario, base_dir: Path | None = None,
                                "ADMIN_TOKEN' (the server's admin token)")
         if not api.records:
             return _error(404, "records are off (start the server with api.records: true)")
-        if not 1 <= limit <= MAX_RECORDS_PAGE:
-            return _error(422, f"limit: 1-{MAX_RECORDS_PAGE}, got {limit}")
         df, nxt, dropped = state["server"].records_page(after, limit)
         df = df.astype({c: str for c in ("tenant", "model")})
         page = df.to_json(orient="split", index=False)
