@@ -42,10 +42,10 @@ from defense import Admission
 from defense.chain import in_role
 from sim.errors import ConfigError, UserError
 from sim.plugins import Context
+from sim.recorder import Sink
 from sim.request import Request
 from sim.rng import SeedTree
 from sim.run import Progress, SimResult, Simulation
-from sim.summary import Summary, summarize
 from sim.zoo import Zoo
 
 if TYPE_CHECKING:
@@ -168,9 +168,10 @@ def on_one_torch_thread(run: Callable[P, R]) -> Callable[P, R]:
 
 @on_one_torch_thread
 def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
-               progress: bool | Progress = False) -> AttackResult:
+               progress: bool | Progress = False, sink: Sink | None = None) -> AttackResult:
     """Simulate the attack, train the surrogate, score it; ``progress``: a bar of the inputs
-    sent while the simulation runs (:func:`attack_progress`)."""
+    sent while the simulation runs (:func:`attack_progress`); ``sink``: where the records go
+    (None: kept in memory, :meth:`Simulation.run <sim.run.Simulation.run>`)."""
     cfg = scenario.attacker
     sim = Simulation(scenario, base_dir)
     target, rank = resolve_target(cfg.target, sim.zoo)
@@ -188,7 +189,10 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
         sim.stop.halt()
 
     sim.env.process(attacker())
-    result = sim.run(attack_progress(agent.ledger, cfg, progress) or False)
+    attacker_names = set(identity_names(cfg.identities))
+    benign = sim.tally(only=[t for t, name in enumerate(sim.tenant_names)
+                             if name not in attacker_names])
+    result = sim.run(attack_progress(agent.ledger, cfg, progress) or False, sink, [benign])
     defense = sim.system.defense
 
     def answers(kept: list[tuple[Request, np.ndarray]], x: np.ndarray) -> np.ndarray:
@@ -200,7 +204,10 @@ def run_attack(scenario: AttackScenario, base_dir: Path | None = None,
         return defense.postprocess_rows(out, flagged)
 
     report = attack_report(scenario, sim.zoo, plan, agent, ext, victim, answers)
-    report.benign = _benign_summary(result, sim, cfg.identities)
+    report.benign = benign.summary(   # no Little's-law check: the engine's occupancy
+        seed=scenario.seed, wall_time_s=result.summary["wall_time_s"],  # counts the attacker
+        sim_events=None, area=None, loads=result.summary["model_loads"],
+        evictions=result.summary["evictions"])
     return AttackResult(report, result)
 
 
@@ -334,17 +341,3 @@ def extract_and_score(cfg: AttackerConfig, zoo: Zoo, ext: Extraction, victim: Vi
 def _distinct(rows: np.ndarray) -> int:
     """Distinct inputs among the kept rows of (pool index, dx, dy)."""
     return len(np.unique(rows, axis=0))
-
-
-def _benign_summary(result: SimResult, sim: Simulation, identities: int) -> Summary:
-    """summary.json of the benign tenants alone (no Little's-law check: the engine's
-    occupancy integral also counts the attacker's requests)."""
-    df = result.records
-    attacker = identity_names(identities)
-    benign = df[~df["tenant"].isin(attacker)].copy()
-    benign["tenant"] = benign["tenant"].cat.remove_categories(attacker)
-    s = sim.system
-    return summarize(benign, warmup_s=sim.scenario.warmup_s, n_workers=len(s.workers),
-                     seed=sim.scenario.seed, wall_time_s=result.summary["wall_time_s"],
-                     sim_events=None, area=None, loads=result.summary["model_loads"],
-                     evictions=result.summary["evictions"])

@@ -110,7 +110,7 @@ class ClientCounts:
 
 def flagged_by_client(scenario: Scenario) -> Iterator[tuple[str, int, bool]]:
     """(client, requests, whether any was flagged) for every client of a run."""
-    df = simulate(scenario).records
+    df = simulate(scenario).frame
     by = df.groupby("tenant", observed=True)["flagged"].agg(["size", "any"])
     for name, row in by.iterrows():
         yield str(name), int(row["size"]), bool(row["any"])

@@ -57,15 +57,18 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def run_point(kind: str, scenario: Any, base_dir: str) -> dict[str, Any]:
     """Run one point; returns its flat metrics and ``point_wall_s``, the wall time it took
     (a module-level function: picklable)."""
+    from sim.recorder import NullSink
+
     started = time.perf_counter()
+    # a study keeps the summary only: the records stream through its tally and are dropped
     if kind == "attack":   # torch on one thread, whatever the workers (attacks.run)
         from attacks.run import run_attack
 
-        row = flatten(run_attack(scenario, Path(base_dir)).report)
+        row = flatten(run_attack(scenario, Path(base_dir), sink=NullSink()).report)
     else:
         from sim.run import simulate
 
-        row = flatten(simulate(scenario, Path(base_dir)).summary)
+        row = flatten(simulate(scenario, Path(base_dir), sink=NullSink()).summary)
     row["point_wall_s"] = round(time.perf_counter() - started, 3)
     return row
 

@@ -145,7 +145,7 @@ def simulate_schedule(sc: Scenario, schedule: pd.DataFrame, base_dir: Path
     from sim.build import build_system
     from sim.records import records_frame
     from sim.request import Request
-    from sim.summary import summarize
+    from sim.tally import summarize
 
     env = simpy.Environment()
     system = build_system(sc, env, base_dir=base_dir)

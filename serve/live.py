@@ -16,8 +16,6 @@ and returns an awaitable answer.
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +28,7 @@ from sim.build import build_system
 from sim.clock import WallClockEnvironment
 from sim.errors import ConfigError, UserError
 from sim.profiles import ZooProfile, load_profile, resolve_profile_path
+from sim.recorder import Recorder, RingSink
 from sim.records import records_frame
 from sim.request import Request
 from zoo_profiles.profiler import read_weights, warn_unchecked
@@ -115,14 +114,18 @@ class LiveServer:
             ThreadExecutor(self.env, profile, path, shape, self.num_classes, c.workers,
                            api.threads, c.max_batch))
         self.system = build_system(scenario, self.env, self.executor, profile=profile,
-                                   keep_requests=api.records, shedding=scenario.shedding())
-        self.ring: deque[Request] = deque(maxlen=api.records_max)
-        """The latest requests, for the records (a bounded ring: old ones drop out)."""
-        self.system.requests = self.ring  # type: ignore[assignment]
+                                   keep_requests=False, shedding=scenario.shedding())
         self.zoo = self.system.zoo
         self.executor.preload(self.system)
         self.tenants: dict[str, int] = {}
         self.tenant_names: list[str] = []
+        self.ring = RingSink(api.records_max)
+        """The latest records (a bounded ring: old ones drop out)."""
+        if api.records:   # the simulator's record stream, into the ring
+            self.system.recorder = Recorder(
+                self.tenant_names, self.zoo.names, self.zoo.accuracy,
+                admission=self.system.defense.admits, shedding=self.system.sheds,
+                sink=self.ring, max_waiting=api.records_max)
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
         self._next_id = 0
 
@@ -196,19 +199,17 @@ class LiveServer:
         of the completed requests with ids above ``after``, at most ``limit`` of them, up to
         the first still in flight; with the ``after`` of the next page (None: none completed
         yet beyond this one) and how many records the ring has dropped."""
-        ring = self.ring
-        first = ring[0].id if ring else self._next_id
-        start = max(0, after + 1 - first)
-        page: list[Request] = []
-        for r in itertools.islice(ring, start, None):
-            if r.batch is None or r.batch.finish < 0 or len(page) >= limit:
-                break
-            page.append(r)
-        frame = records_frame(page, self.tenant_names or ["none"], self.zoo.names,
-                              self.zoo.accuracy, self.system.defense.admits,
-                              self.system.sheds)
-        nxt = page[-1].id if page else None
-        return frame, nxt, first
+        recorder = self.system.recorder
+        if recorder is not None:
+            recorder.flush()
+        page = self.ring.page(after, limit, self.tenant_names)
+        first = self.ring.first_id()
+        dropped = first if first is not None else (recorder.next_id if recorder else 0)
+        if page is None:
+            page = records_frame([], self.tenant_names, self.zoo.names, self.zoo.accuracy,
+                                 self.system.defense.admits, self.system.sheds)
+            return page, None, dropped
+        return page, int(page["id"].iloc[-1]), dropped
 
     def close(self) -> None:
         self.env.close()

@@ -317,7 +317,7 @@ def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
                              out_dir / "serve" / f"{rate:g}.log", admin_token=token) as url:
                 live, _ = run_load(url, request_schedule(sc), inputs, warmup_s=sc.warmup_s,
                                    progress=progress, credentials=creds)
-            sim = Simulation(sc, base_dir).run().records
+            sim = Simulation(sc, base_dir).run().frame
             rng = SeedTree(sc.seed).generator("simcheck", "overhead", f"{rate:g}")
             row = {"digest": d, "rate_rps": rate,
                    "calibration": {"frontend_ms": {k: v for k, v in cal["frontend_ms"].items()

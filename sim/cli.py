@@ -46,26 +46,43 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario field, e.g. --set tenants.0.arrivals.rate_rps=500 "
               "(repeatable; VALUE is YAML).")
-@click.option("--quiet", is_flag=True, help="No progress bar and no table.")
+@click.option("--records", "records", default="all", show_default=True,
+              metavar="all|sample:N|none",
+              help="Which records to write: all (streamed to the file as requests finish), "
+              "a uniform random sample of N, or none (summary.json only; a requests file "
+              "left in OUT by an earlier run is removed). The summary always covers every "
+              "request.")
+@click.option("--quiet", is_flag=True, help="No progress bar (shown only on a terminal) and "
+              "no table.")
 def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ...],
-             quiet: bool) -> None:
+             records: str, quiet: bool) -> None:
     """Run the scenario CONFIG (YAML) and write its records and summary to OUT."""
+    import sys
+
     from sim.config import load_scenario
-    from sim.output import make_dir, write_json, write_table, write_yaml
+    from sim.output import make_dir, write_json, write_yaml
+    from sim.recorder import parse_records, sink_for
     from sim.report import nothing_measured, summary_table
     from sim.run import Simulation
 
+    try:
+        parse_records(records)
+    except ValueError as e:
+        raise click.BadParameter(str(e).removeprefix("records: "),
+                                 param_hint="--records") from None
     scenario = load_scenario(config, overrides=overrides)
     sim = Simulation(scenario, config.resolve().parent)
     make_dir(out_dir)  # after the checks (a bad scenario leaves no folder), before the run
-    result = sim.run(progress=not quiet)
+    table = out_dir / ("requests.csv" if as_csv else "requests.parquet")
+    if records == "none":
+        table.unlink(missing_ok=True)
+    sink = sink_for(records, table, lambda: sim.seeds.generator("records", "sample"))
+    result = sim.run(progress=not quiet and sys.stderr.isatty(), sink=sink)
     resolved = scenario.model_dump(mode="json")
     resolved["zoo"]["profile"] = sim.profile_ref
-    write_table(out_dir / ("requests.csv" if as_csv else "requests.parquet"), result.records)
     write_json(out_dir / "summary.json", result.summary)
     write_yaml(out_dir / "config.resolved.yaml", resolved)
-    warning = nothing_measured(result.summary["requests"], len(result.records),
-                               scenario.warmup_s)
+    warning = nothing_measured(result.summary["requests"], result.recorded, scenario.warmup_s)
     if warning:
         click.echo(warning, err=True)
     if not quiet:
@@ -143,10 +160,12 @@ def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], target_url: 
         from attacks.run import run_attack
 
         # the bar of inputs sent only on a terminal: nothing in logs or pipes
+        from sim.recorder import TableFile
+
         result = run_attack(scenario, config.resolve().parent,
-                            progress=not quiet and sys.stderr.isatty())
+                            progress=not quiet and sys.stderr.isatty(),
+                            sink=TableFile(out_dir / "requests.parquet"))
         report = result.report
-        write_table(out_dir / "requests.parquet", result.sim.records)
         write_json(out_dir / "summary.json", report["benign"])
     write_yaml(out_dir / "config.resolved.yaml", scenario.model_dump(mode="json"))
     write_json(out_dir / "attack.json", report)

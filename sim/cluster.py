@@ -10,7 +10,9 @@ which worker holds which model (``assign``, ``release``, ``preload``), where new
 
 A worker's queued work is the requests waiting for the models it holds, at the amortised cost
 of a full batch, shared among each model's holders. ``arrived``, ``n_batches`` and
-``placements`` version the state, so a worker can memoise its share between changes.
+``placements`` version the state, so a worker can memoise its share between changes; and a
+worker is marked ``dirty`` when the queue or holders of a model it holds change
+(:meth:`ClusterState.changed`), so a new version re-sums only the shares that can differ.
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ class ClusterState:
         n = self.inputs[m]
         return n * self.cost_s[m] / len(self.holders[m]) if n else 0.0
 
+    def changed(self, m: int) -> None:
+        """Model ``m``'s queued inputs or its holders changed: its holders' memoised queued
+        work (:meth:`Worker.queued_s <sim.worker.Worker.queued_s>`) is summed again at the
+        next state version. Called wherever ``inputs`` or ``holders`` change."""
+        for w in self.holders[m]:
+            w.dirty = True
+
     def ready_s(self, m: int, now: float, own: bool = True) -> float:
         """How long until some holder of ``m`` has worked off what is ahead of a new request.
 
@@ -89,10 +98,18 @@ class ClusterState:
         load = self.zoo.load_s[m]
         if not holders:
             return load
+        n = self.inputs[m]
+        mine = n * self.cost_s[m] / len(holders) if n else 0.0  # work_per_holder_s(m)
         best = float("inf")
         for w in holders:
             t = w.busy_until - now
-            t = (t if t > 0.0 else 0.0) + (w.queued_s() if own else w.queued_other_s(m))
+            if t < 0.0:
+                t = 0.0
+            if own:
+                t += w.queued_s()
+            else:  # Worker.queued_other_s, inlined
+                q = w.queued_s() - mine
+                t += q if q > 0.0 else 0.0
             if m in w.pending:
                 t += load
             if t < best:
@@ -105,6 +122,7 @@ class ClusterState:
         w.pending.append(m)
         w.held.append(m)
         self.holders[m].append(w)
+        self.changed(m)
         self.placements += 1
         if w.idle:
             w.wake()
@@ -112,6 +130,8 @@ class ClusterState:
     def release(self, m: int, w: Worker) -> None:
         """Worker ``w`` evicted ``m``; re-place it if requests still wait for it."""
         self.holders[m].remove(w)
+        self.changed(m)
+        w.dirty = True
         self.placements += 1
         if self.batcher[m] is w:
             self.batcher[m] = None
@@ -158,6 +178,7 @@ class ClusterState:
                 w.held.append(m)
                 w.used_mb += self.zoo.memory_mb[m]
                 self.holders[m].append(w)
+                self.changed(m)
 
     def log_event(self, kind: str, worker: int, model: int) -> None:
         self.events.append((self.env.now, kind, worker, model))

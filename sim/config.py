@@ -149,9 +149,8 @@ class Scenario(Strict):
     seed: Annotated[int, Field(ge=0)] = 0
     """The one seed every random stream is derived from (by name): same seed, same records."""
     requests: Annotated[int, Field(ge=1, le=MAX_REQUESTS)] | None = None
-    """Arrivals stop after this many requests in all (in time order); at most 10,000,000
-    (:data:`sim.schema.MAX_REQUESTS`: every record is kept in memory, about 0.8 GB per
-    million)."""
+    """Arrivals stop after this many requests in all (in time order); at most
+    10,000,000,000 (:data:`sim.schema.MAX_REQUESTS`)."""
     duration_s: Annotated[float, Field(gt=0)] | None = None
     """Arrivals stop at this simulated time (s); queues then drain."""
     warmup_s: Annotated[float, Field(ge=0)] = 0.0
@@ -192,7 +191,7 @@ class Scenario(Strict):
                 raise ValueError(
                     f"duration_s: {self.duration_s:g} s at the tenants' {rate:g} req/s is about "
                     f"{rate * self.duration_s:.3g} requests, more than the {MAX_REQUESTS:,} a "
-                    "run may hold in memory: shorten duration_s or set `requests`")
+                    "run may make: shorten duration_s or set `requests`")
         return self
 
 

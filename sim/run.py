@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -19,11 +19,12 @@ import simpy
 
 from sim.build import build_system, tenant_plugins
 from sim.config import Scenario
+from sim.env import Environment
 from sim.plugins import Context
 from sim.profiles import PROFILE_DIR, resolve_profile_path
-from sim.records import records_frame
+from sim.recorder import MemorySink, Recorder, Sink, TableFile
 from sim.rng import SeedTree
-from sim.source import StopRule, tenant_source
+from sim.source import ArrivalSource, StopRule
 from workloads.arrivals import ArrivalProcess
 from workloads.slo import Distribution
 
@@ -32,16 +33,28 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from defense.stack import DefenseStack
+    from sim.tally import SummaryTally
 
 
 @dataclass
 class SimResult:
     """What a run produced: the records, the summary and the load/evict events."""
 
-    records: pd.DataFrame
+    records: pd.DataFrame | None
+    """Every record, in id order; None when they went to a file or a sample
+    (:meth:`Simulation.run`'s ``sink``)."""
     summary: dict[str, Any]
     """summary.json's content: :class:`sim.summary.Summary`, dumped."""
     events: list[tuple[float, str, int, int]]
+    recorded: int = 0
+    """Records the run produced (all of them, whatever the sink kept)."""
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The records, kept in memory (the default sink); ValueError if they were not."""
+        if self.records is None:
+            raise ValueError("the records were streamed to a sink, not kept in memory")
+        return self.records
 
 
 @dataclass
@@ -68,16 +81,22 @@ class Progress:
 class Simulation:
     """One scenario, built and ready to run."""
 
-    def __init__(self, scenario: Scenario, base_dir: Path | None = None) -> None:
+    def __init__(self, scenario: Scenario, base_dir: Path | None = None,
+                 keep_requests: bool = False) -> None:
+        """``keep_requests``: also keep every request object in ``system.requests`` (for
+        tests and tools that inspect them; memory then grows with the run)."""
         self.scenario = scenario
         self.base_dir = base_dir
         self.seeds = SeedTree(scenario.seed)
-        self.env = simpy.Environment()
+        self.env = Environment()
         self.profile_ref = _portable_profile_ref(scenario.zoo.profile, base_dir)
         """The profile as a shipped name, or an absolute path (for config.resolved.yaml)."""
-        self.system = build_system(scenario, self.env, base_dir=base_dir)
+        self.system = build_system(scenario, self.env, base_dir=base_dir,
+                                   keep_requests=keep_requests)
         self.zoo = self.system.zoo
         self.stop = StopRule(scenario.requests, scenario.duration_s)
+        self.source = ArrivalSource(self.env, self.system.submit, self.stop)
+        """Every tenant's arrivals, merged into one event chain (:mod:`sim.source`)."""
         self.tenant_names: list[str] = []
         for t in scenario.tenants:
             self.add_tenant_source(t.name, *tenant_plugins(t, self.seeds))
@@ -91,36 +110,59 @@ class Simulation:
                           latency: Distribution) -> None:
         """A tenant whose requests come from an arrival process and SLO distributions."""
         idx = self.add_tenant(name)
-        self.env.process(tenant_source(self.env, self.system, idx, arrivals, accuracy, latency,
-                                       self.stop))
+        self.source.add(idx, arrivals, accuracy, latency)
 
-    def run(self, progress: bool | Progress = False) -> SimResult:
+    def run(self, progress: bool | Progress = False, sink: Sink | None = None,
+            tallies: Sequence[SummaryTally] = ()) -> SimResult:
         """Run to completion (arrivals stop, queues drain) and derive the summary; with a
-        progress bar if ``progress`` (True: requests arrived)."""
-        from sim.summary import summarize
+        progress bar if ``progress`` (True: requests arrived).
 
-        start = time.perf_counter()
-        self._advance(progress)
-        wall = time.perf_counter() - start
+        The records stream through a :class:`~sim.recorder.Recorder` as requests finish:
+        into ``sink`` (None: kept in memory and returned as ``records``) and into the
+        summary's tally, plus any extra ``tallies`` (e.g. an attack's benign-only summary)."""
+
         s = self.system
-        df = records_frame(s.requests, self.tenant_names, self.zoo.names, self.zoo.accuracy,
-                           s.defense.admits, s.sheds)
-        if s.defense.changes_outputs:
-            df["answer_ok"] = self._answers_intact(df)
+        memory = MemorySink() if sink is None else None
+        tally = self.tally()
+        recorder = Recorder(self.tenant_names, self.zoo.names, self.zoo.accuracy,
+                            admission=s.defense.admits, shedding=s.sheds,
+                            sink=memory or sink, tallies=[tally, *tallies],  # type: ignore[arg-type]
+                            transforms=[self._answer_check()] if s.defense.changes_outputs
+                            else [])
+        s.recorder = recorder
+        start = time.perf_counter()
+        try:
+            self._advance(progress)
+            wall = time.perf_counter() - start
+            recorder.close()
+        except BaseException:
+            if isinstance(sink, TableFile):
+                sink.abort()
+            raise
         kinds = [e[1] for e in s.events]
-        summary = summarize(
-            df, warmup_s=self.scenario.warmup_s, n_workers=len(s.workers),
+        summary = tally.summary(
             seed=self.scenario.seed, wall_time_s=wall, sim_events=_scheduled_events(self.env),
             area=s.area, loads=kinds.count("load"), evictions=kinds.count("evict")).to_json()
-        return SimResult(df, summary, list(s.events))
+        records = memory.frame() if memory is not None else None
+        return SimResult(records, summary, list(s.events), recorder.rows)
 
-    def _answers_intact(self, df: pd.DataFrame) -> pd.Series:
-        """Whether each request's answer kept its top-1 under the output defense (nullable:
-        unknown on a zoo without weights); see :mod:`defense.answers`."""
+    def tally(self, only: Sequence[int] | None = None) -> SummaryTally:
+        """A summary tally of this run's records (of tenants ``only``, if given)."""
+        from sim.tally import SummaryTally
+
+        s = self.system
+        return SummaryTally(tenants=self.tenant_names, models=self.zoo.names,
+                            n_workers=len(s.workers), warmup_s=self.scenario.warmup_s,
+                            admission=s.defense.admits, shedding=s.sheds, only=only)
+
+    def _answer_check(self) -> Callable[[pd.DataFrame], None]:
+        """The records' ``answer_ok`` column, chunk by chunk: whether each request's answer
+        kept its top-1 under the output defense (nullable: unknown on a zoo without
+        weights); see :mod:`defense.answers`."""
         import pandas as pd
 
         from defense import build_defenses
-        from defense.answers import answers_intact
+        from defense.answers import AnswerCheck
 
         sc = self.scenario
         names = self.tenant_names
@@ -133,12 +175,16 @@ class Simulation:
         def inputs(tenant: int) -> np.random.Generator:
             return self.seeds.generator("answers", names[tenant])
 
-        flagged = df["flagged"].to_numpy(dtype=bool) if "flagged" in df else None
-        ok = answers_intact(df["model"].cat.codes.to_numpy(), df["tenant"].cat.codes.to_numpy(),
-                            sc.zoo.profile, self.base_dir, defense, inputs, flagged)
-        if ok is None:
-            return pd.Series(pd.NA, index=df.index, dtype="boolean")
-        return pd.Series(ok, index=df.index, dtype="boolean")
+        check = AnswerCheck(sc.zoo.profile, self.base_dir, defense, inputs)
+
+        def add_column(df: pd.DataFrame) -> None:
+            flagged = df["flagged"].to_numpy(dtype=bool) if "flagged" in df else None
+            ok = check.intact(df["model"].cat.codes.to_numpy(),
+                              df["tenant"].cat.codes.to_numpy(), flagged)
+            df["answer_ok"] = pd.Series(pd.NA if ok is None else ok, index=df.index,
+                                        dtype="boolean")
+
+        return add_column
 
     def _advance(self, progress: bool | Progress) -> None:
         """Run the event loop in slices of simulated time, updating a progress bar between
@@ -180,6 +226,6 @@ def _scheduled_events(env: simpy.Environment) -> int | None:
 
 
 def simulate(scenario: Scenario, base_dir: Path | None = None,
-             progress: bool | Progress = False) -> SimResult:
-    """Build and run a scenario."""
-    return Simulation(scenario, base_dir).run(progress)
+             progress: bool | Progress = False, sink: Sink | None = None) -> SimResult:
+    """Build and run a scenario (``sink``: where the records go; None: kept in memory)."""
+    return Simulation(scenario, base_dir).run(progress, sink)

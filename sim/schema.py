@@ -19,10 +19,12 @@ class Strict(BaseModel):
                               allow_inf_nan=False)
 
 
-MAX_REQUESTS = 10_000_000
+MAX_REQUESTS = 10_000_000_000
 """The most requests one run may make (``requests``, or ``duration_s`` times the tenants'
-rates). The engine keeps every request's record in memory, about 0.8 GB per million at the
-peak (measured: 1.0 GB RSS for a million), so this bound needs about 8 GB."""
+rates). Records stream to disk as requests finish (:mod:`sim.recorder`), so memory does not
+bound a run; this bounds its time (about a day at 100k simulated requests per second) and its
+``requests.parquet`` (about 60 bytes a record; ``--records sample:N`` or ``none`` keep it
+small)."""
 
 MAX_RATE_RPS = 1_000_000.0
 """The highest arrival rate (requests per second) a synthetic arrival process accepts."""

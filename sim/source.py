@@ -1,19 +1,30 @@
-"""Tenant sources: one SimPy process per tenant turns arrival times into requests.
+"""The arrival source: one event chain turns every tenant's arrival times into requests.
 
-Arrival times come in vectorised chunks from the tenant's arrival process and SLO targets in
-matching chunks from its SLO distributions, each from its own named random stream. The run
-stops taking arrivals after ``requests`` arrivals in all (in time order) or at ``duration_s``.
+Each tenant's arrival times come in vectorised chunks from its arrival process, and its SLO
+targets in matching chunks from its SLO distributions, each from its own named random stream
+(``arrivals/<tenant>``, ``slo/<tenant>``), so the same seed gives the same requests however the
+tenants interleave. The tenants' streams are merged by one :class:`ArrivalSource` (their order
+is known in advance): each tenant's next arrival holds the place in SimPy's event order that
+its own timeout would have (an event id reserved when the tenant's previous arrival was
+served, :meth:`sim.env.Environment.reserve`), and when that place is the next one anyway the
+arrival is served at once, without an event (:meth:`sim.env.Environment.advance`); otherwise
+the source schedules one event, under that id. Simultaneous events therefore keep SimPy's
+order, as if each tenant were its own process yielding a timeout per arrival.
+
+The run stops taking arrivals after ``requests`` arrivals in all (in time order) or at
+``duration_s``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Callable, Iterator
 
+import numpy as np
 import simpy
+from simpy.events import NORMAL, URGENT, EventPriority
 
+from sim.env import Environment, Resume
 from sim.request import Request
-from sim.system import ServingSystem
 from workloads.arrivals.base import ArrivalProcess
 from workloads.slo import Distribution
 
@@ -46,23 +57,138 @@ class StopRule:
         return rid
 
 
-def tenant_source(env: simpy.Environment, system: ServingSystem, tenant: int,
-                  arrivals: ArrivalProcess, accuracy: Distribution, latency: Distribution,
-                  stop: StopRule) -> Generator[simpy.Event, Any, None]:
-    """Submit this tenant's requests at their arrival times until the stop rule says so."""
-    until = stop.until
-    submit = system.submit
-    for times in arrivals.chunks():
-        n = len(times)
-        accs = accuracy.sample(n).tolist()
-        lats = latency.sample(n).tolist()
-        for t, a, lat in zip(times.tolist(), accs, lats, strict=True):
-            if t >= until:
+class _Tenant:
+    """One tenant's place in its arrivals, and when its next one is due."""
+
+    __slots__ = ("accs", "accuracy", "at", "chunks", "due", "eid", "i", "latency", "lats", "n",
+                 "priority", "tenant", "times")
+
+    def __init__(self, tenant: int, chunks: Iterator[np.ndarray], accuracy: Distribution,
+                 latency: Distribution, at: float, eid: int) -> None:
+        self.tenant = tenant
+        self.chunks = chunks
+        self.accuracy = accuracy
+        self.latency = latency
+        self.times: list[float] = []
+        self.accs: list[float] = []
+        self.lats: list[float] = []
+        self.i = self.n = 0
+        self.at = at
+        """When its next step is due (its start, then its next arrival), at ``priority``
+        under the event id ``eid``."""
+        self.priority: EventPriority = URGENT  # a tenant starts as a SimPy process would
+        self.eid = eid
+        self.due = False
+        """Whether the step due is the arrival ``times[i]`` (else: the tenant's start)."""
+
+    def refill(self) -> bool:
+        """The next chunk of arrivals and their SLO targets; False when there is none."""
+        while True:
+            times = next(self.chunks, None)
+            if times is None:
+                return False
+            n = len(times)
+            if n:
+                self.times = times.tolist()
+                self.accs = self.accuracy.sample(n).tolist()
+                self.lats = self.latency.sample(n).tolist()
+                self.i, self.n = 0, n
+                return True
+            self.accuracy.sample(0)
+            self.latency.sample(0)
+
+
+class ArrivalSource:
+    """Submits every tenant's requests at their arrival times until the stop rule says so."""
+
+    def __init__(self, env: Environment, submit: Callable[[Request], None],
+                 stop: StopRule) -> None:
+        self.env = env
+        self.submit = submit
+        self.stop = stop
+        self._tenants: list[_Tenant] = []
+        self._next: _Tenant | None = None
+        """The tenant whose step the scheduled event is for (None: no event scheduled)."""
+        self._event = Resume(env)
+        self._callbacks = [self._fire]
+
+    def add(self, tenant: int, arrivals: ArrivalProcess, accuracy: Distribution,
+            latency: Distribution) -> None:
+        """Add a tenant; it starts now, after what is already due now (as a new process)."""
+        t = _Tenant(tenant, iter(arrivals.chunks()), accuracy, latency, self.env.now,
+                    self.env.reserve())
+        nxt = self._next
+        if nxt is not None and _before(t, nxt):
+            raise RuntimeError("tenants are added before the arrivals they precede are due")
+        self._tenants.append(t)
+        if nxt is None and len(self._tenants) == 1:
+            self._schedule(t)
+
+    def _schedule(self, t: _Tenant) -> None:
+        self._next = t
+        self._event.callbacks = self._callbacks
+        self.env.schedule_reserved(self._event, t.at, t.priority, t.eid)
+
+    def _fire(self, _: simpy.Event) -> None:
+        """The scheduled step is due: take it, then every step that is next anyway."""
+        t = self._next
+        assert t is not None
+        self._next = None
+        env, tenants = self.env, self._tenants
+        while True:
+            self._step(t)
+            nxt: _Tenant | None = None
+            for u in tenants:
+                if nxt is None or _before(u, nxt):
+                    nxt = u
+            if nxt is None:
                 return
-            dt = t - env.now
-            if dt > 0:
-                yield env.timeout(dt)
+            t = nxt
+            if not env.advance(t.at, t.priority, t.eid):
+                self._schedule(t)
+                return
+
+    def _step(self, t: _Tenant) -> None:
+        """Tenant ``t``'s step: its due arrival, then those due at the same time, until one
+        lies ahead (its event id is reserved now) or its arrivals end."""
+        env, stop, submit = self.env, self.stop, self.submit
+        i = t.i
+        if t.due:
             rid = stop.take()
             if rid < 0:
+                self._tenants.remove(t)
                 return
-            submit(Request(rid, tenant, t, a, lat))
+            submit(Request(rid, t.tenant, t.times[i], t.accs[i], t.lats[i]))
+            i += 1
+        until = stop.until
+        while True:
+            if i == t.n:
+                if not t.refill():
+                    self._tenants.remove(t)
+                    return
+                i = 0
+            at = t.times[i]
+            if at >= until:
+                self._tenants.remove(t)
+                return
+            now = env.now
+            dt = at - now
+            if dt > 0:
+                t.i = i
+                t.at = now + dt
+                t.priority = NORMAL
+                t.eid = env.reserve()
+                t.due = True
+                return
+            rid = stop.take()
+            if rid < 0:
+                self._tenants.remove(t)
+                return
+            submit(Request(rid, t.tenant, at, t.accs[i], t.lats[i]))
+            i += 1
+
+
+def _before(a: _Tenant, b: _Tenant) -> bool:
+    """Whether ``a``'s step comes before ``b``'s in SimPy's order (time, priority, id)."""
+    return a.at < b.at or (a.at == b.at and (a.priority < b.priority or (
+        a.priority == b.priority and a.eid < b.eid)))

@@ -8,7 +8,8 @@ target; ``goodput_rps`` is the number of such requests per second of the measure
 Requests that arrived before ``warmup_s`` are left out.
 
 The file's content is the :class:`Summary` model (its fields, in order, are the file's keys);
-:func:`summarize` builds it and returns its dump.
+:func:`sim.tally.summarize` builds it from a frame of records, and
+:class:`sim.tally.SummaryTally` from a stream of them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 
@@ -168,84 +168,3 @@ class Summary(SloSummary):
 def _stats(lat: np.ndarray) -> dict[str, float]:
     """:class:`LatencyStats` of ``lat`` as a dict (used by the load generator's summary)."""
     return LatencyStats.of(lat).to_json()
-
-
-def _goodput_answers(df: pd.DataFrame, met: int) -> float | None:
-    """Share of requests meeting their SLO *and* answered with an intact top-1
-    (:mod:`defense.answers`); equal to goodput without an output defense, None when unknown."""
-    n = len(df)
-    if "answer_ok" not in df:
-        return met / n if n else float("nan")
-    ok = df["answer_ok"]
-    if ok.isna().any():
-        return None
-    return float((df["met_slo"].to_numpy() & ok.to_numpy(dtype=bool)).sum() / n) if n \
-        else float("nan")
-
-
-def slo_summary(df: pd.DataFrame, window_s: float) -> SloSummary:
-    """Counts, goodput, SLO attainment and latency of a set of records."""
-    n = len(df)
-    met = int(df["met_slo"].sum())
-    nan = float("nan")
-    admission: dict[str, int] = {}
-    unserved = np.zeros(n, dtype=bool)   # rejected by a defense or shed: answered, unserved
-    if "rejected" in df:  # records of a run with an admission defense
-        unserved = df["rejected"].to_numpy(dtype=bool)
-        admission["rejected"] = int(unserved.sum())
-        admission["flagged"] = int(df["flagged"].to_numpy(dtype=bool).sum())
-    if "shed" in df:  # records of a run with overload shedding
-        shed = df["shed"].to_numpy(dtype=bool)
-        admission["shed"] = int(shed.sum())
-        unserved = unserved | shed
-    return SloSummary(
-        requests=n,
-        completed=int((df["finish_s"] >= 0).sum()),
-        goodput=met / n if n else nan,
-        goodput_answers=_goodput_answers(df, met),
-        goodput_rps=met / window_s if window_s > 0 else nan,
-        slo_attainment=SloAttainment(
-            latency=float(df["met_latency"].mean()) if n else nan,
-            accuracy=float(df["met_accuracy"].mean()) if n else nan),
-        infeasible=int((~df["feasible"] & ~unserved).sum()),
-        **admission,
-        latency_ms=LatencyStats.of(df["latency_ms"].to_numpy()[~unserved]),
-        wait_ms=WaitStats(mean=float(df["wait_ms"][~unserved].mean())
-                          if (~unserved).any() else nan),
-        served_by={str(k): int(v) for k, v in df["model"].value_counts(sort=False).items()
-                   if v},
-    )
-
-
-def summarize(df: pd.DataFrame, *, warmup_s: float, n_workers: int, seed: int,
-              wall_time_s: float, sim_events: int | None, area: float | None,
-              loads: int, evictions: int) -> Summary:
-    """The run's summary: overall figures, per tenant, per worker, and run statistics
-    (``area``: the engine's occupancy integral; None leaves ``littles_law`` out)."""
-    sim_time = float(df["finish_s"].max()) if len(df) else 0.0
-    kept = df[df["arrival_s"] >= warmup_s]
-    window = float(kept["arrival_s"].max()) - warmup_s if len(kept) else 0.0
-    batches = df[df["batch_id"] >= 0].drop_duplicates("batch_id")   # rejected: batch -1
-    busy = (batches["finish_s"] - batches["start_s"]).groupby(batches["worker"]).sum()
-    optional: dict[str, LittlesLaw] = {}
-    if area is not None:  # the engine's occupancy integral covers every request recorded here
-        sojourn = float((df["finish_s"] - df["arrival_s"]).sum())
-        optional["littles_law"] = LittlesLaw(
-            L=area / sim_time if sim_time > 0 else 0.0,
-            lambda_W=sojourn / sim_time if sim_time > 0 else 0.0)
-    return Summary(
-        **slo_summary(kept, window).set_fields(),
-        utilization={str(w): float(busy.get(w, 0.0)) / sim_time if sim_time > 0 else 0.0
-                     for w in range(n_workers)},
-        mean_batch_size=float(batches["batch_size"].mean()) if len(batches) else 0.0,
-        tenants={str(t): slo_summary(g, window)
-                 for t, g in kept.groupby("tenant", observed=False)},
-        **optional,
-        model_loads=loads,
-        evictions=evictions,
-        sim_time_s=sim_time,
-        wall_time_s=wall_time_s,
-        events_per_s=(sim_events / wall_time_s if sim_events and wall_time_s > 0
-                      else float("nan")),
-        seed=seed,
-    )

@@ -48,6 +48,7 @@ from sim.zoo import Zoo
 
 if TYPE_CHECKING:
     from sim.config import ShedConfig
+    from sim.recorder import Recorder
 
 
 class ServingSystem:
@@ -73,7 +74,10 @@ class ServingSystem:
         self.state.workers = [Worker(self.state, i, memory_mb, self.complete)
                               for i in range(workers)]
         self.requests: list[Request] = []
-        """Every submitted request, in arrival order; records are derived from them."""
+        """With ``keep_requests``, every submitted request, in arrival order (for tests and
+        tools that inspect request objects); a run's records come from :attr:`recorder`."""
+        self.recorder: Recorder | None = None
+        """Where finished requests go (:mod:`sim.recorder`); set by the run."""
         self.hooks: dict[int, Callable[[Request], None]] = {}
         """Per-tenant callbacks run when a request of that tenant completes."""
         self.completed = 0
@@ -90,7 +94,7 @@ class ServingSystem:
         self._min_retry_s = shedding.min_retry_s if shedding is not None else 0.0
         self.state.preload(preload)
         for w in self.state.workers:
-            env.process(w.run())
+            w.start()
 
     # -- the shared state, read through the system ---------------------------------------
     @property
@@ -160,7 +164,7 @@ class ServingSystem:
         if m < 0:
             if defense.changes_spec:
                 defense.perturb(req)
-            choice = defense.select(req)
+            choice = defense.select(req) if defense.selector is not None else None
             if choice is None:
                 choice = self.policy.select(req, self, now)
             m, req.feasible = choice
@@ -171,10 +175,11 @@ class ServingSystem:
             if late > 0.0:
                 self._shed(req, max(late, self._min_retry_s))
                 return
-        q = st.queues[m]
-        q.append(req)
+        st.queues[m].append(req)
         st.inputs[m] += req.size
         holders = st.holders[m]
+        for w in holders:  # ClusterState.changed(m), inlined: once per request
+            w.dirty = True
         if not holders:
             st.assign(m, st.least_loaded(now))
             return
@@ -224,6 +229,9 @@ class ServingSystem:
         n = len(batch)
         self.in_system -= n
         self.completed += n
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.add(batch)
         if self.hooks:
             for r in batch:
                 hook = self.hooks.get(r.tenant)
@@ -235,7 +243,11 @@ class ServingSystem:
         return self.state.inputs[model]
 
     def loaded_holders(self, model: int) -> int:
-        return sum(1 for w in self.state.holders[model] if model in w.loaded)
+        n = 0
+        for w in self.state.holders[model]:
+            if model in w.loaded:
+                n += 1
+        return n
 
     def estimate_latency_s(self, model: int, now: float, size: int = 1) -> float:
         """INFaaS-style estimate of the latency of a request of ``size`` inputs (the policies

@@ -1,13 +1,18 @@
 """A worker ("GPU"): memory for models, LRU eviction, model loading, dynamic batching.
 
-One SimPy process per worker (docs/architecture.md principle 1). A free worker takes the next batch
-from the front-end queue of a model it holds (late binding, as Clockwork's controller, OSDI'20):
-among its models with waiting requests, the one whose oldest request arrived first. A batch is
-dispatched when it is full (``max_batch``) or when its oldest request has waited
-``batch_timeout_ms``; it is served in the profile's time for that batch size. Models are loaded
-(``load_ms``) before serving, evicting least-recently-used models when memory is short. With an
-executor (the live server, :mod:`serve`), batches and loads run for real and the same loop waits
-for them on the wall clock instead of sampling their times.
+One event chain per worker (docs/architecture.md principle 1): its serving loop is a few
+callbacks, each run by one of its own SimPy events (a wake-up, a batch's or a load's end, a
+batching timeout), with one reusable event (:class:`sim.env.Resume`) for all but the timeout;
+it schedules the same events at the same moments as a SimPy process yielding them would, so
+the order of events is a process's, without a generator to resume. A free worker takes the
+next batch from the front-end queue of a model it holds (late binding, as Clockwork's
+controller, OSDI'20): among its models with waiting requests, the one whose oldest request
+arrived first. A batch is dispatched when it is full (``max_batch``) or when its oldest
+request has waited ``batch_timeout_ms``; it is served in the profile's time for that batch
+size. Models are loaded (``load_ms``) before serving, evicting least-recently-used models when
+memory is short. With an executor (the live server, :mod:`serve`), batches and loads run for
+real and the same loop resumes on the executor's events, on the wall clock, instead of
+sampling their times.
 
 A worker knows nothing of the front-end (:mod:`sim.system`): it is given the shared
 :class:`~sim.cluster.ClusterState` (queues, holders, counters, placement) and a callback it
@@ -17,15 +22,20 @@ calls with each finished batch, so the two sides meet only in that state.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import simpy
+from simpy.events import URGENT
 
+from sim.env import Callbacks, Resume
 from sim.request import Batch, Request
 
 if TYPE_CHECKING:
     from sim.cluster import ClusterState
+
+
+_NO_BATCH: list[Request] = []
 
 
 class Executor(Protocol):
@@ -63,9 +73,34 @@ class Worker:
         self.held: list[int] = []
         """Loaded and pending models: what this worker serves."""
         self.idle = False
+        """Asleep with nothing to do (placement wakes it when it gives it a model)."""
         self.busy_until = 0.0
-        self._wake: simpy.Event | None = None
-        self._queued: tuple[tuple[int, int, int], float] = ((-1, -1, -1), 0.0)
+        self._queued = 0.0
+        self._queued_at = -1
+        self.dirty = True
+        """Whether the queues or holders of a model it holds, or what it holds, changed since
+        :meth:`queued_s` last summed them (:meth:`ClusterState.changed
+        <sim.cluster.ClusterState.changed>`)."""
+        """The state version :attr:`_queued` was computed at."""
+        # the serving loop's state between its steps
+        self._sleeping = False
+        """Idle, or waiting for a batch to fill, and not yet woken: :meth:`wake` resumes it."""
+        self._filling = -1
+        """The model whose batch it waits to fill, or -1."""
+        self._timer: simpy.Event | None = None
+        """The batching timeout of the current wait."""
+        self._loading = -1
+        self._batch: list[Request] = _NO_BATCH
+        """The batch being served, and its :class:`Batch`."""
+        self._b = Batch(-1, -1, wid, 0.0, 0)
+        self._batch_s = state.zoo.batch_s
+        self._sample = state.service.sample
+        self._resume = Resume(self.env)
+        """Its one outstanding event: a wake-up, a batch's or a load's end (in simulation)."""
+        self._on_step: Callbacks = [self._step]
+        self._on_wake: Callbacks = [self._woken]
+        self._on_done: Callbacks = [self._done]
+        self._on_loaded: Callbacks = [self._loaded]
 
     # -- what placement and the latency estimate read ------------------------------------
     def holds(self, m: int) -> bool:
@@ -80,14 +115,21 @@ class Worker:
         """This worker's share of the work queued for the models it holds (seconds).
 
         Memoised per system state version: a policy comparing several models during one
-        selection reads each worker's backlog once.
+        selection reads each worker's backlog once. The version is the sum of the state's
+        counters (``arrived``, ``n_batches``, ``placements``), which only grow, so it changes
+        whenever one of them does.
         """
         s = self.state
-        version = (s.arrived, s.n_batches, s.placements)
-        if self._queued[0] != version:
-            per_holder = s.work_per_holder_s
-            self._queued = (version, sum([per_holder(m) for m in self.held]))
-        return self._queued[1]
+        version = s.arrived + s.n_batches + s.placements
+        if self._queued_at != version:
+            self._queued_at = version
+            if self.dirty:  # else recomputing would give the memo again
+                self.dirty = False
+                inputs, cost, holders = s.inputs, s.cost_s, s.holders
+                # work_per_holder_s of each model, inlined (the same arithmetic)
+                self._queued = sum([inputs[m] * cost[m] / len(holders[m]) if inputs[m] else 0.0
+                                    for m in self.held])
+        return self._queued
 
     def queued_other_s(self, m: int) -> float:
         """:meth:`queued_s` less model ``m``'s share: the queued work of the other models.
@@ -99,57 +141,71 @@ class Worker:
         return t if t > 0.0 else 0.0
 
     def wake(self) -> None:
-        """Wake the worker if it sleeps (idle, or waiting for a batch to fill)."""
-        ev = self._wake
-        if ev is not None and not ev.triggered:
+        """Wake the worker if it sleeps (idle, or waiting for a batch to fill): it resumes
+        now, after the events already due now."""
+        if self._sleeping:
+            self._sleeping = False
             self.idle = False
-            ev.succeed()
+            self._resume.at(0.0, self._on_wake)
 
-    # -- the serving loop ----------------------------------------------------------------
-    def run(self) -> Generator[simpy.Event, Any, None]:
-        env, s = self.env, self.state
-        max_batch, timeout = s.max_batch, s.batch_timeout_s
-        queues, inputs, batch_s, sample = s.queues, s.inputs, s.zoo.batch_s, s.service.sample
-        loaded, wid, executor, complete = self.loaded, self.id, s.executor, self.complete
-        while True:
-            m = self._next_model()
-            if m < 0:
-                self.idle = True
-                self._wake = env.event()
-                yield self._wake
-                continue
-            if m not in loaded:
-                yield from self._load(m)
-                continue
-            q = queues[m]
-            n = inputs[m]
-            if n < max_batch and timeout > 0:
-                delay = q[0].arrival + timeout - env.now
-                if delay > 1e-12:
-                    yield from self._wait_for_batch(m, delay)
-                    continue
-            if n <= max_batch:
-                batch = list(q)
-                q.clear()
-            else:
-                batch, n = _take(q, max_batch)
-            inputs[m] -= n
-            now = env.now
-            s.n_batches += 1
-            b = Batch(s.n_batches, m, wid, now, n)
-            for r in batch:
-                r.batch = b
-            loaded.move_to_end(m)
-            expected = batch_s[m][n] if n <= max_batch else s.zoo.batch_time_s(m, n)
-            if executor is None:
-                service = sample(expected)
-                self.busy_until = now + service
-                yield env.timeout(service)
-            else:  # live: the batch runs for real; the estimate stands in until it is done
-                self.busy_until = now + expected
-                yield executor.run(wid, m, batch, n)
-            b.finish = env.now
-            complete(batch)
+    # -- the serving loop: one event chain, each step a callback ------------------------
+    def start(self) -> None:
+        """Start serving: the first step runs now, before the events already scheduled for
+        now (where a SimPy process would start)."""
+        self._resume.at(0.0, self._on_step, URGENT)
+
+    def _step(self, _: object = None) -> None:
+        """Find work and start it; or sleep until woken."""
+        s = self.state
+        m = self._next_model()
+        if m < 0:
+            self.idle = True
+            self._sleeping = True
+            return
+        if m not in self.loaded:
+            self._load(m)
+            return
+        q = s.queues[m]
+        n = s.inputs[m]
+        max_batch = s.max_batch
+        timeout = s.batch_timeout_s
+        now = self.env.now
+        if n < max_batch and timeout > 0:
+            delay = q[0].arrival + timeout - now
+            if delay > 1e-12:
+                self._wait_for_batch(m, delay)
+                return
+        if n <= max_batch:
+            batch = list(q)
+            q.clear()
+        else:
+            batch, n = _take(q, max_batch)
+        s.inputs[m] -= n
+        s.changed(m)
+        s.n_batches += 1
+        b = Batch(s.n_batches, m, self.id, now, n)
+        for r in batch:
+            r.batch = b
+        self.loaded.move_to_end(m)
+        self._batch = batch
+        self._b = b
+        expected = self._batch_s[m][n] if n <= max_batch else s.zoo.batch_time_s(m, n)
+        executor = s.executor
+        if executor is None:
+            service = self._sample(expected)
+            self.busy_until = now + service
+            self._resume.at(service, self._on_done)
+        else:  # live: the batch runs for real; the estimate stands in until it is done
+            self.busy_until = now + expected
+            _then(executor.run(self.id, m, batch, n), self._done)
+
+    def _done(self, _: object = None) -> None:
+        """The batch finished now: stamp it, hand it to the front-end, find more work."""
+        batch = self._batch
+        self._b.finish = self.env.now
+        self._batch = _NO_BATCH
+        self.complete(batch)
+        self._step()
 
     def _next_model(self) -> int:
         s = self.state
@@ -171,21 +227,33 @@ class Worker:
                 s.assign(best, self)
         return best
 
-    def _wait_for_batch(self, m: int, delay: float) -> Generator[simpy.Event, Any, None]:
-        s = self.state
-        s.batcher[m] = self
-        ev = self._wake = self.env.event()
+    def _wait_for_batch(self, m: int, delay: float) -> None:
+        """Sleep until model ``m``'s batch fills (the front-end wakes this worker) or its
+        oldest request has waited the batching timeout (the timer wakes it)."""
+        self.state.batcher[m] = self
+        self._filling = m
+        self._sleeping = True
+        timer = self._timer = self.env.timeout(delay)
+        timer.callbacks.append(self._expire)
 
-        def expire(_: simpy.Event) -> None:
-            if not ev.triggered:
-                ev.succeed()
+    def _expire(self, timer: simpy.Event) -> None:
+        """The batching timeout of the current wait: wake up (a wait already woken and
+        replaced by another leaves its old timer without effect)."""
+        if timer is self._timer and self._sleeping:
+            self._sleeping = False
+            self._resume.at(0.0, self._on_wake)
 
-        self.env.timeout(delay).callbacks.append(expire)
-        yield ev
-        if s.batcher[m] is self:
-            s.batcher[m] = None
+    def _woken(self, _: object = None) -> None:
+        m = self._filling
+        if m >= 0:
+            self._filling = -1
+            self._timer = None
+            s = self.state
+            if s.batcher[m] is self:
+                s.batcher[m] = None
+        self._step()
 
-    def _load(self, m: int) -> Generator[simpy.Event, Any, None]:
+    def _load(self, m: int) -> None:
         s = self.state
         self.pending.remove(m)
         need = s.zoo.memory_mb[m]
@@ -194,11 +262,16 @@ class Worker:
         self.used_mb += need
         s.log_event("load", self.id, m)
         self.busy_until = self.env.now + s.zoo.load_s[m]
+        self._loading = m
         if s.executor is None:
-            yield self.env.timeout(s.zoo.load_s[m])
+            self._resume.at(s.zoo.load_s[m], self._on_loaded)
         else:
-            yield s.executor.load(self.id, m)
-        self.loaded[m] = None
+            _then(s.executor.load(self.id, m), self._loaded)
+
+    def _loaded(self, _: object = None) -> None:
+        self.loaded[self._loading] = None
+        self._loading = -1
+        self._step()
 
     def _victim(self) -> int:
         """Least recently used loaded model, preferring one with no waiting requests."""
@@ -212,11 +285,20 @@ class Worker:
         s = self.state
         del self.loaded[m]
         self.held.remove(m)
+        self.dirty = True
         self.used_mb -= s.zoo.memory_mb[m]
         s.log_event("evict", self.id, m)
         if s.executor is not None:
             s.executor.evict(self.id, m)
         s.release(m, self)
+
+
+def _then(ev: simpy.Event, fn: Callable[[simpy.Event], None]) -> None:
+    """Call ``fn`` when ``ev`` is processed (at once if it already was)."""
+    if ev.callbacks is None:
+        fn(ev)
+    else:
+        ev.callbacks.append(fn)
 
 
 def _take(q: deque[Request], max_inputs: int) -> tuple[list[Request], int]:

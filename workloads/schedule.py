@@ -2,28 +2,27 @@
 
 The load generator (``zoosim load``) replays a simulate scenario's workload open-loop against
 the live server; to compare the two it must send the very requests the simulator serves. So
-the schedule is produced by the scenario's own tenant sources (:func:`sim.source.tenant_source`,
+the schedule is produced by the scenario's own arrival source (:class:`sim.source.ArrivalSource`,
 the same named random streams and :class:`sim.source.StopRule` as :class:`sim.run.Simulation`)
-run on a plain SimPy environment against a sink that only records what is submitted.
+run on the simulator's environment against a sink that only records what is submitted.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import simpy
 
 from sim.build import tenant_plugins
+from sim.env import Environment
 from sim.request import Request
 from sim.rng import SeedTree
-from sim.source import StopRule, tenant_source
+from sim.source import ArrivalSource, StopRule
 
 if TYPE_CHECKING:
     from sim.config import Scenario
-    from sim.system import ServingSystem
 
 SCHEDULE_COLUMNS = ("id", "tenant", "arrival_s", "acc_req", "lat_req_ms", "size")
 
@@ -46,13 +45,12 @@ def request_schedule(scenario: Scenario, base_dir: Path | None = None) -> pd.Dat
     """
     del base_dir
     seeds = SeedTree(scenario.seed)
-    env = simpy.Environment()
+    env = Environment()
     sink = RecordingSink()
-    system = cast("ServingSystem", sink)  # tenant_source only calls system.submit
-    stop = StopRule(scenario.requests, scenario.duration_s)
+    source = ArrivalSource(env, sink.submit, StopRule(scenario.requests, scenario.duration_s))
     names = [t.name for t in scenario.tenants]
     for idx, t in enumerate(scenario.tenants):
-        env.process(tenant_source(env, system, idx, *tenant_plugins(t, seeds), stop))
+        source.add(idx, *tenant_plugins(t, seeds))
     env.run()
     reqs = sorted(sink.requests, key=lambda r: r.id)
     n = len(reqs)

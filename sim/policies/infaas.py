@@ -26,6 +26,8 @@ class InfaasPolicy(Policy):
 
     def __init__(self, params: Params, ctx: Context) -> None:
         super().__init__(params, ctx)
+        self._picks = [(m, True) for m in range(len(self.zoo))]
+        """The feasible answers, built once: no tuple per request."""
 
     def select(self, req: Request, state: SystemView, now: float) -> tuple[int, bool]:
         acc, lat_s = req.acc_spec, req.lat_spec_ms / 1000
@@ -36,10 +38,10 @@ class InfaasPolicy(Policy):
                 continue
             if state.estimate_latency_s(m, now) <= lat_s:
                 if state.loaded_holders(m):
-                    return m, True
+                    return self._picks[m]
                 if unloaded < 0:
                     unloaded = m
         if unloaded >= 0:
-            return unloaded, True
+            return self._picks[unloaded]
         est_ms = [state.estimate_latency_s(m, now) * 1000 for m in range(len(self.zoo))]
         return self.fallback(acc, req.lat_spec_ms, est_ms), False

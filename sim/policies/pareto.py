@@ -29,9 +29,11 @@ class ParetoPolicy(Policy):
         self._front = zoo.front
         self._front_acc = [zoo.accuracy[m] for m in zoo.front]
         self._front_lat = [zoo.lat1_ms[m] for m in zoo.front]
+        self._picks = [(m, True) for m in zoo.front]
+        """The answers, built once: no tuple per request."""
 
     def select(self, req: Request, state: SystemView, now: float) -> tuple[int, bool]:
         i = bisect_left(self._front_acc, req.acc_spec)
         if i < len(self._front) and self._front_lat[i] <= req.lat_spec_ms:
-            return self._front[i], True
+            return self._picks[i]
         return self.fallback(req.acc_spec, req.lat_spec_ms, self.zoo.lat1_ms), False

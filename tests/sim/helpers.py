@@ -15,7 +15,7 @@ def run(data: dict[str, Any], base_dir: Path | None = None) -> SimResult:
 
 
 def build(data: dict[str, Any]) -> Simulation:
-    return Simulation(parse_scenario(data))
+    return Simulation(parse_scenario(data), keep_requests=True)
 
 
 def assert_littles_law(summary: dict[str, Any], rel: float = 1e-9) -> None:

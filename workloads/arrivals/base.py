@@ -2,8 +2,10 @@
 
 An arrival process yields *absolute* arrival times in seconds from the start of the run,
 non-decreasing, in numpy chunks, so a million arrivals cost a handful of vectorised draws
-rather than a million generator calls. The simulator's tenant source turns them into SimPy
-timeouts (one SimPy process per tenant, never one per request: docs/architecture.md principle 1).
+rather than a million generator calls. The simulator's arrival source (:mod:`sim.source`)
+merges every tenant's times into one event chain, never a process per request
+(docs/architecture.md principle 1), and serves an arrival without an event when it would be
+the next event anyway.
 """
 
 from __future__ import annotations

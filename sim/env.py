@@ -1,0 +1,89 @@
+"""The simulator's SimPy environment, and the reusable event the engine's event chains use.
+
+SimPy processes one event per step, in the order ``(time, priority, event id)``; the id is a
+counter taken when the event is scheduled, so of two events due at once the one scheduled
+first runs first. An arrival source knows its next arrivals in advance; when its next one
+would be the next event processed anyway, nothing can happen in between, and it may be served
+without an event at all. :class:`Environment` adds that, in one place:
+
+- :meth:`Environment.reserve` takes an event id *now*, exactly as scheduling an event now
+  would, so the arrival keeps its place among events due at the same time;
+- :meth:`Environment.advance` moves the clock to the arrival when an event at that time, of
+  that priority, holding that id would be the next one processed (it compares with the head
+  of SimPy's queue), and otherwise declines; ties with other events therefore still go
+  through the queue, in the order SimPy would give them;
+- :meth:`Environment.schedule_reserved` schedules an event under an id reserved earlier.
+
+A run therefore processes the same events in the same order, and the same seed gives the same
+records, whether an arrival went through the queue or not; SimPy's event counter (what the
+summary's ``events_per_s`` reads) counts the skipped arrivals too, and
+:attr:`Environment.skipped` says how many there were.
+
+:class:`Resume` is an event that is scheduled again after it was processed: an event chain
+(a worker, the arrival source) that never has more than one of its own events outstanding
+reuses one, rather than allocating an event per step. It works on any SimPy environment,
+the live server's wall clock included, through SimPy's public ``schedule``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from heapq import heappush
+from typing import Any
+
+import simpy
+from simpy.events import NORMAL, EventPriority
+
+Callbacks = list[Callable[[simpy.Event], None]]
+
+
+class Environment(simpy.Environment):
+    """SimPy's environment, plus skipping an event that would be next anyway (see above)."""
+
+    def __init__(self, initial_time: float = 0.0) -> None:
+        super().__init__(initial_time)
+        self.skipped = 0
+        """Events reserved and then processed without going through the queue."""
+
+    def reserve(self) -> int:
+        """An event id, taken now: the place an event scheduled now would have."""
+        return next(self._eid)
+
+    def advance(self, at: float, priority: EventPriority, eid: int) -> bool:
+        """Move the clock to ``at`` if an event at ``at`` of ``priority`` holding the reserved
+        ``eid`` would be the next one processed; True if it did (the caller then does now
+        what that event would have done), False otherwise (the caller schedules it)."""
+        q = self._queue
+        if q:
+            head = q[0]
+            t = head[0]
+            if at > t or (at == t and (priority > head[1]
+                                       or (priority == head[1] and eid > head[2]))):
+                return False
+        self._now = at
+        self.skipped += 1
+        return True
+
+    def schedule_reserved(self, event: simpy.Event, at: float, priority: EventPriority,
+                          eid: int) -> None:
+        """Schedule ``event`` at time ``at`` under an id taken earlier with :meth:`reserve`."""
+        heappush(self._queue, (at, priority, eid, event))
+
+
+class Resume(simpy.Event):
+    """A reusable event of one event chain, which has at most one of them outstanding.
+
+    Always succeeds; :meth:`at` schedules it after ``delay`` with the callbacks given (a list
+    built once by the owner: SimPy only reads it).
+    """
+
+    def __init__(self, env: simpy.Environment) -> None:  # no Event.__init__: never pending
+        self.env = env
+        self.callbacks: Any = None
+        self._ok = True
+        self._value = None
+
+    def at(self, delay: float, callbacks: Callbacks, priority: EventPriority = NORMAL) -> None:
+        """Process ``callbacks`` after ``delay`` (at ``priority`` among events due at once)."""
+        self.callbacks = callbacks
+        self.env.schedule(self, priority, delay)
