@@ -125,7 +125,8 @@ class LiveServer:
             self.system.recorder = Recorder(
                 self.tenant_names, self.zoo.names, self.zoo.accuracy,
                 admission=self.system.defense.admits, shedding=self.system.sheds,
-                sink=self.ring, max_waiting=api.records_max)
+                sink=self.ring, max_waiting=api.records_max,
+                chunk_rows=min(api.records_max, 65_536))
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
         self._next_id = 0
 
@@ -168,8 +169,14 @@ class LiveServer:
         self._waiting[rid] = fut
 
         def submit() -> None:
-            self.system.submit(Request(rid, tenant, self.env.now, float(accuracy),
-                                       float(latency_ms), payload=x, size=len(x), model=model))
+            try:
+                self.system.submit(Request(rid, tenant, self.env.now, float(accuracy),
+                                           float(latency_ms), payload=x, size=len(x),
+                                           model=model))
+            except BaseException:
+                if self.system.recorder is not None:  # no record will come: do not wait
+                    self.system.recorder.skip(rid)
+                raise
 
         self.env.inject(submit)
         return fut
@@ -203,8 +210,7 @@ class LiveServer:
         if recorder is not None:
             recorder.flush()
         page = self.ring.page(after, limit, self.tenant_names)
-        first = self.ring.first_id()
-        dropped = first if first is not None else (recorder.next_id if recorder else 0)
+        dropped = self.ring.dropped
         if page is None:
             page = records_frame([], self.tenant_names, self.zoo.names, self.zoo.accuracy,
                                  self.system.defense.admits, self.system.sheds)

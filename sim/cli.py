@@ -49,9 +49,9 @@ def main() -> None:
 @click.option("--records", "records", default="all", show_default=True,
               metavar="all|sample:N|none",
               help="Which records to write: all (streamed to the file as requests finish), "
-              "a uniform random sample of N, or none (summary.json only; a requests file "
-              "left in OUT by an earlier run is removed). The summary always covers every "
-              "request.")
+              "a uniform random sample of N, or none (summary.json only). A requests file "
+              "left in OUT by an earlier run (either format) is removed. The summary always "
+              "covers every request.")
 @click.option("--quiet", is_flag=True, help="No progress bar (shown only on a terminal) and "
               "no table.")
 def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ...],
@@ -73,13 +73,17 @@ def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ..
     scenario = load_scenario(config, overrides=overrides)
     sim = Simulation(scenario, config.resolve().parent)
     make_dir(out_dir)  # after the checks (a bad scenario leaves no folder), before the run
-    table = out_dir / ("requests.csv" if as_csv else "requests.parquet")
-    if records == "none":
-        table.unlink(missing_ok=True)
-    sink = sink_for(records, table, lambda: sim.seeds.generator("records", "sample"))
+    name = "requests.csv" if as_csv else "requests.parquet"
+    sink, table = sink_for(records, out_dir / name,
+                           lambda: sim.seeds.generator("records", "sample"))
     result = sim.run(progress=not quiet and sys.stderr.isatty(), sink=sink)
     resolved = scenario.model_dump(mode="json")
     resolved["zoo"]["profile"] = sim.profile_ref
+    for stale in ("requests.csv", "requests.parquet"):   # an earlier run's records
+        if table is None or stale != name:
+            (out_dir / stale).unlink(missing_ok=True)
+    if table is not None:
+        table.commit()
     write_json(out_dir / "summary.json", result.summary)
     write_yaml(out_dir / "config.resolved.yaml", resolved)
     warning = nothing_measured(result.summary["requests"], result.recorded, scenario.warmup_s)
@@ -162,9 +166,14 @@ def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], target_url: 
         # the bar of inputs sent only on a terminal: nothing in logs or pipes
         from sim.recorder import TableFile
 
-        result = run_attack(scenario, config.resolve().parent,
-                            progress=not quiet and sys.stderr.isatty(),
-                            sink=TableFile(out_dir / "requests.parquet"))
+        table = TableFile(out_dir / "requests.parquet")
+        try:
+            result = run_attack(scenario, config.resolve().parent,
+                                progress=not quiet and sys.stderr.isatty(), sink=table)
+        except BaseException:
+            table.abort()   # the simulation may be over and the training failing
+            raise
+        table.commit()
         report = result.report
         write_json(out_dir / "summary.json", report["benign"])
     write_yaml(out_dir / "config.resolved.yaml", scenario.model_dump(mode="json"))

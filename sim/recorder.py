@@ -5,8 +5,9 @@ batch to :meth:`Recorder.add` (one list extend per batch); every ``chunk_rows`` 
 recorder turns them into columns (:func:`sim.records.request_columns`) and lets the request
 objects go. Requests finish out of arrival order, so a chunk's rows wait, as compact columns,
 until every lower id has finished, and the records come out in id order, as the in-memory
-frame always had them; what waits is bounded by the requests in flight when a chunk is cut
-(an overloaded queue holds its requests anyway). Each id-ordered chunk of records then passes
+frame always had them; what waits is the requests that finished after the oldest one still
+in flight arrived (about the throughput times that request's age: small unless a request is
+stuck, which the live server bounds with ``max_waiting``). Each id-ordered chunk of records then passes
 the run's ``transforms`` (columns computed per chunk, such as ``answer_ok``), feeds the
 summary tallies (:class:`sim.tally.SummaryTally`) and goes to a sink: kept in memory, written
 to ``requests.parquet`` one row group at a time, sampled, or dropped
@@ -18,6 +19,7 @@ One design for every producer: ``zoosim simulate``, attack runs and the live ser
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections import deque
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import pandas as pd
 
+from sim.errors import UserError
 from sim.records import Columns, concat_columns, records_of, request_columns, take_rows
 from sim.request import Request
 
@@ -45,7 +48,11 @@ class Sink(Protocol):
 
     def write(self, df: pd.DataFrame) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """The run is over (every record was written)."""
+
+    def abort(self) -> None:
+        """The run failed: leave nothing behind."""
 
 
 class Recorder:
@@ -72,6 +79,8 @@ class Recorder:
         record). A row whose id was given up on is passed on when it comes, out of order."""
         self.next_id = 0
         """The lowest id not recorded yet."""
+        self.skipped: set[int] = set()
+        """Ids above :attr:`next_id` that will never come (:meth:`skip`)."""
         self.rows = 0
         """Records passed on so far."""
 
@@ -97,9 +106,7 @@ class Recorder:
             order = np.argsort(ids, kind="stable")
             cols = take_rows(cols, order)
             ids = cols["id"]
-        late = int(np.searchsorted(ids, self.next_id))   # below a gap already given up on
-        gaps = np.flatnonzero(ids[late:] != self.next_id + np.arange(len(ids) - late))
-        ready = late + int(gaps[0]) if len(gaps) else len(ids)
+        ready = self._ready(ids)
         cap = self.max_waiting
         if final or (cap is not None and len(ids) - ready > cap):
             ready = len(ids)
@@ -107,6 +114,34 @@ class Recorder:
         if ready:
             self.next_id = max(self.next_id, int(ids[ready - 1]) + 1)
             self._emit(take_rows(cols, slice(0, ready)) if self.waiting is not None else cols)
+
+    def _ready(self, ids: np.ndarray) -> int:
+        """How many of the sorted ``ids`` may go: those below :attr:`next_id` (late: their
+        gap was given up on), then the run without a gap from it, skipping skipped ids."""
+        pos = int(np.searchsorted(ids, self.next_id))
+        nid = self.next_id
+        while pos < len(ids):
+            rest = ids[pos:]
+            gaps = np.flatnonzero(rest != nid + np.arange(len(rest)))
+            if not len(gaps):
+                return len(ids)
+            pos += int(gaps[0])
+            nid += int(gaps[0])
+            if nid not in self.skipped:
+                break
+            self.skipped.discard(nid)
+            nid += 1
+        return pos
+
+    def skip(self, rid: int) -> None:
+        """Request ``rid`` will never finish (its submission failed): stop waiting for it."""
+        if rid == self.next_id:
+            self.next_id += 1
+            while self.next_id in self.skipped:
+                self.skipped.discard(self.next_id)
+                self.next_id += 1
+        elif rid > self.next_id:
+            self.skipped.add(rid)
 
     def _emit(self, cols: Columns) -> None:
         df = records_of(cols, self.tenants, self.models, self.accuracy, self.admission,
@@ -140,6 +175,9 @@ class MemorySink:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        self.parts = []
+
     def frame(self) -> pd.DataFrame:
         """The records (after :meth:`Recorder.close`)."""
         return self.parts[0] if len(self.parts) == 1 else pd.concat(self.parts)
@@ -154,26 +192,36 @@ class NullSink:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
+
 
 class TableFile:
     """Writes records to ``path`` as they come: Parquet, one row group per chunk, or CSV
-    (``.csv``). Written beside ``path`` and renamed into place on :meth:`close`, so a killed
-    run leaves no partial file."""
+    (``.csv``), into a hidden file beside ``path`` (made at the first write). :meth:`close`
+    finishes that file and :meth:`commit` renames it into place, so a command can put its
+    records in place together with its other results (after a long attack's training, say),
+    and a failed or killed run leaves no partial ``path``. A write that fails (a full disk)
+    is a :class:`~sim.errors.UserError` naming the file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.csv = path.suffix == ".csv"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp: Path | None = None
         self.writer: pq.ParquetWriter | None = None
-        self.started = False
 
     def write(self, df: pd.DataFrame) -> None:
-        if self.csv:
-            df.to_csv(self.tmp, index=False, header=not self.started,
-                      mode="a" if self.started else "w")
-        else:
+        try:
+            if self.tmp is None:
+                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+                os.close(fd)
+                self.tmp = Path(tmp)
+                if self.csv:
+                    df.to_csv(self.tmp, index=False)
+                    return
+            if self.csv:
+                df.to_csv(self.tmp, index=False, header=False, mode="a")
+                return
             import pyarrow as pa
             import pyarrow.parquet as pq
 
@@ -181,18 +229,39 @@ class TableFile:
             if self.writer is None:
                 self.writer = pq.ParquetWriter(self.tmp, table.schema)
             self.writer.write_table(table)
-        self.started = True
+        except OSError as e:
+            self.abort()
+            raise UserError(f"{self.path}: cannot write it ({e.strerror or e})") from None
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
-        os.replace(self.tmp, self.path)
+            try:
+                self.writer.close()
+            except OSError as e:
+                self.abort()
+                raise UserError(f"{self.path}: cannot write it ({e.strerror or e})") from None
+            self.writer = None
+
+    def commit(self) -> None:
+        """Put the finished file in place (after :meth:`close`)."""
+        if self.tmp is None:
+            raise ValueError("TableFile.commit: nothing was written")
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise UserError(f"{self.path}: cannot write it ({e.strerror or e})") from None
+        self.tmp = None
 
     def abort(self) -> None:
         """Drop the partial file (the run failed)."""
         if self.writer is not None:
-            self.writer.close()
-        self.tmp.unlink(missing_ok=True)
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer = None
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
 
 
 class SampleSink:
@@ -217,34 +286,59 @@ class SampleSink:
             self.out.write(self.kept.sort_values("id", kind="stable"))
         self.out.close()
 
+    def abort(self) -> None:
+        self.kept = None
+        self.out.abort()
+
 
 class RingSink:
-    """The latest ``maxlen`` records (the live server's ``/admin/records``: bounded memory
-    however long it serves)."""
+    """The latest ``maxlen`` records, in id order (the live server's ``/admin/records``:
+    bounded memory however long it serves). Small writes (a flush per page request) are
+    merged into parts of at least ``PART_ROWS`` rows, so neither memory per record nor a
+    page's cost grows with how often records are asked for. A row that comes after a higher
+    id (a request the recorder gave up waiting for) is dropped, not served out of order."""
+
+    PART_ROWS = 4096
 
     def __init__(self, maxlen: int) -> None:
         self.maxlen = maxlen
         self.parts: deque[pd.DataFrame] = deque()
         self.size = 0
+        self.dropped = 0
+        """Records no longer held (pushed out of the ring, or late): only ever grows."""
+        self.last_id = -1
 
     def write(self, df: pd.DataFrame) -> None:
+        late = df["id"].to_numpy() <= self.last_id
+        if late.any():
+            self.dropped += int(late.sum())
+            df = df[~late]
         if not len(df):
             return
-        self.parts.append(df)
+        self.last_id = int(df["id"].iloc[-1])
+        if self.parts and len(self.parts[-1]) < self.PART_ROWS:
+            last = self.parts[-1]   # its tenants: a prefix of df's (the list only grows)
+            last = last.assign(tenant=last["tenant"].cat.set_categories(
+                df["tenant"].cat.categories))
+            self.parts[-1] = pd.concat([last, df])
+        else:
+            self.parts.append(df)
         self.size += len(df)
         while self.size - len(self.parts[0]) >= self.maxlen:
-            self.size -= len(self.parts.popleft())
+            n = len(self.parts.popleft())
+            self.size -= n
+            self.dropped += n
         extra = self.size - self.maxlen
         if extra > 0:
             self.parts[0] = self.parts[0].iloc[extra:]
             self.size -= extra
+            self.dropped += extra
 
     def close(self) -> None:
         pass
 
-    def first_id(self) -> int | None:
-        """The oldest id still held (None when empty)."""
-        return int(self.parts[0]["id"].iloc[0]) if self.parts else None
+    def abort(self) -> None:
+        pass
 
     def page(self, after: int, limit: int, tenants: list[str]) -> pd.DataFrame | None:
         """Up to ``limit`` records with ids above ``after``, in id order (None: none), their
@@ -264,14 +358,17 @@ class RingSink:
         return pd.concat(out) if out else None
 
 
-def sink_for(mode: str, path: Path | None, rng: Callable[[], np.random.Generator]) -> Sink:
+def sink_for(mode: str, path: Path | None, rng: Callable[[], np.random.Generator]
+             ) -> tuple[Sink, TableFile | None]:
     """The sink of a ``--records`` mode (:func:`parse_records`), writing to ``path`` (None:
-    kept in memory)."""
+    kept in memory), and the file to :meth:`~TableFile.commit` once the run's other results
+    are written (None when there is none)."""
     kind, n = parse_records(mode)
     if kind == "none":
-        return NullSink()
-    out: Sink = MemorySink() if path is None else TableFile(path)
-    return out if kind == "all" else SampleSink(n, rng(), out)
+        return NullSink(), None
+    table = None if path is None else TableFile(path)
+    out: Sink = MemorySink() if table is None else table
+    return (out if kind == "all" else SampleSink(n, rng(), out)), table
 
 
 def parse_records(mode: str) -> tuple[str, int]:
@@ -280,6 +377,6 @@ def parse_records(mode: str) -> tuple[str, int]:
     if mode in ("all", "none"):
         return mode, 0
     kind, _, n = mode.partition(":")
-    if kind == "sample" and n.isdigit() and int(n) >= 1:
+    if kind == "sample" and n.isascii() and n.isdigit() and int(n) >= 1:
         return "sample", int(n)
     raise ValueError(f"records: {mode!r} is not one of all, none, sample:N (N >= 1)")

@@ -22,7 +22,7 @@ from sim.config import Scenario
 from sim.env import Environment
 from sim.plugins import Context
 from sim.profiles import PROFILE_DIR, resolve_profile_path
-from sim.recorder import MemorySink, Recorder, Sink, TableFile
+from sim.recorder import MemorySink, Recorder, Sink
 from sim.rng import SeedTree
 from sim.source import ArrivalSource, StopRule
 from workloads.arrivals import ArrivalProcess
@@ -136,8 +136,7 @@ class Simulation:
             wall = time.perf_counter() - start
             recorder.close()
         except BaseException:
-            if isinstance(sink, TableFile):
-                sink.abort()
+            (memory or sink).abort()  # type: ignore[union-attr]
             raise
         kinds = [e[1] for e in s.events]
         summary = tally.summary(

@@ -101,8 +101,10 @@ def test_records_do_not_depend_on_the_chunking(small_chunks: None) -> None:
 def test_streamed_file_equals_the_in_memory_table(tmp_path: Path, small_chunks: None,
                                                   name: str) -> None:
     path = tmp_path / name
-    s, res = run(scenario(), TableFile(path))
-    assert res.records is None
+    table = TableFile(path)
+    s, res = run(scenario(), table)
+    assert res.records is None and not path.exists()   # finished, not yet in place
+    table.commit()
     ref = reference(s)
     if name.endswith(".csv"):
         whole = tmp_path / "whole.csv"
@@ -155,16 +157,22 @@ def test_records_none_and_sample_keep_the_whole_summary(tmp_path: Path) -> None:
     assert not (outs["none"] / "requests.parquet").exists()
 
 
-def test_records_none_removes_a_stale_file_and_bad_modes_exit_2(tmp_path: Path) -> None:
+def test_stale_records_are_removed_and_bad_modes_exit_2(tmp_path: Path) -> None:
+    """The folder never pairs a summary with an earlier run's records, in either format."""
     cfg = tmp_path / "s.yaml"
     cfg.write_text(yaml.safe_dump(scenario(requests=200)))
     out = tmp_path / "o"
     out.mkdir()
-    (out / "requests.parquet").write_text("old")
-    res = CliRunner().invoke(main, ["simulate", str(cfg), "-o", str(out), "--quiet",
-                                    "--records", "none"])
-    assert res.exit_code == 0 and not (out / "requests.parquet").exists()
-    for bad in ("some", "sample:0", "sample:x", "sample:"):
+    for args, kept in ((["--records", "none"], []), (["--csv"], ["requests.csv"]),
+                       ([], ["requests.parquet"])):
+        for name in ("requests.parquet", "requests.csv"):
+            (out / name).write_text("old")
+        res = CliRunner().invoke(main, ["simulate", str(cfg), "-o", str(out), "--quiet",
+                                        *args])
+        assert res.exit_code == 0, res.output
+        assert sorted(p.name for p in out.glob("requests.*")) == kept
+        assert all((out / k).read_bytes() != b"old" for k in kept)
+    for bad in ("some", "sample:0", "sample:x", "sample:", "sample:\u00b2"):
         res = CliRunner().invoke(main, ["simulate", str(cfg), "-o", str(out), "--records", bad])
         assert res.exit_code == 2 and "--records" in res.output, res.output
         assert "Traceback" not in res.output
@@ -224,6 +232,66 @@ def test_a_lost_request_holds_back_at_most_max_waiting_rows() -> None:
     rec.close()
 
 
+def test_skipped_ids_are_not_waited_for() -> None:
+    out = Collect()
+    rec = Recorder(["t"], ["m"], [95.0], admission=False, shedding=False, sink=out,
+                   chunk_rows=1)
+    rec.skip(2)                             # its submission failed: it never comes
+    rec.add([_finished(1, 1.0)])
+    rec.add([_finished(3, 1.0)])
+    assert out.ids() == []                  # 0 is still in flight
+    rec.skip(0)
+    rec.add([_finished(4, 1.0)])
+    assert out.ids() == [[1, 3, 4]] and rec.next_id == 5
+
+
+def test_a_failed_run_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupted mid-run, with every records mode: no requests file, no hidden one."""
+    calls = {"n": 0}
+    real = Recorder._emit
+
+    def interrupt(self: Recorder, cols: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(self, cols)
+
+    monkeypatch.setattr(sim.recorder, "CHUNK_ROWS", 97)
+    monkeypatch.setattr(Recorder, "_emit", interrupt)
+    for mode in ("all", "sample:10"):
+        calls["n"] = 0
+        sink, table = sim.recorder.sink_for(mode, tmp_path / "requests.parquet",
+                                            lambda: np.random.default_rng(0))
+        with pytest.raises(KeyboardInterrupt):
+            Simulation(parse_scenario(scenario())).run(sink=sink)
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    import pyarrow.parquet as pq
+
+    def full(self: Any, table: Any, *a: Any, **k: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(scenario(requests=200)))
+    out = tmp_path / "o"
+    res = CliRunner().invoke(main, ["simulate", str(cfg), "-o", str(out), "--quiet"])
+    assert res.exit_code == 2 and "No space left on device" in res.output, res.output
+    assert "Traceback" not in res.output and "requests.parquet" in res.output
+    assert list(out.iterdir()) == []
+
+
+def test_an_attack_refused_before_running_leaves_no_file(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = CliRunner().invoke(main, ["attack", "examples/attack-fingerprint.yaml", "-o",
+                                    str(out), "--set", "attacker.target=nosuchmodel"])
+    assert res.exit_code == 2, res.output
+    assert list(out.iterdir()) == []
+
+
 def test_a_run_keeps_no_request_objects_when_records_are_dropped() -> None:
     s = Simulation(parse_scenario(scenario()))
     res = s.run(sink=NullSink())
@@ -233,16 +301,34 @@ def test_a_run_keeps_no_request_objects_when_records_are_dropped() -> None:
     assert res.summary["requests"] > 0
 
 
+def rows(ids: list[int], tenants: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"id": ids, "tenant": pd.Categorical.from_codes(
+        [len(tenants) - 1] * len(ids), tenants)})
+
+
 def test_ring_keeps_the_latest_rows() -> None:
     ring = RingSink(5)
+    ring.PART_ROWS = 2
     for lo in (0, 3, 6):
-        ring.write(pd.DataFrame({"id": np.arange(lo, lo + 3),
-                                 "tenant": pd.Categorical.from_codes([0] * 3, ["a"])}))
-    assert ring.size == 5 and ring.first_id() == 4
+        ring.write(rows(list(range(lo, lo + 3)), ["a"]))
+    assert ring.size == 5 and ring.dropped == 4
     page = ring.page(after=4, limit=3, tenants=["a", "b"])
     assert page is not None and page["id"].tolist() == [5, 6, 7]
     assert list(page["tenant"].cat.categories) == ["a", "b"]
     assert ring.page(after=8, limit=3, tenants=["a"]) is None
+
+
+def test_ring_merges_small_writes_and_drops_late_rows() -> None:
+    """A flush per page request writes a row or two: they join the last part (with the
+    tenants named so far), and a row older than one already held is dropped, counted."""
+    ring = RingSink(100)
+    ring.write(rows([0, 1], ["a"]))
+    ring.write(rows([3], ["a", "b"]))
+    ring.write(rows([2, 4], ["a", "b"]))        # 2 came after 3: late
+    assert len(ring.parts) == 1 and ring.size == 4 and ring.dropped == 1
+    page = ring.page(after=-1, limit=10, tenants=["a", "b"])
+    assert page is not None and page["id"].tolist() == [0, 1, 3, 4]
+    assert page["tenant"].tolist() == ["a", "a", "b", "b"]
 
 
 @pytest.mark.parametrize("mode,want", [("all", ("all", 0)), ("none", ("none", 0)),
