@@ -9,10 +9,16 @@ which worker holds which model (``assign``, ``release``, ``preload``), where new
 (``work_per_holder_s``, ``ready_s``).
 
 A worker's queued work is the requests waiting for the models it holds, at the amortised cost
-of a full batch, shared among each model's holders. ``arrived``, ``n_batches`` and
-``placements`` version the state, so a worker can memoise its share between changes; and a
-worker is marked ``dirty`` when the queue or holders of a model it holds change
-(:meth:`ClusterState.changed`), so a new version re-sums only the shares that can differ.
+of a full batch, shared among each model's holders. It is kept as a running sum, updated for a
+model's holders whenever the model's queued inputs or holders change
+(:meth:`ClusterState.changed`, ``assign``, ``release``), so reading it is O(1). The sums are
+fixed-point integers (:data:`WORK_UNIT`): each model's share is recomputed from its integer
+input count and holder count at every change, and the sums add and subtract those integers
+exactly, so they never drift, whatever the order of the updates; a read is the sum of the
+shares (each within one unit, about 5e-20 s, of its float value), rounded once, not a left-to-
+right float sum. The sums are kept from the first read on (:meth:`ClusterState.track`, computed
+then from the current queues, so they are the same as if kept from the start): a run whose
+policy never reads the load (``pareto``, without deadline shedding) pays nothing for them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ if TYPE_CHECKING:
 
 Preload = Literal["all", "spread", "none"]
 
+WORK_SCALE = 2.0 ** 64
+"""Fixed-point units of queued work per second (a power of two: scaling is exact)."""
+WORK_UNIT = 1.0 / WORK_SCALE
+"""Seconds per unit of queued work (about 5e-20 s)."""
+
 
 class ClusterState:
     """Per-model queues, placement and counters of one cluster, with its fixed settings.
@@ -39,8 +50,8 @@ class ClusterState:
     """
 
     __slots__ = ("arrived", "batch_timeout_s", "batcher", "cost_s", "env", "events", "executor",
-                 "holders", "inputs", "max_batch", "n_batches", "placements", "queues",
-                 "replicate", "service", "workers", "zoo")
+                 "holders", "inputs", "max_batch", "n_batches", "n_loaded", "placements", "queues",
+                 "replicate", "service", "tracking", "work", "workers", "zoo")
 
     def __init__(self, env: simpy.Environment, zoo: Zoo, *, max_batch: int,
                  batch_timeout_s: float, service: ServiceTime, replicate: bool,
@@ -63,6 +74,13 @@ class ClusterState:
         """Inputs waiting in each model's queue (= its length when every request has one)."""
         self.holders: list[list[Worker]] = [[] for _ in range(n)]
         """Workers that hold (loaded or pending) each model."""
+        self.work = [0] * n
+        """Each model's queued work per holder (:meth:`share`), in :data:`WORK_UNIT`: what it
+        adds to each holder's :attr:`Worker.work <sim.worker.Worker.work>`."""
+        self.tracking = False
+        """Whether :attr:`work` and the workers' sums are kept (:meth:`track`)."""
+        self.n_loaded = [0] * n
+        """Workers that have each model loaded (a subset of its holders)."""
         self.batcher: list[Worker | None] = [None] * n
         """The worker waiting for each model's batch to fill, if any."""
         self.workers: list[Worker] = []
@@ -72,20 +90,56 @@ class ClusterState:
         self.arrived = 0
         self.n_batches = 0
         self.placements = 0
-        """Counts holder-set changes; with ``arrived`` and ``n_batches`` it versions the state."""
+        """Counts holder-set changes."""
 
     # -- queued work ---------------------------------------------------------------------
+    def track(self) -> None:
+        """Start keeping the running sums of queued work: each model's share and each
+        worker's sum, computed from the current queues and holders (exactly what keeping
+        them all along would give: they are functions of the integer counts)."""
+        self.tracking = True
+        for w in self.workers:
+            w.work = 0
+        for m in range(len(self.work)):
+            self.work[m] = 0
+            self.changed(m)
+
     def work_per_holder_s(self, m: int) -> float:
         """Model ``m``'s queued work (full-batch amortised), per worker holding it."""
+        if not self.tracking:
+            self.track()
+        return self.work[m] * WORK_UNIT
+
+    def share(self, m: int) -> int:
+        """Model ``m``'s queued work per holder, in :data:`WORK_UNIT` (0 with no holder)."""
         n = self.inputs[m]
-        return n * self.cost_s[m] / len(self.holders[m]) if n else 0.0
+        h = len(self.holders[m])
+        return int(n * self.cost_s[m] / h * WORK_SCALE) if n and h else 0
 
     def changed(self, m: int) -> None:
-        """Model ``m``'s queued inputs or its holders changed: its holders' memoised queued
-        work (:meth:`Worker.queued_s <sim.worker.Worker.queued_s>`) is summed again at the
-        next state version. Called wherever ``inputs`` or ``holders`` change."""
-        for w in self.holders[m]:
-            w.dirty = True
+        """Model ``m``'s queued inputs changed: its share is recomputed and the difference
+        added to its holders' queued work. Called wherever ``inputs`` change (a no-op until
+        :meth:`track`)."""
+        if not self.tracking:
+            return
+        new = self.share(m)
+        d = new - self.work[m]
+        if d:
+            self.work[m] = new
+            for w in self.holders[m]:
+                w.work += d
+
+    def _detach(self, m: int) -> None:
+        """Take model ``m``'s share out of its holders' queued work (before its holders
+        change; :meth:`_attach` puts the new share back after)."""
+        t = self.work[m]
+        if t:
+            self.work[m] = 0
+            for w in self.holders[m]:
+                w.work -= t
+
+    def _attach(self, m: int) -> None:
+        self.changed(m)
 
     def ready_s(self, m: int, now: float, own: bool = True) -> float:
         """How long until some holder of ``m`` has worked off what is ahead of a new request.
@@ -94,22 +148,19 @@ class ClusterState:
         work of the models it holds: ``m``'s own included with ``own`` (the model's backlog),
         left out without (what stands before the model's queue).
         """
+        if not self.tracking:
+            self.track()
         holders = self.holders[m]
         load = self.zoo.load_s[m]
         if not holders:
             return load
-        n = self.inputs[m]
-        mine = n * self.cost_s[m] / len(holders) if n else 0.0  # work_per_holder_s(m)
+        mine = 0 if own else self.work[m]
         best = float("inf")
         for w in holders:
             t = w.busy_until - now
             if t < 0.0:
                 t = 0.0
-            if own:
-                t += w.queued_s()
-            else:  # Worker.queued_other_s, inlined
-                q = w.queued_s() - mine
-                t += q if q > 0.0 else 0.0
+            t += (w.work - mine) * WORK_UNIT  # Worker.queued_s or queued_other_s, inlined
             if m in w.pending:
                 t += load
             if t < best:
@@ -121,17 +172,18 @@ class ClusterState:
         """Give model ``m`` to worker ``w`` (it loads it when it next looks for work)."""
         w.pending.append(m)
         w.held.append(m)
+        self._detach(m)
         self.holders[m].append(w)
-        self.changed(m)
+        self._attach(m)
         self.placements += 1
         if w.idle:
             w.wake()
 
     def release(self, m: int, w: Worker) -> None:
         """Worker ``w`` evicted ``m``; re-place it if requests still wait for it."""
+        self._detach(m)
         self.holders[m].remove(w)
-        self.changed(m)
-        w.dirty = True
+        self._attach(m)
         self.placements += 1
         if self.batcher[m] is w:
             self.batcher[m] = None
@@ -175,10 +227,12 @@ class ClusterState:
         for w, m in pairs:
             if m not in w.loaded and w.used_mb + self.zoo.memory_mb[m] <= w.memory_mb:
                 w.loaded[m] = None
+                self.n_loaded[m] += 1
                 w.held.append(m)
                 w.used_mb += self.zoo.memory_mb[m]
+                self._detach(m)
                 self.holders[m].append(w)
-                self.changed(m)
+                self._attach(m)
 
     def log_event(self, kind: str, worker: int, model: int) -> None:
         self.events.append((self.env.now, kind, worker, model))

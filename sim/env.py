@@ -2,21 +2,22 @@
 
 SimPy processes one event per step, in the order ``(time, priority, event id)``; the id is a
 counter taken when the event is scheduled, so of two events due at once the one scheduled
-first runs first. An arrival source knows its next arrivals in advance; when its next one
-would be the next event processed anyway, nothing can happen in between, and it may be served
-without an event at all. :class:`Environment` adds that, in one place:
+first runs first. An arrival source knows its next arrivals in advance, so it need not put
+them in the queue: it may run the event loop itself up to its next arrival, and serve that
+arrival without an event. :class:`Environment` adds that, in one place:
 
 - :meth:`Environment.reserve` takes an event id *now*, exactly as scheduling an event now
   would, so the arrival keeps its place among events due at the same time;
-- :meth:`Environment.advance` moves the clock to the arrival when an event at that time, of
-  that priority, holding that id would be the next one processed (it compares with the head
-  of SimPy's queue), and otherwise declines; ties with other events therefore still go
-  through the queue, in the order SimPy would give them;
-- :meth:`Environment.schedule_reserved` schedules an event under an id reserved earlier.
+- :meth:`Environment.run_to` processes (SimPy's own :meth:`~simpy.core.Environment.step`)
+  every event that an event at that time, of that priority, holding that id would come
+  after, then moves the clock to the arrival; ties with other events therefore keep the
+  order SimPy would give them;
+- :meth:`Environment.schedule_reserved` schedules an event under an id reserved earlier (the
+  first arrival, or one whose :meth:`run_to` was interrupted by ``run(until=...)``).
 
 A run therefore processes the same events in the same order, and the same seed gives the same
 records, whether an arrival went through the queue or not; SimPy's event counter (what the
-summary's ``events_per_s`` reads) counts the skipped arrivals too, and
+summary's ``events_per_s`` reads) counts the arrivals served without an event too, and
 :attr:`Environment.skipped` says how many there were.
 
 :class:`Resume` is an event that is scheduled again after it was processed: an event chain
@@ -38,7 +39,7 @@ Callbacks = list[Callable[[simpy.Event], None]]
 
 
 class Environment(simpy.Environment):
-    """SimPy's environment, plus skipping an event that would be next anyway (see above)."""
+    """SimPy's environment, plus running up to a reserved place without an event (above)."""
 
     def __init__(self, initial_time: float = 0.0) -> None:
         super().__init__(initial_time)
@@ -49,20 +50,23 @@ class Environment(simpy.Environment):
         """An event id, taken now: the place an event scheduled now would have."""
         return next(self._eid)
 
-    def advance(self, at: float, priority: EventPriority, eid: int) -> bool:
-        """Move the clock to ``at`` if an event at ``at`` of ``priority`` holding the reserved
-        ``eid`` would be the next one processed; True if it did (the caller then does now
-        what that event would have done), False otherwise (the caller schedules it)."""
+    def run_to(self, at: float, priority: EventPriority, eid: int) -> None:
+        """Process (:meth:`step`) every event that comes before an event at ``at`` of
+        ``priority`` holding the reserved ``eid``, then move the clock to ``at``: the caller
+        then does now what that event would have done. What the event loop would do, in
+        its order, with that event in the queue; an exception from a step (``run(until=...)``
+        reached, an error) propagates, with the clock at that step and ``eid`` unused."""
         q = self._queue
-        if q:
+        step = self.step
+        while q:
             head = q[0]
             t = head[0]
-            if at > t or (at == t and (priority > head[1]
-                                       or (priority == head[1] and eid > head[2]))):
-                return False
+            if at < t or (at == t and (priority < head[1]
+                                       or (priority == head[1] and eid < head[2]))):
+                break
+            step()
         self._now = at
         self.skipped += 1
-        return True
 
     def schedule_reserved(self, event: simpy.Event, at: float, priority: EventPriority,
                           eid: int) -> None:

@@ -7,8 +7,8 @@ objects go. Requests finish out of arrival order, so a chunk's rows wait, as com
 until every lower id has finished, and the records come out in id order, as the in-memory
 frame always had them; what waits is the requests that finished after the oldest one still
 in flight arrived (about the throughput times that request's age: small unless a request is
-stuck, which the live server bounds with ``max_waiting``). Each id-ordered chunk of records then passes
-the run's ``transforms`` (columns computed per chunk, such as ``answer_ok``), feeds the
+stuck, which the live server bounds with ``max_waiting``). Each id-ordered chunk of records
+then passes the run's ``transforms`` (columns computed per chunk, such as ``answer_ok``), feeds the
 summary tallies (:class:`sim.tally.SummaryTally`) and goes to a sink: kept in memory, written
 to ``requests.parquet`` one row group at a time, sampled, or dropped
 (:func:`sink_for`, the ``--records`` option), or kept in a bounded ring (the live server).

@@ -6,10 +6,13 @@ targets in matching chunks from its SLO distributions, each from its own named r
 tenants interleave. The tenants' streams are merged by one :class:`ArrivalSource` (their order
 is known in advance): each tenant's next arrival holds the place in SimPy's event order that
 its own timeout would have (an event id reserved when the tenant's previous arrival was
-served, :meth:`sim.env.Environment.reserve`), and when that place is the next one anyway the
-arrival is served at once, without an event (:meth:`sim.env.Environment.advance`); otherwise
-the source schedules one event, under that id. Simultaneous events therefore keep SimPy's
-order, as if each tenant were its own process yielding a timeout per arrival.
+served, :meth:`sim.env.Environment.reserve`). The source then drives the event loop itself:
+it processes the events that come before that place (``Environment.step``, in SimPy's order,
+the workers' batches and wake-ups), and once its arrival is the next event anyway, serves it
+at once, without an event (:meth:`sim.env.Environment.run_to`). Only the first arrival, and
+one after each time the loop is stopped from outside (``run(until=...)``), goes through
+SimPy's queue, under its reserved id. Simultaneous events therefore keep SimPy's order, as if
+each tenant were its own process yielding a timeout per arrival.
 
 The run stops taking arrivals after ``requests`` arrivals in all (in time order) or at
 ``duration_s``.
@@ -130,23 +133,34 @@ class ArrivalSource:
         self.env.schedule_reserved(self._event, t.at, t.priority, t.eid)
 
     def _fire(self, _: simpy.Event) -> None:
-        """The scheduled step is due: take it, then every step that is next anyway."""
+        """The scheduled step is due: take it, then every later one, each after the events
+        that come before it (:meth:`sim.env.Environment.run_to`), until the arrivals end.
+
+        If processing stops in between (``run(until=...)`` reached, an error), the next step
+        is scheduled under its reserved id, on a new event (SimPy reschedules the one whose
+        callback was stopped, with no callbacks left), as if the source had not run the
+        events, and the exception propagates to the loop that called us, as it would have.
+        """
         t = self._next
         assert t is not None
-        self._next = None
-        env, tenants = self.env, self._tenants
+        tenants = self._tenants
+        run_to = self.env.run_to
         while True:
             self._step(t)
             nxt: _Tenant | None = None
             for u in tenants:
                 if nxt is None or _before(u, nxt):
                     nxt = u
+            self._next = nxt
             if nxt is None:
                 return
             t = nxt
-            if not env.advance(t.at, t.priority, t.eid):
+            try:
+                run_to(t.at, t.priority, t.eid)
+            except BaseException:
+                self._event = Resume(self.env)
                 self._schedule(t)
-                return
+                raise
 
     def _step(self, t: _Tenant) -> None:
         """Tenant ``t``'s step: its due arrival, then those due at the same time, until one
@@ -171,7 +185,7 @@ class ArrivalSource:
             if at >= until:
                 self._tenants.remove(t)
                 return
-            now = env.now
+            now = env._now
             dt = at - now
             if dt > 0:
                 t.i = i

@@ -39,7 +39,7 @@ import simpy
 
 from defense.base import Decision
 from defense.stack import DefenseStack
-from sim.cluster import ClusterState, Preload
+from sim.cluster import WORK_SCALE, ClusterState, Preload
 from sim.policies.base import Policy
 from sim.request import Batch, Request
 from sim.service_time import ServiceTime
@@ -144,7 +144,7 @@ class ServingSystem:
     def submit(self, req: Request) -> None:
         """A request arrives now: defend, shed by occupancy, select, shed by deadline,
         enqueue, wake a worker."""
-        now = self.env.now
+        now = self.env._now
         self.area += self.in_system * (now - self._t_last)
         self._t_last = now
         self.in_system += 1
@@ -176,11 +176,17 @@ class ServingSystem:
                 self._shed(req, max(late, self._min_retry_s))
                 return
         st.queues[m].append(req)
-        st.inputs[m] += req.size
+        n = st.inputs[m] = st.inputs[m] + req.size
         holders = st.holders[m]
-        for w in holders:  # ClusterState.changed(m), inlined: once per request
-            w.dirty = True
-        if not holders:
+        if holders:
+            if st.tracking:  # ClusterState.changed(m), inlined: once per request
+                work = st.work
+                d = int(n * st.cost_s[m] / len(holders) * WORK_SCALE) - work[m]
+                if d:
+                    work[m] += d
+                    for w in holders:
+                        w.work += d
+        else:
             st.assign(m, st.least_loaded(now))
             return
         b = st.batcher[m]
@@ -243,11 +249,7 @@ class ServingSystem:
         return self.state.inputs[model]
 
     def loaded_holders(self, model: int) -> int:
-        n = 0
-        for w in self.state.holders[model]:
-            if model in w.loaded:
-                n += 1
-        return n
+        return self.state.n_loaded[model]
 
     def estimate_latency_s(self, model: int, now: float, size: int = 1) -> float:
         """INFaaS-style estimate of the latency of a request of ``size`` inputs (the policies

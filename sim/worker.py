@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import simpy
 from simpy.events import URGENT
 
+from sim.cluster import WORK_UNIT
 from sim.env import Callbacks, Resume
 from sim.request import Batch, Request
 
@@ -75,13 +76,9 @@ class Worker:
         self.idle = False
         """Asleep with nothing to do (placement wakes it when it gives it a model)."""
         self.busy_until = 0.0
-        self._queued = 0.0
-        self._queued_at = -1
-        self.dirty = True
-        """Whether the queues or holders of a model it holds, or what it holds, changed since
-        :meth:`queued_s` last summed them (:meth:`ClusterState.changed
-        <sim.cluster.ClusterState.changed>`)."""
-        """The state version :attr:`_queued` was computed at."""
+        self.work = 0
+        """Its share of the work queued for the models it holds, in fixed-point units
+        (:data:`sim.cluster.WORK_UNIT`), kept up to date by the cluster state."""
         # the serving loop's state between its steps
         self._sleeping = False
         """Idle, or waiting for a batch to fill, and not yet woken: :meth:`wake` resumes it."""
@@ -112,33 +109,20 @@ class Worker:
         return max(self.busy_until - now, 0.0) + pending + self.queued_s()
 
     def queued_s(self) -> float:
-        """This worker's share of the work queued for the models it holds (seconds).
-
-        Memoised per system state version: a policy comparing several models during one
-        selection reads each worker's backlog once. The version is the sum of the state's
-        counters (``arrived``, ``n_batches``, ``placements``), which only grow, so it changes
-        whenever one of them does.
-        """
-        s = self.state
-        version = s.arrived + s.n_batches + s.placements
-        if self._queued_at != version:
-            self._queued_at = version
-            if self.dirty:  # else recomputing would give the memo again
-                self.dirty = False
-                inputs, cost, holders = s.inputs, s.cost_s, s.holders
-                # work_per_holder_s of each model, inlined (the same arithmetic)
-                self._queued = sum([inputs[m] * cost[m] / len(holders[m]) if inputs[m] else 0.0
-                                    for m in self.held])
-        return self._queued
+        """This worker's share of the work queued for the models it holds (seconds): the sum
+        of each held model's :meth:`share <sim.cluster.ClusterState.share>`, exact in
+        integers and rounded once; O(1), a running sum (:mod:`sim.cluster`)."""
+        if not self.state.tracking:
+            self.state.track()
+        return self.work * WORK_UNIT
 
     def queued_other_s(self, m: int) -> float:
-        """:meth:`queued_s` less model ``m``'s share: the queued work of the other models.
-
-        For a worker holding ``m``. Cheap: the memoised total less one term (clamped at 0
-        against rounding).
-        """
-        t = self.queued_s() - self.state.work_per_holder_s(m)
-        return t if t > 0.0 else 0.0
+        """:meth:`queued_s` less model ``m``'s share: the queued work of the other models
+        (for a worker holding ``m``)."""
+        s = self.state
+        if not s.tracking:
+            s.track()
+        return (self.work - s.work[m]) * WORK_UNIT
 
     def wake(self) -> None:
         """Wake the worker if it sleeps (idle, or waiting for a batch to fill): it resumes
@@ -169,7 +153,7 @@ class Worker:
         n = s.inputs[m]
         max_batch = s.max_batch
         timeout = s.batch_timeout_s
-        now = self.env.now
+        now = self.env._now
         if n < max_batch and timeout > 0:
             delay = q[0].arrival + timeout - now
             if delay > 1e-12:
@@ -181,7 +165,8 @@ class Worker:
         else:
             batch, n = _take(q, max_batch)
         s.inputs[m] -= n
-        s.changed(m)
+        if s.tracking:
+            s.changed(m)
         s.n_batches += 1
         b = Batch(s.n_batches, m, self.id, now, n)
         for r in batch:
@@ -202,7 +187,7 @@ class Worker:
     def _done(self, _: object = None) -> None:
         """The batch finished now: stamp it, hand it to the front-end, find more work."""
         batch = self._batch
-        self._b.finish = self.env.now
+        self._b.finish = self.env._now
         self._batch = _NO_BATCH
         self.complete(batch)
         self._step()
@@ -270,6 +255,7 @@ class Worker:
 
     def _loaded(self, _: object = None) -> None:
         self.loaded[self._loading] = None
+        self.state.n_loaded[self._loading] += 1
         self._loading = -1
         self._step()
 
@@ -284,8 +270,8 @@ class Worker:
     def _evict(self, m: int) -> None:
         s = self.state
         del self.loaded[m]
+        s.n_loaded[m] -= 1
         self.held.remove(m)
-        self.dirty = True
         self.used_mb -= s.zoo.memory_mb[m]
         s.log_event("evict", self.id, m)
         if s.executor is not None:

@@ -10,6 +10,7 @@ No feasible model: the highest-L1-utility fallback with estimated latencies; mar
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Literal
 
 from sim.plugins import Context, PluginParams
@@ -28,15 +29,20 @@ class InfaasPolicy(Policy):
         super().__init__(params, ctx)
         self._picks = [(m, True) for m in range(len(self.zoo))]
         """The feasible answers, built once: no tuple per request."""
+        accuracy = self.zoo.accuracy
+        self._levels = sorted(set(accuracy))
+        self._candidates = [[m for m in self.by_cost if accuracy[m] >= a] for a in self._levels]
+        """For each accuracy level, the models at least that accurate, cheapest first (the
+        candidates of a request asking for up to that level: a bisection, not a filter)."""
 
     def select(self, req: Request, state: SystemView, now: float) -> tuple[int, bool]:
         acc, lat_s = req.acc_spec, req.lat_spec_ms / 1000
-        accuracy = self.zoo.accuracy
+        i = bisect_left(self._levels, acc)
+        candidates = self._candidates[i] if i < len(self._levels) else []
+        estimate = state.estimate_latency_s
         unloaded = -1
-        for m in self.by_cost:
-            if accuracy[m] < acc:
-                continue
-            if state.estimate_latency_s(m, now) <= lat_s:
+        for m in candidates:
+            if estimate(m, now) <= lat_s:
                 if state.loaded_holders(m):
                     return self._picks[m]
                 if unloaded < 0:

@@ -260,8 +260,8 @@ def test_a_failed_run_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Recorder, "_emit", interrupt)
     for mode in ("all", "sample:10"):
         calls["n"] = 0
-        sink, table = sim.recorder.sink_for(mode, tmp_path / "requests.parquet",
-                                            lambda: np.random.default_rng(0))
+        sink, _ = sim.recorder.sink_for(mode, tmp_path / "requests.parquet",
+                                        lambda: np.random.default_rng(0))
         with pytest.raises(KeyboardInterrupt):
             Simulation(parse_scenario(scenario())).run(sink=sink)
         assert list(tmp_path.iterdir()) == []
