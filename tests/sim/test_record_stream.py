@@ -17,7 +17,15 @@ from click.testing import CliRunner
 import sim.recorder
 from sim.cli import main
 from sim.config import parse_scenario
-from sim.recorder import NullSink, Recorder, RingSink, SampleSink, TableFile, parse_records
+from sim.recorder import (
+    MemorySink,
+    NullSink,
+    Recorder,
+    RingSink,
+    SampleSink,
+    TableFile,
+    parse_records,
+)
 from sim.records import records_frame
 from sim.request import Batch, Request
 from sim.run import Simulation
@@ -59,20 +67,9 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sim.recorder, "CHUNK_ROWS", 97)
 
 
-class Collect:
-    """A sink that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.parts: list[pd.DataFrame] = []
-
-    def write(self, df: pd.DataFrame) -> None:
-        self.parts.append(df)
-
-    def close(self) -> None:
-        pass
-
-    def ids(self) -> list[list[int]]:
-        return [p["id"].tolist() for p in self.parts]
+def ids(sink: MemorySink) -> list[list[int]]:
+    """The ids of each chunk a sink was given."""
+    return [p["id"].tolist() for p in sink.parts]
 
 
 def approx_summary(a: Any, b: Any) -> None:
@@ -185,12 +182,12 @@ def test_sample_is_uniform_and_seeded() -> None:
     df = pd.DataFrame({"id": np.arange(n_rows)})
     counts = np.zeros(n_rows)
     for seed in range(trials):
-        out = Collect()
+        out = MemorySink()
         sink = SampleSink(n_keep, np.random.default_rng(seed), out)
         for part in (df.iloc[:7], df.iloc[7:30], df.iloc[30:]):
             sink.write(part)
         sink.close()
-        counts[out.ids()[0]] += 1
+        counts[ids(out)[0]] += 1
     p = n_keep / n_rows
     sd = np.sqrt(trials * p * (1 - p))
     assert np.all(np.abs(counts - trials * p) < 5 * sd)
@@ -206,43 +203,43 @@ def _finished(rid: int, t: float) -> Request:
 
 def test_rows_wait_for_every_lower_id() -> None:
     """A chunk's rows are passed on only up to the first id still in flight."""
-    out = Collect()
+    out = MemorySink()
     rec = Recorder(["t"], ["m"], [95.0], admission=False, shedding=False, sink=out,
                    chunk_rows=3)
     rec.add([_finished(1, 1.0), _finished(2, 1.0)])
     rec.add([_finished(4, 1.0)])          # chunk cut: 0 is still in flight
-    assert out.ids() == [] and rec.next_id == 0
+    assert ids(out) == [] and rec.next_id == 0
     rec.add([_finished(0, 2.0), _finished(3, 2.0), _finished(6, 2.0)])
-    assert out.ids() == [[0, 1, 2, 3, 4]] and rec.next_id == 5
+    assert ids(out) == [[0, 1, 2, 3, 4]] and rec.next_id == 5
     rec.close()                             # the run is over: 6 goes (5 never came)
-    assert out.ids() == [[0, 1, 2, 3, 4], [6]]
+    assert ids(out) == [[0, 1, 2, 3, 4], [6]]
 
 
 def test_a_lost_request_holds_back_at_most_max_waiting_rows() -> None:
     """A request that never finishes (lost in a live server) is given up on once more than
     ``max_waiting`` rows wait for it; if it comes after all, it is passed on, late."""
-    out = Collect()
+    out = MemorySink()
     rec = Recorder(["t"], ["m"], [95.0], admission=False, shedding=False, sink=out,
                    chunk_rows=2, max_waiting=3)
     rec.add([_finished(1, 1.0), _finished(2, 1.0)])
     rec.add([_finished(3, 1.0), _finished(4, 1.0)])
-    assert out.ids() == [[1, 2, 3, 4]] and rec.next_id == 5   # 4 rows waited: 0 given up on
+    assert ids(out) == [[1, 2, 3, 4]] and rec.next_id == 5   # 4 rows waited: 0 given up on
     rec.add([_finished(0, 2.0), _finished(5, 2.0)])
-    assert out.ids() == [[1, 2, 3, 4], [0, 5]]
+    assert ids(out) == [[1, 2, 3, 4], [0, 5]]
     rec.close()
 
 
 def test_skipped_ids_are_not_waited_for() -> None:
-    out = Collect()
+    out = MemorySink()
     rec = Recorder(["t"], ["m"], [95.0], admission=False, shedding=False, sink=out,
                    chunk_rows=1)
     rec.skip(2)                             # its submission failed: it never comes
     rec.add([_finished(1, 1.0)])
     rec.add([_finished(3, 1.0)])
-    assert out.ids() == []                  # 0 is still in flight
+    assert ids(out) == []                  # 0 is still in flight
     rec.skip(0)
     rec.add([_finished(4, 1.0)])
-    assert out.ids() == [[1, 3, 4]] and rec.next_id == 5
+    assert ids(out) == [[1, 3, 4]] and rec.next_id == 5
 
 
 def test_a_failed_run_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
