@@ -196,12 +196,14 @@ class ClusterState:
     def model_to_replicate(self, w: Worker) -> int:
         """A model ``w`` does not hold whose backlog would outlast loading it on ``w``.
 
-        Among such models, the one whose oldest request arrived first; -1 if none.
+        Among such models, the one whose oldest request arrived first; -1 if none. Asked
+        each time a worker finds no work, so it reads the clock and ``w.held`` directly.
         """
-        now = self.env.now
+        now = self.env._now
         best, best_t = -1, float("inf")
+        held = w.held
         for m, q in enumerate(self.queues):
-            if not q or w.holds(m) or self.zoo.memory_mb[m] > w.memory_mb:
+            if not q or m in held or self.zoo.memory_mb[m] > w.memory_mb:
                 continue
             if q[0].arrival < best_t and self.ready_s(m, now) > self.zoo.load_s[m]:
                 best, best_t = m, q[0].arrival

@@ -37,6 +37,10 @@ class SeedTree:
         return int(self.generator(*names).integers(0, 2**63 - 1))
 
 
+BLOCK = 4096
+"""How many values :class:`Buffered` (and :class:`sim.service_time.RandomFactor`) draw at once."""
+
+
 class Buffered:
     """Draws random values in blocks and hands them out one at a time.
 
@@ -47,7 +51,7 @@ class Buffered:
 
     __slots__ = ("_block", "_buf", "_draw", "_i")
 
-    def __init__(self, draw: Callable[[int], np.ndarray], block: int = 4096) -> None:
+    def __init__(self, draw: Callable[[int], np.ndarray], block: int = BLOCK) -> None:
         self._draw = draw
         self._block = block
         self._buf: list[float] = []

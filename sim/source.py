@@ -164,41 +164,45 @@ class ArrivalSource:
 
     def _step(self, t: _Tenant) -> None:
         """Tenant ``t``'s step: its due arrival, then those due at the same time, until one
-        lies ahead (its event id is reserved now) or its arrivals end."""
+        lies ahead (its event id is reserved now) or its arrivals end.
+
+        Once per request, so :meth:`StopRule.take` and :meth:`Environment.reserve
+        <sim.env.Environment.reserve>` are inlined (the same reads and writes, in the same
+        order; the stop rule is read afresh for each arrival, as ``submit`` may halt it or
+        take ids from it)."""
         env, stop, submit = self.env, self.stop, self.submit
-        i = t.i
-        if t.due:
-            rid = stop.take()
-            if rid < 0:
-                self._tenants.remove(t)
-                return
-            submit(Request(rid, t.tenant, t.times[i], t.accs[i], t.lats[i]))
-            i += 1
-        until = stop.until
+        tenant, until = t.tenant, stop.until
+        times, n, i = t.times, t.n, t.i
+        due = t.due  # times[i] is due now: it was checked against the horizon when reserved
         while True:
-            if i == t.n:
-                if not t.refill():
+            if not due:
+                if i == n:
+                    if not t.refill():
+                        self._tenants.remove(t)
+                        return
+                    times, n, i = t.times, t.n, 0
+                at = times[i]
+                if at >= until:
                     self._tenants.remove(t)
                     return
-                i = 0
-            at = t.times[i]
-            if at >= until:
+                now = env._now
+                dt = at - now
+                if dt > 0:
+                    t.i = i
+                    t.at = now + dt
+                    t.priority = NORMAL
+                    t.eid = next(env._eid)  # env.reserve()
+                    t.due = True
+                    return
+            due = False
+            left = stop.remaining  # stop.take(), inlined
+            if left == 0:
                 self._tenants.remove(t)
                 return
-            now = env._now
-            dt = at - now
-            if dt > 0:
-                t.i = i
-                t.at = now + dt
-                t.priority = NORMAL
-                t.eid = env.reserve()
-                t.due = True
-                return
-            rid = stop.take()
-            if rid < 0:
-                self._tenants.remove(t)
-                return
-            submit(Request(rid, t.tenant, at, t.accs[i], t.lats[i]))
+            stop.remaining = left - 1
+            rid = stop.next_id
+            stop.next_id = rid + 1
+            submit(Request(rid, tenant, times[i], t.accs[i], t.lats[i]))
             i += 1
 
 

@@ -229,7 +229,7 @@ class ServingSystem:
 
     def complete(self, batch: list[Request]) -> None:
         """A batch finished now: account, run completion hooks."""
-        now = self.env.now
+        now = self.env._now
         self.area += self.in_system * (now - self._t_last)
         self._t_last = now
         n = len(batch)

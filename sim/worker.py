@@ -21,7 +21,7 @@ calls with each finished batch, so the two sides meet only in that state.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -130,7 +130,9 @@ class Worker:
         if self._sleeping:
             self._sleeping = False
             self.idle = False
-            self._resume.at(0.0, self._on_wake)
+            # an idle worker has no batch wait to end: it resumes straight into its step
+            # (its wait state cannot change before then: this is its one outstanding event)
+            self._resume.at(0.0, self._on_wake if self._filling >= 0 else self._on_step)
 
     # -- the serving loop: one event chain, each step a callback ------------------------
     def start(self) -> None:
@@ -139,19 +141,41 @@ class Worker:
         self._resume.at(0.0, self._on_step, URGENT)
 
     def _step(self, _: object = None) -> None:
-        """Find work and start it; or sleep until woken."""
+        """Find work and start it; or sleep until woken.
+
+        The next model is the one, among the models it holds with waiting requests, whose
+        oldest request arrived first (a model whose batch another worker is filling is left
+        to that worker); with none and ``replicate``, one whose backlog would outlast its
+        load. Chosen here, not in a method of its own, and the batch taken from the queue
+        inline too: this runs once per batch and once per wake-up, the engine's hottest
+        path after the event loop itself."""
         s = self.state
-        m = self._next_model()
+        queues, max_batch = s.queues, s.max_batch
+        batcher, inputs = s.batcher, s.inputs
+        m, oldest = -1, float("inf")
+        for h in self.held:
+            q = queues[h]
+            if not q:
+                continue
+            w = batcher[h]
+            if w is not None and w is not self and inputs[h] <= max_batch:
+                continue  # another worker is filling a batch of these
+            t = q[0].arrival
+            if t < oldest:
+                m, oldest = h, t
         if m < 0:
-            self.idle = True
-            self._sleeping = True
-            return
+            if s.replicate:
+                m = s.model_to_replicate(self)
+            if m < 0:
+                self.idle = True
+                self._sleeping = True
+                return
+            s.assign(m, self)
         if m not in self.loaded:
             self._load(m)
             return
-        q = s.queues[m]
-        n = s.inputs[m]
-        max_batch = s.max_batch
+        q = queues[m]
+        n = inputs[m]
         timeout = s.batch_timeout_s
         now = self.env._now
         if n < max_batch and timeout > 0:
@@ -162,9 +186,15 @@ class Worker:
         if n <= max_batch:
             batch = list(q)
             q.clear()
-        else:
-            batch, n = _take(q, max_batch)
-        s.inputs[m] -= n
+        else:  # requests from the head while their inputs fit (at least one)
+            r = q.popleft()
+            batch = [r]
+            n = r.size
+            while q and n + q[0].size <= max_batch:
+                r = q.popleft()
+                n += r.size
+                batch.append(r)
+        inputs[m] -= n
         if s.tracking:
             s.changed(m)
         s.n_batches += 1
@@ -191,26 +221,6 @@ class Worker:
         self._batch = _NO_BATCH
         self.complete(batch)
         self._step()
-
-    def _next_model(self) -> int:
-        s = self.state
-        queues, batcher, max_batch = s.queues, s.batcher, s.max_batch
-        best, best_t = -1, float("inf")
-        for m in self.held:
-            q = queues[m]
-            if not q:
-                continue
-            b = batcher[m]
-            if b is not None and b is not self and s.inputs[m] <= max_batch:
-                continue  # another worker is filling a batch of these
-            t = q[0].arrival
-            if t < best_t:
-                best, best_t = m, t
-        if best < 0 and s.replicate:
-            best = s.model_to_replicate(self)
-            if best >= 0:
-                s.assign(best, self)
-        return best
 
     def _wait_for_batch(self, m: int, delay: float) -> None:
         """Sleep until model ``m``'s batch fills (the front-end wakes this worker) or its
@@ -286,13 +296,3 @@ def _then(ev: simpy.Event, fn: Callable[[simpy.Event], None]) -> None:
     else:
         ev.callbacks.append(fn)
 
-
-def _take(q: deque[Request], max_inputs: int) -> tuple[list[Request], int]:
-    """Requests from the head of ``q`` while their inputs fit in ``max_inputs`` (at least one)."""
-    batch = [q.popleft()]
-    n = batch[0].size
-    while q and n + q[0].size <= max_inputs:
-        r = q.popleft()
-        n += r.size
-        batch.append(r)
-    return batch, n
