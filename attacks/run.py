@@ -42,10 +42,10 @@ from defense import Admission
 from defense.chain import in_role
 from sim.errors import ConfigError, UserError
 from sim.plugins import Context
-from sim.recorder import Sink
 from sim.request import Request
 from sim.rng import SeedTree
 from sim.run import Progress, SimResult, Simulation
+from sim.sinks import Sink
 from sim.zoo import Zoo
 
 if TYPE_CHECKING:

@@ -57,7 +57,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def run_point(kind: str, scenario: Any, base_dir: str) -> dict[str, Any]:
     """Run one point; returns its flat metrics and ``point_wall_s``, the wall time it took
     (a module-level function: picklable)."""
-    from sim.recorder import NullSink
+    from sim.sinks import NullSink
 
     started = time.perf_counter()
     # a study keeps the summary only: the records stream through its tally and are dropped

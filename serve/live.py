@@ -28,9 +28,10 @@ from sim.build import build_system
 from sim.clock import WallClockEnvironment
 from sim.errors import ConfigError, UserError
 from sim.profiles import ZooProfile, load_profile, resolve_profile_path
-from sim.recorder import Recorder, RingSink
+from sim.recorder import Recorder
 from sim.records import records_frame
 from sim.request import Request
+from sim.sinks import RingSink
 from zoo_profiles.profiler import read_weights, warn_unchecked
 
 if TYPE_CHECKING:

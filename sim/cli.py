@@ -61,9 +61,9 @@ def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ..
 
     from sim.config import load_scenario
     from sim.output import make_dir, write_json, write_yaml
-    from sim.recorder import parse_records, sink_for
     from sim.report import nothing_measured, summary_table
     from sim.run import Simulation
+    from sim.sinks import parse_records, sink_for
 
     try:
         parse_records(records)
@@ -164,7 +164,7 @@ def attack(config: Path, out_dir: Path, overrides: tuple[str, ...], target_url: 
         from attacks.run import run_attack
 
         # the bar of inputs sent only on a terminal: nothing in logs or pipes
-        from sim.recorder import TableFile
+        from sim.sinks import TableFile
 
         table = TableFile(out_dir / "requests.parquet")
         try:

@@ -22,8 +22,9 @@ from sim.config import Scenario
 from sim.env import Environment
 from sim.plugins import Context
 from sim.profiles import PROFILE_DIR, resolve_profile_path
-from sim.recorder import MemorySink, Recorder, Sink
+from sim.recorder import Recorder
 from sim.rng import SeedTree
+from sim.sinks import MemorySink, Sink
 from sim.source import ArrivalSource, StopRule
 from workloads.arrivals import ArrivalProcess
 from workloads.slo import Distribution

@@ -15,20 +15,14 @@ import yaml
 from click.testing import CliRunner
 
 import sim.recorder
+import sim.sinks
 from sim.cli import main
 from sim.config import parse_scenario
-from sim.recorder import (
-    MemorySink,
-    NullSink,
-    Recorder,
-    RingSink,
-    SampleSink,
-    TableFile,
-    parse_records,
-)
+from sim.recorder import Recorder
 from sim.records import records_frame
 from sim.request import Batch, Request
 from sim.run import Simulation
+from sim.sinks import MemorySink, NullSink, RingSink, SampleSink, TableFile, parse_records
 from sim.tally import summarize
 
 
@@ -257,7 +251,7 @@ def test_a_failed_run_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Recorder, "_emit", interrupt)
     for mode in ("all", "sample:10"):
         calls["n"] = 0
-        sink, _ = sim.recorder.sink_for(mode, tmp_path / "requests.parquet",
+        sink, _ = sim.sinks.sink_for(mode, tmp_path / "requests.parquet",
                                         lambda: np.random.default_rng(0))
         with pytest.raises(KeyboardInterrupt):
             Simulation(parse_scenario(scenario())).run(sink=sink)
