@@ -121,13 +121,13 @@ class Simulation:
         The records stream through a :class:`~sim.recorder.Recorder` as requests finish:
         into ``sink`` (None: kept in memory and returned as ``records``) and into the
         summary's tally, plus any extra ``tallies`` (e.g. an attack's benign-only summary)."""
-
         s = self.system
         memory = MemorySink() if sink is None else None
+        out: Sink = memory if memory is not None else sink  # type: ignore[assignment]
         tally = self.tally()
         recorder = Recorder(self.tenant_names, self.zoo.names, self.zoo.accuracy,
-                            admission=s.defense.admits, shedding=s.sheds,
-                            sink=memory or sink, tallies=[tally, *tallies],  # type: ignore[arg-type]
+                            admission=s.defense.admits, shedding=s.sheds, sink=out,
+                            tallies=[tally, *tallies],
                             transforms=[self._answer_check()] if s.defense.changes_outputs
                             else [])
         s.recorder = recorder
@@ -137,7 +137,7 @@ class Simulation:
             wall = time.perf_counter() - start
             recorder.close()
         except BaseException:
-            (memory or sink).abort()  # type: ignore[union-attr]
+            out.abort()
             raise
         kinds = [e[1] for e in s.events]
         summary = tally.summary(
