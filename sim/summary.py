@@ -143,9 +143,12 @@ class Summary(SloSummary):
     attack's benign-only summary."""
 
     utilization: dict[str, float]
-    """Busy fraction of each worker (key: worker number) over the simulated time."""
+    """Busy fraction of each worker (key: worker number) over the simulated time, summed per
+    record (each request's ``size / batch_size`` share of its batch's time): in a benign-only
+    summary, the time spent on those requests."""
     mean_batch_size: float
-    """Mean number of requests per batch served."""
+    """Mean inputs per batch served (in a benign-only summary, weighted by those requests'
+    share of each batch)."""
     tenants: dict[str, SloSummary]
     """The same figures per tenant (key: tenant name), over the same window."""
     littles_law: LittlesLaw | None = None
