@@ -33,6 +33,12 @@ def make_dir(path: Path) -> Path:
     return path
 
 
+def write_failed(path: Path, e: OSError) -> UserError:
+    """The one-line error for a file that could not be written (a full disk, a read-only
+    mount), naming it; every writer of results raises this."""
+    return UserError(f"{path}: cannot write it ({e.strerror or e})")
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place. A
     folder or file that cannot be written is a :class:`~sim.errors.UserError` naming it."""
@@ -48,7 +54,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write it ({e.strerror or e})") from None
+        raise write_failed(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import pandas as pd
 
-from sim.errors import UserError
+from sim.output import write_failed
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -107,7 +107,7 @@ class TableFile:
             self.writer.write_table(table)
         except OSError as e:
             self.abort()
-            raise UserError(f"{self.path}: cannot write it ({e.strerror or e})") from None
+            raise write_failed(self.path, e) from None
 
     def close(self) -> None:
         if self.writer is not None:
@@ -115,7 +115,7 @@ class TableFile:
                 self.writer.close()
             except OSError as e:
                 self.abort()
-                raise UserError(f"{self.path}: cannot write it ({e.strerror or e})") from None
+                raise write_failed(self.path, e) from None
             self.writer = None
 
     def commit(self) -> None:
@@ -126,7 +126,7 @@ class TableFile:
             os.replace(self.tmp, self.path)
         except OSError as e:
             self.abort()
-            raise UserError(f"{self.path}: cannot write it ({e.strerror or e})") from None
+            raise write_failed(self.path, e) from None
         self.tmp = None
 
     def abort(self) -> None:
