@@ -15,14 +15,16 @@ import asyncio
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pandas as pd
 
 from serve.auth import Credentials
-from serve.client import async_client, fetch_server_records
+from serve.client import fetch_server_records
 from serve.protocol import CLIENT_HEADER, encode_inputs
+from serve.wire import WireClient, WireError, encode_headers
 from sim.clock import freeze_heap, raise_open_file_limit, run_precise
 from sim.errors import UserError
 from sim.summary import _stats
@@ -63,13 +65,16 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
     ``schedule`` has the columns of :func:`workloads.schedule.request_schedule`; ``t0`` is
     ``lead_s`` after the bodies are encoded. A request never waits for earlier answers; at
     most ``max_connections`` are on the wire at once (the rest queue in the client, and that
-    wait counts in their latency; ``sent_s`` is when a request went on the wire). Times are
-    ``time.perf_counter`` seconds since ``t0`` (some
-    event loops, e.g. uvloop, keep ``loop.time()`` in whole milliseconds). Returns one row per
-    request, in schedule order: ``id, tenant, scheduled_s, sent_s, done_s``, ``latency_ms``
-    (``done_s - scheduled_s``), ``send_lag_ms`` (``sent_s - scheduled_s``), ``acc_req``,
-    ``lat_req_ms``, ``status`` (HTTP status, 0 for a transport error), ``error`` ("" when
-    fine), ``server_id`` (-1 on error), ``label`` (the first input's label, -1 on error).
+    wait counts in their latency; ``sent_s`` is when a request went on the wire). Requests
+    go out through :class:`serve.wire.WireClient` (``http://`` only), whose CPU cost per
+    request is small and does not grow with the load. Times are ``time.perf_counter``
+    seconds since ``t0`` (some event loops, e.g. uvloop, keep ``loop.time()`` in whole
+    milliseconds). Returns one row per request, in schedule order: ``id, tenant,
+    scheduled_s, sent_s, done_s``, ``latency_ms`` (``done_s - scheduled_s``),
+    ``send_lag_ms`` (``sent_s - scheduled_s``), ``acc_req``, ``lat_req_ms``, ``status``
+    (HTTP status, 0 for a transport error), ``error`` ("" when fine; for a transport error
+    e.g. ``"WireError: timeout after 60 s"``), ``server_id`` (-1 on error), ``label`` (the
+    first input's label, -1 on error).
     """
     from tqdm import tqdm
 
@@ -81,11 +86,17 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
         schedule = schedule.iloc[order].reset_index(drop=True)
         scheduled = scheduled[order]
     bodies = _bodies(schedule, inputs)
-    tenants = schedule["tenant"].astype(str).tolist()
     creds = credentials or Credentials()
-    # each tenant sends with its own key (keys taken in turn) where the server wants keys
-    auth = [creds.headers(int(code)) for code in
-            schedule["tenant"].astype("category").cat.codes.tolist()]
+    # each request's header lines, encoded once per tenant: its client id and, where the
+    # server wants keys, its own key (keys taken in turn)
+    codes = schedule["tenant"].astype("category").cat.codes.to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    tenant_names = schedule["tenant"].astype(str).to_numpy()
+    head_of = {int(codes[j]): encode_headers({CLIENT_HEADER: str(tenant_names[j]),
+                                              "Content-Type": "application/json",
+                                              **creds.headers(int(codes[j]))})
+               for j in first}
+    heads = [head_of[c] for c in codes.tolist()]
     sent = np.full(n, np.nan)
     done = np.full(n, np.nan)
     status = np.zeros(n, dtype="i4")
@@ -96,28 +107,27 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
     now = time.perf_counter
     bar = tqdm(total=n, unit="req", desc="load", disable=not progress, leave=False)
 
-    # at most max_connections requests are handed to httpx at once; the others wait here, in
-    # arrival order and at O(1) each (httpcore's pool rescans its whole queue on every change,
-    # quadratic in the backlog of an overloaded server)
+    # at most max_connections requests are handed to the client at once (its pool never
+    # makes them wait); the others wait here, in arrival order and at O(1) each, so that
+    # sent_s is when a request went on the wire
     slots = asyncio.Semaphore(max_connections)
 
-    async def one(i: int, client: httpx.AsyncClient, t0: float) -> None:
+    async def one(i: int, client: WireClient, t0: float) -> None:
         body = b"".join(bodies[i])
-        headers = {CLIENT_HEADER: tenants[i], "Content-Type": "application/json", **auth[i]}
         try:
             async with slots:
                 sent[i] = now() - t0
-                resp = await client.post("/v1/classify", content=body, headers=headers)
+                code, text = await client.post("/v1/classify", body, heads[i])
                 done[i] = now() - t0
-            status[i] = resp.status_code
-            data = resp.json()
-            if resp.status_code == 200:
+            status[i] = code
+            data = json.loads(text)
+            if code == 200:
                 server_id[i] = int(data["id"])
                 label[i] = int(data["labels"][0])
             else:
-                errors[i] = str(data.get("error", resp.text)) if isinstance(data, dict) \
-                    else resp.text
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as e:
+                errors[i] = str(data.get("error", text.decode(errors="replace"))) \
+                    if isinstance(data, dict) else text.decode(errors="replace")
+        except (WireError, ValueError, KeyError, IndexError, TypeError) as e:
             if np.isnan(done[i]):
                 done[i] = now() - t0
             errors[i] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -125,7 +135,7 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
             bar.update(1)
 
     freeze_heap()  # no full collection of the whole heap in the middle of the run
-    async with async_client(url, max_connections=max_connections, timeout_s=timeout_s) as client:
+    async with WireClient(url, max_connections=max_connections, timeout_s=timeout_s) as client:
         tasks: set[asyncio.Task[None]] = set()
         t0 = now() + lead_s
         for i in range(n):
@@ -244,6 +254,8 @@ def run_load(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *, warmup_s: 
              credentials: Credentials | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Replay ``schedule`` against ``url``, join the server's records where it keeps them,
     and summarise: ``(records, summary)``."""
+    if urlsplit(url).scheme != "http":
+        raise UserError(f"--target {url}: the load generator speaks http:// only")
     start = time.perf_counter()
     creds = credentials or Credentials.resolve()
     files = raise_open_file_limit()  # one descriptor per connection, and some to spare
