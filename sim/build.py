@@ -29,7 +29,8 @@ from workloads.slo import DISTRIBUTIONS, Distribution
 if TYPE_CHECKING:
     import simpy
 
-    from sim.config import Scenario, ShedConfig, TenantConfig
+    from sim.config import FrontendConfig, Scenario, ShedConfig, TenantConfig
+    from sim.frontend import Frontend
 
 
 def zoo_tables(scenario: Scenario, profile: ZooProfile) -> Zoo:
@@ -52,13 +53,42 @@ def build_system(scenario: Scenario, clock: simpy.Environment,
     defense = build_defenses(scenario.defense, ctx.with_stream("defense"))
     service = SERVICE_TIMES.build(scenario.service_time, ctx.with_stream("service"))
     try:
-        return ServingSystem(
+        system = ServingSystem(
             clock, zoo, workers=c.workers, memory_mb=c.memory_mb, max_batch=c.max_batch,
             batch_timeout_ms=c.batch_timeout_ms, policy=policy, defense=defense,
             service=service, preload=c.preload, replicate=c.replicate, executor=executor,
             keep_requests=keep_requests, shedding=shedding or c.shedding)
     except ValueError as e:  # the cluster's memory cannot hold a model
         raise ConfigError(f"cluster: {e}") from None
+    if scenario.frontend is not None and executor is None:  # live, the front-end is real
+        add_frontend(system, scenario.frontend, base_dir, SeedTree(scenario.seed))
+    return system
+
+
+def frontend_profile_file(config: FrontendConfig, base_dir: Path | None) -> Path:
+    """The front-end profile's file (``frontend.profile``, relative to ``base_dir``)."""
+    path = Path(config.profile)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path.resolve()
+
+
+def add_frontend(system: ServingSystem, config: FrontendConfig, base_dir: Path | None,
+                 seeds: SeedTree) -> Frontend:
+    """The modeled HTTP front-end (:mod:`sim.frontend`) in front of ``system``, with the
+    costs of its profile (a path relative to ``base_dir``); a ConfigError naming the field
+    when the profile is missing, invalid or lacks what the block asks for."""
+    from sim.frontend import Frontend
+    from sim.frontend_profile import load_frontend_profile
+
+    path = frontend_profile_file(config, base_dir)
+    profile = load_frontend_profile(path)
+    if config.client is not None and profile.client is None:
+        raise ConfigError(f"frontend.client: the front-end profile {path} has no client costs "
+                          "(measure them with zoosim frontend profile)")
+    if config.max_connections is not None:
+        system.sheds = True  # requests refused at the cap are marked shed
+    return Frontend(system.env, system, config, profile, seeds)
 
 
 def tenant_plugins(tenant: TenantConfig, seeds: SeedTree

@@ -59,6 +59,7 @@ def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ..
     """Run the scenario CONFIG (YAML) and write its records and summary to OUT."""
     import sys
 
+    from sim.build import frontend_profile_file
     from sim.config import load_scenario
     from sim.output import make_dir, write_json, write_yaml
     from sim.report import nothing_measured, summary_table
@@ -79,6 +80,9 @@ def simulate(config: Path, out_dir: Path, as_csv: bool, overrides: tuple[str, ..
     result = sim.run(progress=not quiet and sys.stderr.isatty(), sink=sink)
     resolved = scenario.model_dump(mode="json")
     resolved["zoo"]["profile"] = sim.profile_ref
+    if scenario.frontend is not None:  # a path that holds wherever the file is read from
+        resolved["frontend"]["profile"] = str(
+            frontend_profile_file(scenario.frontend, config.resolve().parent))
     for stale in ("requests.csv", "requests.parquet"):   # an earlier run's records
         if table is None or stale != name:
             (out_dir / stale).unlink(missing_ok=True)
@@ -250,7 +254,7 @@ def report(args: tuple[str, ...]) -> None:
 
 
 def _mount_groups() -> None:
-    from serve.cli import keygen, serve, simcheck
+    from serve.cli import frontend, keygen, serve, simcheck
     from serve.load_cli import load
     from workloads.cli import traces
     from zoo_profiles.cli import zoo  # imports neither torch nor seaborn until a command runs
@@ -261,6 +265,7 @@ def _mount_groups() -> None:
     main.add_command(keygen)
     main.add_command(simcheck)
     main.add_command(load)
+    main.add_command(frontend)
 
 
 _mount_groups()

@@ -24,6 +24,7 @@ policy never reads the load (``pareto``, without deadline shedding) pays nothing
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import simpy
@@ -51,7 +52,7 @@ class ClusterState:
 
     __slots__ = ("arrived", "batch_timeout_s", "batcher", "cost_s", "env", "events", "executor",
                  "holders", "inputs", "max_batch", "n_batches", "n_loaded", "placements", "queues",
-                 "replicate", "service", "tracking", "work", "workers", "zoo")
+                 "replicate", "run_batch", "service", "tracking", "work", "workers", "zoo")
 
     def __init__(self, env: simpy.Environment, zoo: Zoo, *, max_batch: int,
                  batch_timeout_s: float, service: ServiceTime, replicate: bool,
@@ -65,6 +66,10 @@ class ClusterState:
         """Whether an idle worker also loads a model whose backlog would outlast the load."""
         self.executor = executor
         """None in simulation; the live server's real batch runner otherwise."""
+        self.run_batch: Callable[[int, float, Callable[[], None]], None] | None = None
+        """``run_batch(worker, seconds, done)`` runs a simulated batch instead of a plain
+        delay: the front-end model's (:mod:`sim.frontend`) hands it to the worker through
+        the front-end process and, with the workers on the host, as CPU work on its cores."""
         n = len(zoo)
         self.cost_s = [zoo.batch_s[m][max_batch] / max_batch for m in range(n)]
         """Amortised service time per request at a full batch."""

@@ -11,7 +11,7 @@ error naming the field. ``defense`` may also be a list: a stack of defenses (the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -111,6 +111,45 @@ class ClusterConfig(Strict):
     and/or beyond a cap on the requests in the system."""
 
 
+class ClientConfig(Strict):
+    """A load generator on the same machine (``zoosim simcheck``'s): its CPU per request
+    (the front-end profile's ``client`` costs) is taken from the host's cores too."""
+
+    max_connections: Annotated[int, Field(ge=1)] = 256
+    """Requests on the wire at once (``zoosim load --max-connections``); later ones wait in
+    the client, and that wait counts in their latency."""
+
+
+class FrontendConfig(Strict):
+    """The HTTP front-end as a modeled station (issue 18; docs/serving.md, "The front-end
+    model"): each request's parse/admit and answer cost CPU on ``processes`` single-threaded
+    front-end processes, and the host's ``cores`` are processor-shared among them, the
+    workers' forward passes (``workers_on_host``) and a local load generator (``client``).
+    Off (absent) by default: then a request enters the serving system at its arrival and
+    its latency ends with its batch, as before."""
+
+    profile: Annotated[str, Field(min_length=1)]
+    """The machine's front-end profile (``zoosim frontend profile``; a path, relative to the
+    scenario file): the CPU costs per request, with their distributions."""
+    processes: Annotated[int, Field(ge=1)] = 1
+    """Front-end processes taking requests from one accept queue (the live server has one)."""
+    cores: Annotated[float, Field(gt=0)] | None = None
+    """The host's cores; default: the profile's machine's."""
+    cpu: Literal["sharing", "queue"] = "sharing"
+    """How the cores are shared: ``sharing``, egalitarian processor sharing among the
+    runnable processes (:class:`sim.host.Host`), or ``queue``, whole cores taken in turn by
+    CPU bursts that run to their end (:class:`sim.host.CoreQueue`)."""
+    workers_on_host: bool = True
+    """The workers' batches run on the same cores (CPU serving; false: accelerators whose
+    batches take no host CPU)."""
+    max_connections: Annotated[int, Field(ge=1)] | None = 4096
+    """Requests the front-end holds at once (from reading one to its answer sent): more are
+    refused at once, unserved and marked ``shed`` (the live server's
+    ``api.max_connections``, a 503); null: no cap."""
+    client: ClientConfig | None = None
+    """A load generator sharing the host (null: clients are elsewhere)."""
+
+
 class SloConfig(Strict):
     """The accuracy (%) and latency (ms) a tenant's requests ask for."""
 
@@ -168,6 +207,9 @@ class Scenario(Strict):
     """One defense block, or a list of them: a stack (``{type: chain, defenses: [...]}``)."""
     tenants: Annotated[list[TenantConfig], Field(min_length=1)]
     """The client populations, each with its arrivals and SLO mix (names unique)."""
+    frontend: FrontendConfig | None = None
+    """The HTTP front-end and the host's cores, modeled (off by default): latency then runs
+    from the client's send to the answer read."""
 
     @field_validator("defense", mode="before")
     @classmethod

@@ -43,10 +43,13 @@ class Recorder:
                  admission: bool, shedding: bool, sink: Sink,
                  tallies: Sequence[SummaryTally] = (),
                  transforms: Sequence[Callable[[pd.DataFrame], None]] = (),
-                 chunk_rows: int | None = None, max_waiting: int | None = None) -> None:
+                 chunk_rows: int | None = None, max_waiting: int | None = None,
+                 frontend: bool = False) -> None:
         self.tenants, self.models, self.accuracy = tenants, models, accuracy
         """The run's lists, read per chunk (so tenants registered late are named)."""
         self.admission, self.shedding = admission, shedding
+        self.frontend = frontend
+        """Records carry the front-end model's ``sent_s`` and ``done_s``."""
         self.sink = sink
         self.tallies = list(tallies)
         self.transforms = list(transforms)
@@ -77,7 +80,7 @@ class Recorder:
         request when ``final``: the run is over)."""
         parts = [] if self.waiting is None else [self.waiting]
         if self.buffer:
-            parts.append(request_columns(self.buffer))
+            parts.append(request_columns(self.buffer, self.frontend))
             self.buffer = []
         if not parts:
             return
@@ -140,5 +143,5 @@ class Recorder:
         passes one empty chunk, so a file still gets the columns)."""
         self.flush(final=True)
         if not self.rows:
-            self._emit(request_columns([]))
+            self._emit(request_columns([], self.frontend))
         self.sink.close()

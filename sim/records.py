@@ -29,8 +29,9 @@ def _col(values: list[float] | list[int] | list[bool], dtype: str) -> np.ndarray
     return np.fromiter(values, dtype=dtype, count=len(values))
 
 
-def request_columns(done: list[Request]) -> Columns:
-    """The raw columns of completed requests, in the order given."""
+def request_columns(done: list[Request], frontend: bool = False) -> Columns:
+    """The raw columns of completed requests, in the order given; with ``frontend`` (the
+    front-end model, :mod:`sim.frontend`) also when each was sent and its answer read."""
     b = [r.batch for r in done]
     batches = [x for x in b if x is not None]
     if len(batches) != len(done):
@@ -53,6 +54,8 @@ def request_columns(done: list[Request]) -> Columns:
         "feasible": _col([r.feasible for r in done], "?"),
         "flagged": _col([r.flagged for r in done], "?"),
         "shed": _col([r.shed for r in done], "?"),
+        **({"sent_s": _col([r.sent for r in done], "f8"),
+            "done_s": _col([r.done for r in done], "f8")} if frontend else {}),
     }
 
 
@@ -71,13 +74,19 @@ def concat_columns(parts: list[Columns]) -> Columns:
 def records_of(cols: Columns, tenants: list[str], models: list[str], accuracy: list[float],
                admission: bool = False, shedding: bool = False) -> pd.DataFrame:
     """The records of a chunk of raw columns, with the derived SLO columns; ``admission``
-    adds the ``flagged`` and ``rejected`` columns, ``shedding`` the ``shed`` column."""
+    adds the ``flagged`` and ``rejected`` columns, ``shedding`` the ``shed`` column. With
+    the front-end model's ``sent_s`` and ``done_s``, ``latency_ms`` is the client's (sent to
+    answer read) and ``server_latency_ms`` the serving system's (arrival to batch end)."""
     import pandas as pd
 
     df = pd.DataFrame({k: v for k, v in cols.items() if k not in ("flagged", "shed")})
     df["tenant"] = pd.Categorical.from_codes(cols["tenant"], categories=pd.Index(tenants))
     df["model"] = pd.Categorical.from_codes(cols["model"], categories=pd.Index(models))
-    df["latency_ms"] = (df["finish_s"] - df["arrival_s"]) * 1000
+    if "sent_s" in cols:
+        df["latency_ms"] = (df["done_s"] - df["sent_s"]) * 1000
+        df["server_latency_ms"] = (df["finish_s"] - df["arrival_s"]) * 1000
+    else:
+        df["latency_ms"] = (df["finish_s"] - df["arrival_s"]) * 1000
     df["wait_ms"] = (df["start_s"] - df["arrival_s"]) * 1000
     codes = cols["model"]
     model_acc = np.asarray(accuracy, dtype=float)[codes] if len(accuracy) else \

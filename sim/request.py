@@ -28,9 +28,28 @@ class Batch:
 class Request:
     """One inference request, from arrival to completion."""
 
-    __slots__ = ("acc_req", "acc_spec", "arrival", "batch", "feasible", "flagged", "id",
-                 "lat_req_ms", "lat_spec_ms", "model", "payload", "rejected", "retry_s", "shed",
-                 "size", "tenant")
+    __slots__ = (
+        "acc_req",
+        "acc_spec",
+        "arrival",
+        "batch",
+        "done",
+        "feasible",
+        "flagged",
+        "id",
+        "lat_req_ms",
+        "lat_spec_ms",
+        "model",
+        "payload",
+        "rejected",
+        "retry_s",
+        "sent",
+        "shed",
+        "size",
+        "tenant",
+    )
+    sent: float
+    done: float
 
     def __init__(self, rid: int, tenant: int, arrival: float, acc_req: float,
                  lat_req_ms: float, payload: Any = None, size: int = 1,
@@ -59,6 +78,9 @@ class Request:
         server's ``Retry-After``)."""
         self.batch: Batch | None = None
         self.payload = payload
+        # ``sent`` and ``done`` are set by the front-end model only (:mod:`sim.frontend`,
+        # which then moves ``arrival`` to the request's entry into the serving system): when
+        # the client issued it and when it had its answer. Left unset otherwise (no cost).
 
     @property
     def finish(self) -> float:

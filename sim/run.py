@@ -96,7 +96,9 @@ class Simulation:
                                    keep_requests=keep_requests)
         self.zoo = self.system.zoo
         self.stop = StopRule(scenario.requests, scenario.duration_s)
-        self.source = ArrivalSource(self.env, self.system.submit, self.stop)
+        fe = self.system.frontend
+        self.source = ArrivalSource(self.env, self.system.submit if fe is None else fe.arrive,
+                                    self.stop)
         """Every tenant's arrivals, merged into one event chain (:mod:`sim.source`)."""
         self.tenant_names: list[str] = []
         for t in scenario.tenants:
@@ -127,7 +129,7 @@ class Simulation:
         tally = self.tally()
         recorder = Recorder(self.tenant_names, self.zoo.names, self.zoo.accuracy,
                             admission=s.defense.admits, shedding=s.sheds, sink=out,
-                            tallies=[tally, *tallies],
+                            tallies=[tally, *tallies], frontend=s.frontend is not None,
                             transforms=[self._answer_check()] if s.defense.changes_outputs
                             else [])
         s.recorder = recorder

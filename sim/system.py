@@ -48,6 +48,7 @@ from sim.zoo import Zoo
 
 if TYPE_CHECKING:
     from sim.config import ShedConfig
+    from sim.frontend import Frontend
     from sim.recorder import Recorder
 
 
@@ -78,6 +79,9 @@ class ServingSystem:
         tools that inspect request objects); a run's records come from :attr:`recorder`."""
         self.recorder: Recorder | None = None
         """Where finished requests go (:mod:`sim.recorder`); set by the run."""
+        self.frontend: Frontend | None = None
+        """The modeled HTTP front-end (``frontend:``, :mod:`sim.frontend`), which then
+        answers finished requests; None: a request is done when its batch is."""
         self.hooks: dict[int, Callable[[Request], None]] = {}
         """Per-tenant callbacks run when a request of that tenant completes."""
         self.completed = 0
@@ -220,21 +224,32 @@ class ServingSystem:
 
     def _unserved(self, req: Request) -> None:
         """``req`` completes now with no model, worker or inputs served."""
-        req.model = -1
-        req.feasible = False
-        b = Batch(-1, -1, -1, req.arrival, 0)
-        b.finish = req.arrival
-        req.batch = b
+        _mark_unserved(req)
         self.complete([req])
 
+    def refuse(self, req: Request) -> None:
+        """The modeled front-end refused ``req`` before it entered the system (its
+        connection cap): unserved and ``shed``, never counted in the system."""
+        req.shed = True
+        req.retry_s = self._min_retry_s
+        req.arrival = self.env._now
+        _mark_unserved(req)
+
     def complete(self, batch: list[Request]) -> None:
-        """A batch finished now: account, run completion hooks."""
+        """A batch finished now: account, then answer (the front-end model) or deliver."""
         now = self.env._now
         self.area += self.in_system * (now - self._t_last)
         self._t_last = now
         n = len(batch)
         self.in_system -= n
         self.completed += n
+        if self.frontend is not None:
+            self.frontend.answer(batch)
+            return
+        self.deliver(batch)
+
+    def deliver(self, batch: list[Request]) -> None:
+        """Requests whose clients have their answers now: record them, run the hooks."""
         recorder = self.recorder
         if recorder is not None:
             recorder.add(batch)
@@ -300,3 +315,12 @@ class ServingSystem:
         """How long until some holder of ``m`` has worked off what is ahead of a new request
         (:meth:`ClusterState.ready_s <sim.cluster.ClusterState.ready_s>`)."""
         return self.state.ready_s(m, now, own)
+
+
+def _mark_unserved(req: Request) -> None:
+    """``req`` completes at its arrival with no model, worker or inputs served."""
+    req.model = -1
+    req.feasible = False
+    b = Batch(-1, -1, -1, req.arrival, 0)
+    b.finish = req.arrival
+    req.batch = b

@@ -147,11 +147,14 @@ class SummaryTally:
         self.busy += np.bincount(workers, weights=busy, minlength=len(self.busy))[:len(self.busy)]
         self.batches += float(share.sum())
         self.inputs += int(df["size"].to_numpy()[served].sum())
-        kept = df[arrival >= self.warmup_s]
+        # with the front-end model a request's arrival is its send (``sent_s``): the
+        # warm-up and the window are the client's, as its latency is
+        sent = "sent_s" if "sent_s" in df else "arrival_s"
+        kept = df[df[sent].to_numpy() >= self.warmup_s]
         if not len(kept):
             return
         self.kept += len(kept)
-        self.last_arrival = max(self.last_arrival, float(kept["arrival_s"].max()))
+        self.last_arrival = max(self.last_arrival, float(kept[sent].max()))
         self.overall.add(kept)
         codes = kept["tenant"].cat.codes.to_numpy()
         for t in np.unique(codes):

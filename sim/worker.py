@@ -209,7 +209,11 @@ class Worker:
         if executor is None:
             service = self._sample(expected)
             self.busy_until = now + service
-            self._resume.at(service, self._on_done)
+            run = s.run_batch
+            if run is None:
+                self._resume.at(service, self._on_done)
+            else:  # through the modeled front-end, on the host's cores
+                run(self.id, service, self._done)
         else:  # live: the batch runs for real; the estimate stands in until it is done
             self.busy_until = now + expected
             _then(executor.run(self.id, m, batch, n), self._done)

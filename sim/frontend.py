@@ -1,0 +1,157 @@
+"""The HTTP front-end and the host's cores as modeled stations (issue 18, ``frontend:``).
+
+Without this model a request enters the serving system at its arrival and its latency ends
+with its batch. That is the engine's latency, and it is all the live server's front-end adds
+nothing to only while the machine has cores to spare: on a CPU-serving host the front-end's
+parsing and answering, the workers' forward passes and a local load generator compete for
+the same few cores, and the front-end saturates on its own (docs/results/simcheck.md). With
+``frontend:`` a request's way is:
+
+1. (with ``client``) the load generator, a single-threaded process on the same host: the
+   request waits for one of its ``max_connections`` slots, then its ``send`` cost;
+2. the front-end: refused at once (unserved, ``shed``) if it already holds
+   ``max_connections`` requests; else its ``ingress`` cost on one of the ``processes``
+   front-end processes (one FCFS queue), after which it enters the serving system
+   (:meth:`sim.system.ServingSystem.submit`: defense, policy, queues, batching, all as
+   before) and ``arrival`` is that moment;
+3. when a worker takes its batch, the front-end hands the batch over (``dispatch``, once
+   per batch: the live server writes the inputs to the worker's pipe and reads the outputs
+   back), then the batch runs: with ``workers_on_host`` its time is CPU work on the host too
+   (each worker a single-threaded process), so a busy front-end slows the forward passes and
+   the other way round;
+4. the front-end's ``egress`` cost for the answer, then the client's ``receive`` cost;
+   the request is done (``done``) and recorded.
+
+All of these share the host's cores by processor sharing (:class:`sim.host.Host`), and every
+cost is drawn from the machine's front-end profile (:mod:`sim.frontend_profile`) on the
+stream ``frontend/<cost>``. Latency in the records is then ``done - sent``: what the client
+sees, from the moment it was due to send.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sim.frontend_profile import FrontendProfile
+from sim.host import CoreQueue, Host, Station
+from sim.rng import SeedTree
+
+if TYPE_CHECKING:
+    import simpy
+
+    from sim.config import FrontendConfig
+    from sim.request import Request
+    from sim.system import ServingSystem
+
+
+class Frontend:
+    """The modeled front-end of one serving system (module docstring)."""
+
+    def __init__(self, env: simpy.Environment, system: ServingSystem, config: FrontendConfig,
+                 profile: FrontendProfile, seeds: SeedTree) -> None:
+        self.env = env
+        self.system = system
+        cores = config.cores or profile.machine.cores
+        self.host: Host | CoreQueue = (Host(env, cores) if config.cpu == "sharing"
+                                       else CoreQueue(env, cores))
+        fe = profile.frontend
+        self.server = fe.station(self.host, config.processes)
+        self._ingress = fe.ingress.sampler(seeds.generator("frontend", "ingress"))
+        self._egress = fe.egress.sampler(seeds.generator("frontend", "egress"))
+        self.max_connections = config.max_connections
+        self.holding = 0
+        """Requests the front-end holds: from the start of reading one to its answer sent."""
+        self.refused = 0
+        self.client: Station | None = None
+        self.client_slots = 0
+        self.client_busy = 0
+        self.client_waiting: deque[Request] = deque()
+        if config.client is not None:
+            if profile.client is None:
+                raise ValueError("the front-end profile has no client costs (a local load "
+                                 "generator needs them)")
+            c = profile.client
+            self.client = c.station(self.host)
+            self.client_slots = config.client.max_connections
+            self._send = c.send.sampler(seeds.generator("frontend", "send"))
+            self._receive = c.receive.sampler(seeds.generator("frontend", "receive"))
+        self._dispatch = fe.dispatch.sampler(seeds.generator("frontend", "dispatch"))
+        self._worker_dispatch_s = profile.worker.dispatch_ms / 1000
+        """A worker's CPU per batch beyond the forward pass (on the host's cores only)."""
+        self.workers: list[Station] | None = None
+        if config.workers_on_host:
+            self.workers = [profile.worker.station(self.host) for _ in system.workers]
+        system.state.run_batch = self.run_batch
+        system.frontend = self
+
+    # -- the way in ------------------------------------------------------------------------
+    def arrive(self, req: Request) -> None:
+        """A request is due to be sent now (the arrival source's callback)."""
+        req.sent = self.env.now
+        if self.client is None:
+            self._at_server(req)
+        elif self.client_busy < self.client_slots:
+            self._send_now(req)
+        else:
+            self.client_waiting.append(req)
+
+    def _send_now(self, req: Request) -> None:
+        assert self.client is not None
+        self.client_busy += 1
+        self.client.submit(self._send(), lambda: self._at_server(req))
+
+    def _at_server(self, req: Request) -> None:
+        cap = self.max_connections
+        if cap is not None and self.holding >= cap:
+            self.refused += 1
+            self.system.refuse(req)
+            self._reply(req)
+            return
+        self.holding += 1
+        self.server.submit(self._ingress(), lambda: self._admit(req))
+
+    def _admit(self, req: Request) -> None:
+        req.arrival = self.env.now
+        self.system.submit(req)
+
+    # -- batches -------------------------------------------------------------------------
+    def run_batch(self, worker: int, service_s: float, done: Callable[[], None]) -> None:
+        """A worker starts a batch of ``service_s``: the front-end process hands it over
+        (``dispatch``), then it runs, on the host's cores when the workers are there."""
+        def start() -> None:
+            if self.workers is not None:
+                self.workers[worker].submit(service_s + self._worker_dispatch_s, done)
+            else:
+                self.env.timeout(service_s).callbacks.append(lambda _: done())
+
+        # live, the hand-off runs in the callback that took the batch (the previous batch's
+        # end, or the batching timer), not behind the requests waiting to be parsed
+        self.server.submit(self._dispatch(), start, first=True)
+
+    # -- the way out -----------------------------------------------------------------------
+    def answer(self, batch: list[Request]) -> None:
+        """Requests whose batch finished now (or that the engine turned away): answer each."""
+        self.server.submit_all([(self._egress(), lambda r=r: self._answered(r))  # type: ignore[misc]
+                                for r in batch])
+
+    def _answered(self, req: Request) -> None:
+        self.holding -= 1
+        self._reply(req)
+
+    def _reply(self, req: Request) -> None:
+        if self.client is None:
+            self._delivered(req)
+        else:
+            self.client.submit(self._receive(), lambda: self._received(req))
+
+    def _received(self, req: Request) -> None:
+        self.client_busy -= 1
+        if self.client_waiting:
+            self._send_now(self.client_waiting.popleft())
+        self._delivered(req)
+
+    def _delivered(self, req: Request) -> None:
+        req.done = self.env.now
+        self.system.deliver([req])

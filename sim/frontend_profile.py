@@ -1,0 +1,182 @@
+"""A machine's front-end profile: the CPU each request costs outside the forward pass.
+
+Issue 18. The zoo profile says how long each model's batches take on a machine; this file,
+saved beside it (``<zoo profile>-frontend.yaml``), says what the rest of a request costs
+there, in CPU time, with its distribution: the HTTP front-end's work before a request enters
+the serving system (``ingress``: reading and parsing the request, validation, admission),
+per batch the hand-off to a worker and back (``dispatch``), and after the batch the answer
+(``egress``: its JSON, the write); the load generator's work to send a request and to read
+its answer (``client``; used only when the load generator shares the machine, as in
+``zoosim simcheck``); and each worker's cost per batch beyond the profiled forward pass
+(``worker.dispatch_ms``). Each process also pays ``setup_ms`` for a job that finds it idle
+(waking from ``epoll_wait``).
+
+Distributions are kept as 101 quantiles (0 %, 1 %, ..., 100 %) in milliseconds, and sampled
+by inverse transform with linear interpolation between them: compact, and as close to the
+measured samples as their number allows. ``zoosim frontend profile`` measures one
+(:mod:`serve.frontend_probe`; the method is in docs/serving.md, "The front-end model").
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import numpy as np
+from pydantic import Field, ValidationError, field_validator
+
+from sim.config_errors import describe_validation_error
+from sim.errors import ConfigError
+from sim.rng import BLOCK
+from sim.schema import Strict
+from sim.yaml_io import read_yaml_file
+
+if TYPE_CHECKING:
+    from sim.host import CoreQueue, Host, Station
+
+QUANTILES = 101
+"""Quantiles kept per distribution: 0 %, 1 %, ..., 100 %."""
+FORMAT = 1
+
+
+class Cost(Strict):
+    """One CPU cost per job (ms), as its quantiles."""
+
+    quantiles_ms: Annotated[list[Annotated[float, Field(ge=0)]],
+                            Field(min_length=QUANTILES, max_length=QUANTILES)]
+    """The 0 %, 1 %, ..., 100 % quantiles (ms), non-decreasing."""
+    samples: Annotated[int, Field(ge=1)] = 1
+    """How many measurements they summarise."""
+
+    @field_validator("quantiles_ms")
+    @classmethod
+    def _sorted(cls, q: list[float]) -> list[float]:
+        if any(b < a for a, b in pairwise(q)):
+            raise ValueError("quantiles must not decrease")
+        return q
+
+    @classmethod
+    def of(cls, samples_ms: np.ndarray) -> Cost:
+        """The cost distribution of measured samples (ms)."""
+        s = np.asarray(samples_ms, dtype=float)
+        s = s[np.isfinite(s)]
+        if not len(s):
+            raise ValueError("no samples")
+        q = np.maximum(np.percentile(s, np.linspace(0, 100, QUANTILES)), 0.0)
+        return cls(quantiles_ms=[round(float(v), 6) for v in np.maximum.accumulate(q)],
+                   samples=len(s))
+
+    @classmethod
+    def constant(cls, ms: float) -> Cost:
+        return cls(quantiles_ms=[float(ms)] * QUANTILES)
+
+    @property
+    def mean_ms(self) -> float:
+        """The mean of the interpolated distribution (trapezoids between quantiles)."""
+        q = np.asarray(self.quantiles_ms)
+        return float((q[1:] + q[:-1]).mean() / 2)
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        return Sampler(np.asarray(self.quantiles_ms) / 1000.0, rng)
+
+
+class Sampler:
+    """Draws seconds from a :class:`Cost`, a block at a time (one stream, deterministic)."""
+
+    __slots__ = ("_buf", "_grid", "_i", "_q", "_rng")
+
+    def __init__(self, quantiles_s: np.ndarray, rng: np.random.Generator) -> None:
+        self._q = quantiles_s
+        self._grid = np.linspace(0.0, 1.0, len(quantiles_s))
+        self._rng = rng
+        self._buf: list[float] = []
+        self._i = 0
+
+    def __call__(self) -> float:
+        i = self._i
+        if i >= len(self._buf):
+            u = self._rng.random(BLOCK)
+            self._buf = np.interp(u, self._grid, self._q).tolist()
+            i = 0
+        self._i = i + 1
+        return self._buf[i]
+
+
+class Process(Strict):
+    """A process's wake-up cost: what a job that finds it asleep costs more."""
+
+    setup_ms: Annotated[float, Field(ge=0)] = 0.0
+    """Extra CPU for every wake-up (ms)."""
+    cold_ms: Annotated[float, Field(ge=0)] = 0.0
+    """More after a long sleep (caches gone cold): after ``t`` ms asleep a wake-up costs
+    ``setup_ms + cold_ms * (1 - exp(-t / cooling_ms))``."""
+    cooling_ms: Annotated[float, Field(ge=0)] = 0.0
+    """How fast a sleeping process goes cold (ms); 0: at once."""
+
+    def station(self, host: Host | CoreQueue, servers: int = 1) -> Station:
+        """The process (``servers`` of them, one queue) on ``host``, with these costs."""
+        from sim.host import Station
+
+        return Station(host, servers, self.setup_ms / 1000, self.cold_ms / 1000,
+                       self.cooling_ms / 1000)
+
+
+class ServerCosts(Process):
+    ingress: Cost
+    """Per request, before it enters the serving system (read, parse, validate, admit)."""
+    dispatch: Cost
+    """Per batch, before it runs: handing it to its worker and reading the outputs back."""
+    egress: Cost
+    """Per request, after its batch: the answer (JSON, the write)."""
+
+
+class ClientCosts(Process):
+    send: Cost
+    """Per request, to build and send it."""
+    receive: Cost
+    """Per request, to read and decode its answer."""
+
+
+class WorkerCosts(Process):
+    dispatch_ms: Annotated[float, Field(ge=0)] = 0.0
+    """Per batch, beyond the profiled forward pass (unpickling the inputs, the reply)."""
+
+
+class Machine(Strict):
+    cores: Annotated[float, Field(gt=0)]
+    """The cores the front-end, the workers and a local client share."""
+    description: str = ""
+    """What was measured on (processor, Python, the server's options)."""
+
+
+class FrontendProfile(Strict):
+    """The file: what a request costs on one machine outside the forward pass."""
+
+    format: int = FORMAT
+    machine: Machine
+    zoo_profile: str = ""
+    """The zoo profile it was measured with (a name or file name)."""
+    method: str = ""
+    """How it was measured, in a sentence or two."""
+    frontend: ServerCosts
+    client: ClientCosts | None = None
+    worker: WorkerCosts = WorkerCosts()
+
+
+def load_frontend_profile(path: Path, field: str = "frontend.profile") -> FrontendProfile:
+    """Read and validate a front-end profile; a ConfigError naming ``field`` and the file."""
+    try:
+        data = read_yaml_file(path)
+    except ConfigError as e:
+        raise ConfigError(f"{field}: {e}") from None
+    try:
+        return FrontendProfile.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{field}: {path}: "
+                          f"{describe_validation_error(e, data, FrontendProfile)}") from None
+
+
+def frontend_profile_path(zoo_profile: Path) -> Path:
+    """Where a zoo profile's front-end profile lives: beside it, ``<stem>-frontend.yaml``."""
+    return zoo_profile.with_name(f"{zoo_profile.stem}-frontend.yaml")

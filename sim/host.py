@@ -1,0 +1,254 @@
+"""A host's CPU cores, shared by processor sharing among the processes that run on them.
+
+Issue 18: on a CPU-serving machine the HTTP front-end, the worker processes (their forward
+passes) and, in ``zoosim simcheck``, the load generator all run on the same few cores, so
+each slows the others down once more of them are busy than there are cores. Two pieces:
+
+- :class:`Host`: ``cores`` cores shared by **egalitarian processor sharing** among the
+  runnable single-threaded processes, each running at ``min(1, cores / n)`` of a core when
+  ``n`` are runnable. Why processor sharing and not a k-core FCFS queue: Linux's CFS
+  scheduler gives runnable threads equal shares in slices of a few milliseconds, so a
+  forward pass and the front-end's parsing interleave; neither waits for the other to
+  finish, as a k-server queue would make them. Processor sharing is the fluid limit of that
+  time slicing (Kleinrock), and with ``cores`` at least the number of processes it is no
+  sharing at all. Each process is one thread (a Python event loop, a worker with one torch
+  thread): it never runs on more than one core.
+- :class:`Station`: ``servers`` such processes taking jobs from one FCFS queue (one process
+  is the live server's front-end; several share an accept queue), each an event loop that
+  sleeps in ``epoll_wait`` when it has nothing to do. A job that finds its process asleep
+  costs ``setup_s`` more: the wake-up, and the loop's work around it on a CPU whose caches
+  have gone cold; a process that is busy takes the next job at once (jobs ready at the same
+  moment, :meth:`Station.submit_all`, share one wake-up). At low load every request wakes
+  the front-end several times; under load it rarely sleeps, which is why a Python
+  front-end's CPU per request falls as the load rises (measured, with the costs, by
+  ``zoosim frontend profile``, :mod:`serve.frontend_probe`). Queueing theory's M/G/1 with
+  an exceptional first service (Welch, 1964).
+
+All the runnable processes progress at the same rate, so one *virtual time* ``v`` (CPU
+seconds each has received since the start) gives every completion: a job started at virtual
+time ``v0`` with ``w`` CPU seconds ends when ``v`` reaches ``v0 + w``. The host keeps the
+running jobs in a heap by that virtual end and one pending SimPy event for the next one
+(events made stale by a change of rate are left to fire and do nothing). Tested against
+queueing theory in ``tests/sim/test_host.py``: M/M/1, M/D/1 (Pollaczek-Khinchine), M/M/k
+(Erlang C), a shared core (M/M/1 of the pooled load), and the wake-up cost against a
+job-by-job recursion.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from heapq import heappop, heappush
+
+import simpy
+
+EPSILON = 1e-12
+"""Relative virtual-time slack when deciding which jobs end together (float rounding)."""
+
+Done = Callable[[], None]
+
+
+class Host:
+    """``cores`` CPU cores, processor-shared among runnable processes (module docstring)."""
+
+    def __init__(self, env: simpy.Environment, cores: float) -> None:
+        if cores <= 0:
+            raise ValueError(f"cores must be positive, got {cores}")
+        self.env = env
+        self.cores = float(cores)
+        self._v = 0.0
+        """Virtual time: CPU seconds each runnable process has received."""
+        self._t = env.now
+        """When :attr:`_v` was last brought up to date."""
+        self._running: list[tuple[float, int, Done]] = []
+        """Running jobs: (virtual end, sequence number, callback), a heap."""
+        self._seq = 0
+        self._generation = 0
+        """Tells the one live completion event from stale ones."""
+        self._in_callback = False
+        self.busy_s = 0.0
+        """Core-seconds of CPU given so far (for utilization)."""
+
+    @property
+    def runnable(self) -> int:
+        """Processes running a job now."""
+        return len(self._running)
+
+    def rate(self) -> float:
+        """The share of a core each runnable process gets now."""
+        n = len(self._running)
+        return 1.0 if n <= self.cores else self.cores / n
+
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self._t
+        if dt > 0.0:
+            if self._running:
+                r = self.rate()
+                self._v += dt * r
+                self.busy_s += dt * r * len(self._running)
+            self._t = now
+
+    def run(self, work_s: float, done: Done) -> None:
+        """Start a job of ``work_s`` CPU seconds now, on a process of its own; ``done()``
+        is called when it has had them."""
+        self._advance()
+        self._seq += 1
+        heappush(self._running, (self._v + max(work_s, 0.0), self._seq, done))
+        if not self._in_callback:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._generation += 1
+        if not self._running:
+            return
+        delay = max((self._running[0][0] - self._v) / self.rate(), 0.0)
+        ev = self.env.timeout(delay, self._generation)
+        ev.callbacks.append(self._fire)
+
+    def _fire(self, ev: simpy.Event) -> None:
+        if ev.value != self._generation:
+            return  # the rate changed since: a later event holds the true time
+        self._advance()
+        running = self._running
+        # this event was scheduled for the head job: it ends now, whatever rounding left of
+        # its virtual time (so the clock always moves on); so do jobs ending with it
+        end, _, done = heappop(running)
+        self._v = max(self._v, end)
+        finished = [done]
+        limit = self._v + EPSILON * max(1.0, self._v)
+        while running and running[0][0] <= limit:
+            finished.append(heappop(running)[2])
+        self._in_callback = True
+        try:
+            for done in finished:
+                done()
+        finally:
+            self._in_callback = False
+        self._schedule()
+
+
+class CoreQueue:
+    """The other model of the same cores: each runnable process's job gets a whole core when
+    one is free, else waits, FCFS, for the first to free up, and then runs to its end at
+    full speed (an M/G/k queue of CPU bursts: a scheduler that does not preempt a burst
+    shorter than its time slice). Same interface as :class:`Host`."""
+
+    def __init__(self, env: simpy.Environment, cores: float) -> None:
+        if cores < 1:
+            raise ValueError(f"cores must be at least 1 for the core queue, got {cores}")
+        self.env = env
+        self.cores = float(cores)
+        self.free = int(cores)
+        self.waiting: deque[tuple[float, Done]] = deque()
+        self.busy_s = 0.0
+
+    @property
+    def runnable(self) -> int:
+        return int(self.cores) - self.free + len(self.waiting)
+
+    def run(self, work_s: float, done: Done) -> None:
+        """Run a job of ``work_s`` CPU seconds on a free core, or when one frees up."""
+        if self.free:
+            self.free -= 1
+            self._go(work_s, done)
+        else:
+            self.waiting.append((work_s, done))
+
+    def _go(self, work_s: float, done: Done) -> None:
+        w = max(work_s, 0.0)
+        self.busy_s += w
+
+        def finished(_: simpy.Event) -> None:
+            if self.waiting:
+                self._go(*self.waiting.popleft())
+            else:
+                self.free += 1
+            done()
+
+        self.env.timeout(w).callbacks.append(finished)
+
+
+class Station:
+    """``servers`` single-threaded event-loop processes on ``host`` serving jobs in FCFS
+    order from one queue; a job that wakes an idle process costs ``setup_s`` more (module
+    docstring)."""
+
+    def __init__(self, host: Host | CoreQueue, servers: int = 1, setup_s: float = 0.0,
+                 cold_s: float = 0.0, cooling_s: float = 0.0) -> None:
+        if servers < 1:
+            raise ValueError(f"servers must be at least 1, got {servers}")
+        self.host = host
+        self.env = host.env
+        self.servers = servers
+        self.setup_s = setup_s
+        """What every wake-up costs."""
+        self.cold_s = cold_s
+        self.cooling_s = cooling_s
+        """How a sleeping process goes cold: a job that wakes it after ``t`` asleep pays
+        ``setup_s + cold_s * (1 - exp(-t / cooling_s))`` (``cooling_s`` 0: all of
+        ``cold_s`` at once)."""
+        self.busy = 0
+        """Processes running a job now."""
+        self.asleep: list[float] = [self.env.now] * servers
+        """Since when each idle process has slept (the latest to sleep last)."""
+        self.queue: deque[tuple[float, Done]] = deque()
+        """Jobs waiting for a process: (CPU seconds, callback)."""
+        self.jobs = 0
+        """Jobs started so far."""
+        self.wakeups = 0
+        """Jobs that woke an idle process (each paid its setup)."""
+
+    def _wake(self) -> float:
+        """An idle process wakes (the one asleep the shortest time): its cost now."""
+        self.wakeups += 1
+        since = self.asleep.pop()
+        if not self.cold_s:
+            return self.setup_s
+        if self.cooling_s <= 0.0:
+            return self.setup_s + self.cold_s
+        return self.setup_s - self.cold_s * math.expm1(-(self.env.now - since) / self.cooling_s)
+
+    @property
+    def in_system(self) -> int:
+        """Jobs queued or running."""
+        return self.busy + len(self.queue)
+
+    def submit(self, work_s: float, done: Done, first: bool = False) -> None:
+        """Queue a job of ``work_s`` CPU seconds; ``done()`` is called when it is served.
+        ``first``: ahead of the jobs waiting (work the process does in the callback that is
+        running, not in one queued behind the others)."""
+        if self.busy < self.servers:
+            self._start(work_s + self._wake(), done)
+        elif first:
+            self.queue.appendleft((work_s, done))
+        else:
+            self.queue.append((work_s, done))
+
+    def submit_all(self, jobs: list[tuple[float, Done]]) -> None:
+        """Jobs ready at the same moment (one event: the answers of one batch): an idle
+        process wakes up once for them and serves them one after the other."""
+        if not jobs:
+            return
+        if self.busy < self.servers:
+            (w, d), rest = jobs[0], jobs[1:]
+            self.queue.extend(rest)  # ahead of nothing: the queue was empty
+            self._start(w + self._wake(), d)
+        else:
+            self.queue.extend(jobs)
+
+    def _start(self, work_s: float, done: Done) -> None:
+        self.busy += 1
+        self.jobs += 1
+
+        def finished() -> None:
+            self.busy -= 1
+            if self.queue:  # a busy process goes on without sleeping
+                w, d = self.queue.popleft()
+                self._start(w, d)
+            else:
+                self.asleep.append(self.env.now)
+            done()
+
+        self.host.run(work_s, finished)

@@ -1,0 +1,569 @@
+"""The modeled HTTP front-end (``frontend:``, sim/frontend.py; issue 18) against queueing theory
+and against hand-worked sample paths. Simulated time only: no wall clock.
+
+A request's way: (client slot, ``send``) -> connection cap -> ``ingress`` on the front-end
+station -> the serving system (``arrival``) -> ``dispatch`` per batch on the front-end station
+-> the batch (CPU on the host with ``workers_on_host``) -> ``egress`` per request on the
+front-end station -> (``receive``) -> delivered (``done``). Times in the hand-worked cases are
+in milliseconds, chosen so that no outcome hangs on the order of events at the same moment
+(requests sent together are taken in id order).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sim.cli import main
+from sim.config import parse_scenario
+from sim.errors import ConfigError
+from sim.frontend_profile import (
+    ClientCosts,
+    Cost,
+    FrontendProfile,
+    Machine,
+    ServerCosts,
+    WorkerCosts,
+)
+from sim.output import write_yaml
+from sim.run import SimResult, Simulation
+from tests.helpers import scenario_dict, write_profile
+from tests.sim.helpers import assert_littles_law, assert_simulate_refuses
+
+MS = 1e-3
+FRONTEND_COLUMNS = {"sent_s", "done_s", "server_latency_ms"}
+
+CostSpec = float | Cost
+
+
+# -- helpers --------------------------------------------------------------------------------
+def run(data: dict[str, Any], base_dir: Path | None = None) -> SimResult:
+    """Validate and run a scenario dict, its relative paths taken from ``base_dir``."""
+    return Simulation(parse_scenario(data, base_dir), base_dir).run()
+
+
+def _cost(c: CostSpec) -> Cost:
+    return c if isinstance(c, Cost) else Cost.constant(c)
+
+
+def write_frontend_profile(path: Path, *, ingress: CostSpec = 0.0, dispatch: CostSpec = 0.0,
+                           egress: CostSpec = 0.0, setup_ms: float = 0.0, cores: float = 4.0,
+                           client: tuple[CostSpec, CostSpec] | None = None,
+                           worker: WorkerCosts | None = None, cold_ms: float = 0.0,
+                           cooling_ms: float = 0.0) -> Path:
+    """A front-end profile file (costs in ms; a float is a constant cost)."""
+    profile = FrontendProfile(
+        machine=Machine(cores=cores),
+        frontend=ServerCosts(ingress=_cost(ingress), dispatch=_cost(dispatch),
+                             egress=_cost(egress), setup_ms=setup_ms, cold_ms=cold_ms,
+                             cooling_ms=cooling_ms),
+        client=None if client is None else ClientCosts(send=_cost(client[0]),
+                                                       receive=_cost(client[1])),
+        worker=worker or WorkerCosts())
+    write_yaml(path, profile.model_dump())
+    return path
+
+
+def frontend_block(profile: str | Path = "fe.yaml", **over: Any) -> dict[str, Any]:
+    """A ``frontend:`` block; by default many cores, accelerators off the host, no cap."""
+    return {"profile": str(profile), "cores": 64, "workers_on_host": False,
+            "max_connections": None} | over
+
+
+def zoo(tmp_path: Path, latency_ms: dict[int, float] | None = None) -> Path:
+    """A one-model zoo (profiled batch times in ms, 1 ms for batch 1 by default)."""
+    return write_profile(tmp_path / "zoo.yaml",
+                         [{"name": "m", "latency_ms": latency_ms or {1: 1.0}}])
+
+
+def trace_scenario(tmp_path: Path, times_ms: list[float], **over: Any) -> dict[str, Any]:
+    """A scenario whose one tenant's requests are sent at ``times_ms`` (relative to the first,
+    which is at 0): a CSV trace replay, deterministic."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("timestamp\n" + "".join(f"{t}\n" for t in times_ms))
+    profile = over.pop("profile", None) or zoo(tmp_path)
+    d = scenario_dict(profile, **over)
+    d.pop("requests")
+    d["tenants"][0]["arrivals"] = {"type": "csv", "path": str(trace), "unit": "ms"}
+    return d
+
+
+def ms(df: pd.DataFrame, column: str) -> list[float]:
+    """A time column of the records in ms (latency columns are in ms already)."""
+    values = df[column].to_numpy(dtype=float)
+    return list(values if column.endswith("_ms") else values / MS)
+
+
+def pk_response(lam: float, mean_s: float, second_moment_s2: float) -> float:
+    """Mean response time of M/G/1 (Pollaczek-Khinchine): queueing plus service."""
+    rho = lam * mean_s
+    assert rho < 1
+    return lam * second_moment_s2 / (2 * (1 - rho)) + mean_s
+
+
+def cost_moments_s(cost: Cost) -> tuple[float, float]:
+    """E[S] and E[S^2] (s, s^2) of a cost sampled by inverse transform with linear
+    interpolation between its 101 quantiles: S is uniform within each of the 100 segments of
+    the quantile function, so E[S^2] over the segment from a to b is (a^2 + ab + b^2) / 3."""
+    q = np.asarray(cost.quantiles_ms) * MS
+    a, b = q[:-1], q[1:]
+    return float(((a + b) / 2).mean()), float(((a * a + a * b + b * b) / 3).mean())
+
+
+def ingress_response_s(tmp_path: Path, lam: float, ingress: CostSpec, n: int = 50_000,
+                       seed: int = 3) -> float:
+    """Poisson arrivals at ``lam`` through a front-end with only an ingress cost: the mean time
+    from sent to entering the serving system (the ingress station's response time)."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=ingress)
+    # a fast zoo: the batches are 0.01 ms; the zero-cost dispatch and egress jobs pass through
+    # the same FCFS process, but in no time, so the ingress jobs see an M/G/1 queue
+    d = scenario_dict(zoo(tmp_path, {1: 0.01}), requests=n, seed=seed,
+                      frontend=frontend_block())
+    d["tenants"][0]["arrivals"]["rate_rps"] = lam
+    res = run(d, tmp_path)
+    df = res.frame
+    assert len(df) == n
+    assert_littles_law(res.summary)
+    return float((df["arrival_s"] - df["sent_s"]).mean())
+
+
+# -- 1. off by default ----------------------------------------------------------------------
+def test_off_by_default_adds_nothing() -> None:
+    d = scenario_dict("synthetic-7", requests=3000)
+    d["tenants"][0]["arrivals"]["rate_rps"] = 2000
+    sim = Simulation(parse_scenario(d))
+    assert sim.scenario.frontend is None and sim.system.frontend is None
+    res = sim.run()
+    df = res.frame
+    assert list(df.columns) == [
+        "id", "tenant", "arrival_s", "start_s", "finish_s", "model", "worker", "batch_id",
+        "batch_size", "size", "acc_req", "lat_req_ms", "acc_spec", "lat_spec_ms", "feasible",
+        "latency_ms", "wait_ms", "met_accuracy", "met_latency", "met_slo"]
+    assert not FRONTEND_COLUMNS & set(df.columns)
+    np.testing.assert_array_equal(df["latency_ms"], (df["finish_s"] - df["arrival_s"]) * 1000)
+    assert "shed" not in res.summary
+    assert_littles_law(res.summary)
+
+
+# -- 2. invariance --------------------------------------------------------------------------
+def test_free_frontend_changes_no_record(tmp_path: Path) -> None:
+    """Every cost zero, many cores, accelerators off the host, no cap, no client: the engine's
+    records are those of the run without the front-end, request by request."""
+    write_frontend_profile(tmp_path / "fe.yaml", cores=1.0)
+    d = scenario_dict("synthetic-7", requests=6000, seed=11, policy={"type": "infaas"})
+    d["cluster"] = {"workers": 2, "max_batch": 8, "batch_timeout_ms": 2.0, "memory_mb": 5.0}
+    t = d["tenants"][0]
+    t["arrivals"]["rate_rps"] = 3000
+    t["slo"] = {"accuracy": {"type": "uniform", "low": 85, "high": 97.5},
+                "latency_ms": {"type": "uniform", "low": 2, "high": 40}}
+    plain = run(d, tmp_path)
+    fe = run(d | {"frontend": frontend_block(cores=1e6)}, tmp_path)
+    a, b = plain.frame, fe.frame
+    assert len(a) == len(b) == 6000
+    assert set(b.columns) >= FRONTEND_COLUMNS
+    for col in ("id", "tenant", "model", "worker", "batch_id", "batch_size"):
+        assert a[col].tolist() == b[col].tolist(), col
+    for col in ("arrival_s", "start_s", "finish_s", "latency_ms", "wait_ms"):
+        np.testing.assert_allclose(b[col], a[col], rtol=0, atol=1e-9, err_msg=col)
+    # sent at its arrival, answered at its batch's end: both latencies are the engine's
+    np.testing.assert_allclose(b["sent_s"], b["arrival_s"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b["done_s"], b["finish_s"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b["server_latency_ms"], b["latency_ms"], rtol=0, atol=1e-9)
+    assert fe.summary["goodput"] == plain.summary["goodput"]
+    assert fe.summary["served_by"] == plain.summary["served_by"]
+    assert fe.summary["model_loads"] == plain.summary["model_loads"] > 0  # memory is short
+
+
+# -- 3. the front-end station as M/G/1 ------------------------------------------------------
+def test_constant_ingress_is_md1(tmp_path: Path) -> None:
+    """lam = 500/s, c = 1 ms (rho = 0.5): P-K for M/D/1 gives 1.5 ms."""
+    lam, c = 500.0, 1.0 * MS
+    want = pk_response(lam, c, c * c)
+    assert want == pytest.approx(1.5 * MS)
+    assert ingress_response_s(tmp_path, lam, 1.0) == pytest.approx(want, rel=0.03)
+
+
+def test_random_ingress_is_mg1(tmp_path: Path) -> None:
+    """An ingress cost measured from exponential samples (mean 1 ms), kept as quantiles:
+    P-K with the moments of the interpolated quantile distribution."""
+    rng = np.random.default_rng(7)
+    cost = Cost.of(rng.exponential(1.0, 20_000))
+    mean, second = cost_moments_s(cost)
+    assert mean == pytest.approx(cost.mean_ms * MS)
+    assert second > 1.8 * mean * mean  # far from constant: P-K differs from M/D/1's
+    lam = 500.0
+    want = pk_response(lam, mean, second)
+    got = ingress_response_s(tmp_path, lam, cost)
+    assert got == pytest.approx(want, rel=0.05)
+    assert got > 1.15 * pk_response(lam, mean, mean * mean)   # what M/D/1 would say
+
+
+def test_md1_comparison_can_fail(tmp_path: Path) -> None:
+    """At rho = 0.8 (lam = 800/s) the mean is P-K's 3 ms, clearly not the 1.5 ms of rho = 0.5."""
+    got = ingress_response_s(tmp_path, 800.0, 1.0)
+    assert got > 1.5 * pk_response(500.0, MS, MS * MS)
+    assert got == pytest.approx(pk_response(800.0, MS, MS * MS), rel=0.1)
+
+
+# -- the pipeline, hand-worked --------------------------------------------------------------
+def test_costs_fall_where_they_should(tmp_path: Path) -> None:
+    """Three requests sent at 0 (ingress 1, dispatch 0.5, egress 0.25 ms; setup 0.1 ms for
+    a job that wakes the sleeping front-end process), one batch of 3 (3 ms, max_batch 3,
+    timeout 100 ms). Ingress: request 0 wakes the process, 0-1.1; requests 1 and 2 follow
+    while it is busy: 1.1-2.1, 2.1-3.1. The batch is full at 3.1 and taken then; its
+    dispatch wakes the process again, 3.1-3.7; the batch runs 3.7-6.7. Egress, per request,
+    one after the other, the first waking the process (the batch's answers are ready at
+    once): 6.7-7.05, 7.05-7.3, 7.3-7.55."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.5, egress=0.25,
+                           setup_ms=0.1)
+    d = trace_scenario(tmp_path, [0, 0, 0], profile=zoo(tmp_path, {1: 1.0, 2: 2.0, 3: 3.0}),
+                       frontend=frontend_block())
+    d["cluster"] = {"workers": 1, "max_batch": 3, "batch_timeout_ms": 100}
+    df = run(d, tmp_path).frame
+    assert df["id"].tolist() == [0, 1, 2]
+    assert df["batch_id"].nunique() == 1 and df["batch_size"].tolist() == [3, 3, 3]
+    assert ms(df, "sent_s") == pytest.approx([0, 0, 0], abs=1e-9)
+    assert ms(df, "arrival_s") == pytest.approx([1.1, 2.1, 3.1])
+    assert ms(df, "start_s") == pytest.approx([3.1] * 3)   # taken before its dispatch
+    assert ms(df, "finish_s") == pytest.approx([6.7] * 3)
+    assert ms(df, "done_s") == pytest.approx([7.05, 7.3, 7.55])
+    assert ms(df, "latency_ms") == pytest.approx([7.05, 7.3, 7.55])
+    assert ms(df, "server_latency_ms") == pytest.approx([5.6, 4.6, 3.6])
+
+
+@pytest.mark.parametrize(("processes", "arrival_ms"), [(1, [1.0, 2.0, 3.0]),
+                                                      (2, [1.0, 1.0, 2.0])])
+def test_frontend_processes_share_one_queue(tmp_path: Path, processes: int,
+                                            arrival_ms: list[float]) -> None:
+    """Three requests sent at 0, ingress 1 ms: one process parses them one after the other;
+    two take the first two at once and the third after."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)
+    d = trace_scenario(tmp_path, [0, 0, 0], frontend=frontend_block(processes=processes))
+    df = run(d, tmp_path).frame
+    assert ms(df, "arrival_s") == pytest.approx(arrival_ms)
+
+
+def test_busy_processes_take_the_queue_without_waking(tmp_path: Path) -> None:
+    """Two processes, setup 0.1 ms, four requests sent at 0, ingress 1 ms: each process wakes
+    for one (0-1.1); at 1.1 both are still awake and take the other two at once
+    (1.1-2.1)."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, setup_ms=0.1)
+    d = trace_scenario(tmp_path, [0, 0, 0, 0], frontend=frontend_block(processes=2))
+    arrival = ms(run(d, tmp_path).frame, "arrival_s")
+    assert arrival == pytest.approx([1.1, 1.1, 2.1, 2.1])
+
+
+def test_a_long_sleep_costs_more(tmp_path: Path) -> None:
+    """Wake-up cost 0.1 ms plus 0.4 ms after a long sleep, cooling 2 ms, ingress 1 ms:
+    request 0 at 0 (asleep since 0: no cold part), requests 1 and 2 at 10 and 14 ms, each
+    parsed by a process asleep since it answered the one before (its ``done_s``, no client):
+    the longer the sleep, the more the wake-up costs."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, setup_ms=0.1, cold_ms=0.4,
+                           cooling_ms=2.0)
+    d = trace_scenario(tmp_path, [0, 10, 14], frontend=frontend_block())
+    df = run(d, tmp_path).frame
+    arrival, done = ms(df, "arrival_s"), ms(df, "done_s")
+
+    def parsed(sent: float, asleep: float) -> float:
+        return sent + 1.0 + 0.1 + 0.4 * -math.expm1(-asleep / 2.0)
+
+    assert arrival == pytest.approx([1.1, parsed(10, 10 - done[0]), parsed(14, 14 - done[1])])
+    assert arrival[1] - 10 > arrival[2] - 14 + 0.1  # 8 ms asleep cost more than 2.4 ms
+
+
+# -- 4. processor sharing with the workers --------------------------------------------------
+@pytest.mark.parametrize(("cores", "want"), [
+    # one core: the batch (1 ms from 1) has 0.5 ms left when ingress 1 starts at 1.5; both
+    # run at half speed: the batch ends at 2.5, ingress 1 (0.5 ms left) alone at 3.0; the
+    # answer of request 0 (egress 0) waits for the front-end process: done at 3.0
+    (1, {"arrival_s": [1.0, 3.0], "start_s": [1.0, 3.0], "finish_s": [2.5, 4.0],
+         "done_s": [3.0, 4.0]}),
+    # two cores: nobody waits for a core; the answer of request 0 waits for ingress 1 only
+    (2, {"arrival_s": [1.0, 2.5], "start_s": [1.0, 2.5], "finish_s": [2.0, 3.5],
+         "done_s": [2.5, 3.5]}),
+])
+@pytest.mark.parametrize("from_profile", [True, False])
+def test_frontend_and_worker_share_the_cores(tmp_path: Path, cores: int,
+                                             want: dict[str, list[float]],
+                                             from_profile: bool) -> None:
+    """Sent at 0 and 1.5 ms; ingress 1 ms; batches of 1 ms of CPU on the host. The cores
+    are the profile's machine's unless the block sets them."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0,
+                           cores=cores if from_profile else 8)
+    d = trace_scenario(tmp_path, [0, 1.5], frontend=frontend_block(
+        cores=None if from_profile else cores, workers_on_host=True))
+    df = run(d, tmp_path).frame
+    for col, values in want.items():
+        assert ms(df, col) == pytest.approx(values), col
+    busy = ms(df, "finish_s")[0] - ms(df, "start_s")[0]
+    assert busy == pytest.approx(1.5 if cores == 1 else 1.0)   # profiled: 1 ms
+    assert ms(df, "latency_ms") == pytest.approx(
+        [values - sent for values, sent in zip(want["done_s"], [0.0, 1.5], strict=True)])
+
+
+def test_workers_off_the_host_are_not_slowed(tmp_path: Path) -> None:
+    """The same one-core case with accelerators: the batch takes its profiled 1 ms."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)
+    d = trace_scenario(tmp_path, [0, 1.5],
+                       frontend=frontend_block(cores=1, workers_on_host=False))
+    df = run(d, tmp_path).frame
+    assert ms(df, "start_s") == pytest.approx([1.0, 2.5])
+    assert ms(df, "finish_s") == pytest.approx([2.0, 3.5])
+
+
+def test_worker_dispatch_cost_is_worker_cpu(tmp_path: Path) -> None:
+    """A lone request, workers on the host with worker.dispatch_ms 0.5: its 1 ms batch
+    holds the worker for 1.5 ms of CPU (from 1 to 2.5 ms)."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0,
+                           worker=WorkerCosts(dispatch_ms=0.5))
+    d = trace_scenario(tmp_path, [0], frontend=frontend_block(workers_on_host=True))
+    df = run(d, tmp_path).frame
+    assert ms(df, "finish_s") == pytest.approx([2.5])
+
+
+def test_worker_setup_cost_applies_to_an_idle_worker(tmp_path: Path) -> None:
+    """worker.setup_ms 0.2: the lone batch (1 ms) finds its worker process idle."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0,
+                           worker=WorkerCosts(setup_ms=0.2))
+    d = trace_scenario(tmp_path, [0], frontend=frontend_block(workers_on_host=True))
+    df = run(d, tmp_path).frame
+    assert ms(df, "finish_s") == pytest.approx([2.2])
+    on_gpu = run(trace_scenario(tmp_path, [0], frontend=frontend_block()), tmp_path).frame
+    assert ms(on_gpu, "finish_s") == pytest.approx([2.0])   # not on the host: no CPU cost
+
+
+# -- 5. the connection cap ------------------------------------------------------------------
+def test_connection_cap_refuses_at_once(tmp_path: Path) -> None:
+    """Cap 1; ingress 1 ms, batch 1 ms: a request is held for 2 ms from its send. Sent at
+    0 (held to 2), 0.5, 1.0, 1.9 (refused), 2.1 (held to 4.1), 3.0 (refused), 4.5 (held to
+    6.5), 6.6 (held to 8.6)."""
+    times = [0, 0.5, 1.0, 1.9, 2.1, 3.0, 4.5, 6.6]
+    shed = [False, True, True, True, False, True, False, False]
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)
+    d = trace_scenario(tmp_path, times, frontend=frontend_block(max_connections=1))
+    res = run(d, tmp_path)
+    df = res.frame
+    assert df["id"].tolist() == list(range(8))
+    assert df["shed"].tolist() == shed
+    refused, served = df[df["shed"]], df[~df["shed"]]
+    assert refused["model"].isna().all() and (refused["batch_id"] == -1).all()
+    assert ms(refused, "sent_s") == pytest.approx([0.5, 1.0, 1.9, 3.0])
+    for col in ("arrival_s", "finish_s", "done_s"):   # answered at once, unserved
+        assert ms(refused, col) == pytest.approx(ms(refused, "sent_s")), col
+    assert (refused["latency_ms"] == 0).all() and not refused["met_slo"].any()
+    assert served["model"].notna().all()
+    assert ms(served, "sent_s") == pytest.approx([0, 2.1, 4.5, 6.6])
+    assert ms(served, "done_s") == pytest.approx([2.0, 4.1, 6.5, 8.6])
+    assert ms(served, "latency_ms") == pytest.approx([2.0] * 4)
+    s = res.summary
+    assert s["requests"] == 8 and s["shed"] == 4 and s["served_by"] == {"m": 4}
+    assert s["goodput"] == pytest.approx(0.5)
+    assert_littles_law(s)
+    # no cap: nothing refused, and no shed column at all
+    free = run(trace_scenario(tmp_path, times, frontend=frontend_block()), tmp_path)
+    assert "shed" not in free.frame.columns and "shed" not in free.summary
+    assert free.summary["served_by"] == {"m": 8}
+
+
+# -- 6. the client's connections ------------------------------------------------------------
+@pytest.mark.parametrize(("slots", "done_ms", "arrival_ms", "server_ms"), [
+    # one connection: request 1 (due at 0.5) waits for request 0's answer, read at 3.0;
+    # send 3.0-3.2, ingress 3.2-4.2, batch 4.2-5.7, receive 5.7-6.0
+    (1, [3.0, 6.0], [1.2, 4.2], [1.5, 1.5]),
+    # enough connections: request 1 is sent at 0.5-0.7; its ingress waits for request 0's
+    # (to 1.2): 1.2-2.2, and request 0's dispatch, due at 1.2 on the same front-end process,
+    # waits for it: request 0's batch runs 2.2-3.7, receive 3.7-4.0; request 1's batch
+    # 3.7-5.2, receive 5.2-5.5
+    (256, [4.0, 5.5], [1.2, 2.2], [2.5, 3.0]),
+])
+def test_client_connections_delay_sends(tmp_path: Path, slots: int, done_ms: list[float],
+                                        arrival_ms: list[float],
+                                        server_ms: list[float]) -> None:
+    """Sent at 0 and 0.5 ms; send 0.2, ingress 1, batch 1.5, receive 0.3 ms. Request 0:
+    send 0-0.2, ingress 0.2-1.2, then its batch (taken at 1.2)."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, client=(0.2, 0.3))
+    d = trace_scenario(tmp_path, [0, 0.5], profile=zoo(tmp_path, {1: 1.5}),
+                       frontend=frontend_block(client={"max_connections": slots}))
+    df = run(d, tmp_path).frame
+    assert ms(df, "sent_s") == pytest.approx([0, 0.5], abs=1e-9)
+    assert ms(df, "arrival_s") == pytest.approx(arrival_ms)
+    assert ms(df, "done_s") == pytest.approx(done_ms)
+    # the wait for a connection is in the client's latency, not in the server's
+    assert ms(df, "latency_ms") == pytest.approx([done_ms[0], done_ms[1] - 0.5])
+    assert ms(df, "server_latency_ms") == pytest.approx(server_ms)
+
+
+# -- 7. errors ------------------------------------------------------------------------------
+def _scenario_with(tmp_path: Path, **frontend: Any) -> dict[str, Any]:
+    return scenario_dict("synthetic-7", requests=100, frontend=frontend_block(**frontend))
+
+
+def _bad_profile(tmp_path: Path, edit: Any) -> Path:
+    path = write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _decreasing(data: dict[str, Any]) -> None:
+    data["frontend"]["egress"]["quantiles_ms"] = [2.0] * 50 + [1.0] * 51
+
+
+BAD_PROFILES = {
+    "decreasing quantiles": (_decreasing, ["frontend.profile", "frontend.egress.quantiles_ms",
+                                           "must not decrease"]),
+    "missing ingress": (lambda d: d["frontend"].pop("ingress"),
+                        ["frontend.profile", "frontend.ingress", "missing"]),
+    "too few quantiles": (lambda d: d["frontend"]["dispatch"].update(quantiles_ms=[1.0] * 5),
+                          ["frontend.profile", "frontend.dispatch.quantiles_ms", "101"]),
+    "unknown key": (lambda d: d["frontend"].update(ingres=1),
+                    ["frontend.profile", "'ingres'", "'ingress'"]),
+    "no cores": (lambda d: d["machine"].update(cores=0), ["frontend.profile", "machine.cores"]),
+}
+
+
+def _build(tmp_path: Path, data: dict[str, Any]) -> Simulation:
+    return Simulation(parse_scenario(data, tmp_path), tmp_path)
+
+
+def test_missing_profile_is_a_config_error(tmp_path: Path) -> None:
+    d = _scenario_with(tmp_path, profile="nowhere-fe.yaml")
+    with pytest.raises(ConfigError, match=r"frontend\.profile") as e:
+        _build(tmp_path, d)
+    assert "nowhere-fe.yaml" in str(e.value)
+
+
+@pytest.mark.parametrize("case", BAD_PROFILES)
+def test_invalid_profile_names_the_field(tmp_path: Path, case: str) -> None:
+    edit, needles = BAD_PROFILES[case]
+    _bad_profile(tmp_path, edit)
+    with pytest.raises(ConfigError) as e:
+        _build(tmp_path, _scenario_with(tmp_path))
+    msg = str(e.value)
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+    assert "\n" not in msg.strip()
+
+
+def test_client_needs_client_costs(tmp_path: Path) -> None:
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)   # no client costs
+    with pytest.raises(ConfigError, match=r"frontend\.client"):
+        _build(tmp_path, _scenario_with(tmp_path, client={}))
+
+
+@pytest.mark.parametrize(("block", "needle"), [
+    ({"max_conections": 4}, "max_conections"),
+    ({"client": {"max_conections": 4}}, "max_conections"),
+    ({"cores": 0}, "frontend.cores"),
+    ({"processes": 0}, "frontend.processes"),
+    ({"max_connections": 0}, "frontend.max_connections"),
+])
+def test_bad_frontend_block_names_the_key(tmp_path: Path, block: dict[str, Any],
+                                          needle: str) -> None:
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)
+    with pytest.raises(ConfigError, match="frontend") as e:
+        parse_scenario(_scenario_with(tmp_path, **block), tmp_path)
+    assert needle in str(e.value)
+
+
+def test_profile_is_required(tmp_path: Path) -> None:
+    d = scenario_dict("synthetic-7", requests=100, frontend={"cores": 2})
+    with pytest.raises(ConfigError, match=r"frontend\.profile"):
+        parse_scenario(d, tmp_path)
+
+
+@pytest.mark.parametrize(("setup", "needle"), [
+    ("missing", "frontend.profile"),
+    ("missing ingress", "ingress"),
+    ("no client costs", "frontend.client"),
+    ("misspelled key", "max_conections"),
+])
+def test_cli_refuses_with_one_line(tmp_path: Path, setup: str, needle: str) -> None:
+    profile = tmp_path / "fe.yaml"
+    d = _scenario_with(tmp_path, profile=str(profile))
+    if setup == "missing ingress":
+        _bad_profile(tmp_path, BAD_PROFILES["missing ingress"][0])
+    elif setup != "missing":
+        write_frontend_profile(profile, ingress=1.0)
+    if setup == "no client costs":
+        d["frontend"]["client"] = {"max_connections": 2}
+    elif setup == "misspelled key":
+        d["frontend"]["max_conections"] = 2
+    assert_simulate_refuses(tmp_path, d, needle)
+
+
+def test_cli_runs_a_frontend_scenario(tmp_path: Path) -> None:
+    """A relative profile path is taken from the scenario's folder; the records carry the
+    front-end's columns."""
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    write_frontend_profile(cfg_dir / "fe.yaml", ingress=0.2, egress=0.1, cores=2)
+    d = scenario_dict("synthetic-7", requests=500, frontend={"profile": "fe.yaml"})
+    (cfg_dir / "s.yaml").write_text(yaml.safe_dump(d))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["simulate", str(cfg_dir / "s.yaml"), "-o", str(out),
+                                    "--csv", "--quiet"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out / "requests.csv")
+    assert set(df.columns) >= FRONTEND_COLUMNS and len(df) == 500
+    assert (df["latency_ms"] >= df["server_latency_ms"] - 1e-9).all()
+
+
+def test_resolved_config_reruns(tmp_path: Path) -> None:
+    """config.resolved.yaml names the front-end profile by an absolute path: run again from
+    the output folder, it gives the same records."""
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    write_frontend_profile(cfg_dir / "fe.yaml", ingress=0.2, cores=2)
+    d = scenario_dict("synthetic-7", requests=200, frontend={"profile": "fe.yaml"})
+    (cfg_dir / "s.yaml").write_text(yaml.safe_dump(d))
+    first, second = tmp_path / "out1", tmp_path / "out2"
+    runner = CliRunner()
+    res = runner.invoke(main, ["simulate", str(cfg_dir / "s.yaml"), "-o", str(first),
+                               "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["simulate", str(first / "config.resolved.yaml"), "-o",
+                               str(second), "--quiet"])
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(pd.read_parquet(first / "requests.parquet"),
+                                  pd.read_parquet(second / "requests.parquet"))
+
+
+# -- 8. determinism -------------------------------------------------------------------------
+def _random_run(tmp_path: Path, seed: int) -> SimResult:
+    rng = np.random.default_rng(0)   # the profile is fixed; the scenario's seed draws from it
+    write_frontend_profile(
+        tmp_path / "fe.yaml", ingress=Cost.of(rng.exponential(0.2, 5000)),
+        dispatch=Cost.of(rng.uniform(0.01, 0.05, 5000)),
+        egress=Cost.of(rng.gamma(2.0, 0.05, 5000)), setup_ms=0.02,
+        client=(Cost.of(rng.exponential(0.05, 5000)), Cost.of(rng.exponential(0.05, 5000))),
+        worker=WorkerCosts(setup_ms=0.01))
+    d = scenario_dict("synthetic-7", requests=4000, seed=seed,
+                      frontend=frontend_block(cores=2, workers_on_host=True,
+                                              max_connections=8,
+                                              client={"max_connections": 16}))
+    d["cluster"] = {"workers": 2, "max_batch": 4, "batch_timeout_ms": 1.0}
+    d["tenants"][0]["arrivals"]["rate_rps"] = 2500
+    d["tenants"][0]["slo"]["accuracy"] = {"type": "uniform", "low": 85, "high": 97}
+    return run(d, tmp_path)
+
+
+def test_same_seed_same_records(tmp_path: Path) -> None:
+    a, b = _random_run(tmp_path, 4), _random_run(tmp_path, 4)
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert a.summary["shed"] > 0 and not a.frame["shed"].all()   # the cap was reached
+    assert_littles_law(a.summary)
+    other = _random_run(tmp_path, 5).frame
+    assert not np.array_equal(other["latency_ms"].to_numpy(), a.frame["latency_ms"].to_numpy())
+    # the front-end's costs differ too, not only the arrivals
+    assert not np.allclose(other["server_latency_ms"].mean(),
+                           a.frame["server_latency_ms"].mean())

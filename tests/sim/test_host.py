@@ -1,0 +1,175 @@
+"""The host's processor sharing and its FCFS stations (sim/host.py) against queueing theory
+and against hand-worked sample paths (issue 18). Simulated time only: no wall clock."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import simpy
+
+from sim.host import Host, Station
+
+
+def run_station(lam: float, work: Callable[[], float], *, servers: int = 1, cores: float = 8,
+                setup_s: float = 0.0, n: int = 100_000, seed: int = 1) -> np.ndarray:
+    """Poisson arrivals at ``lam`` to one station; the response time of every job."""
+    env = simpy.Environment()
+    host = Host(env, cores)
+    station = Station(host, servers, setup_s)
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1 / lam, n)
+    works = [work() for _ in range(n)]
+    resp = np.full(n, np.nan)
+
+    def arrivals(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        for i in range(n):
+            yield env.timeout(gaps[i])
+            t0 = env.now
+
+            def done(i: int = i, t0: float = t0) -> None:
+                resp[i] = env.now - t0
+
+            station.submit(works[i], done)
+
+    env.process(arrivals(env))
+    env.run()
+    assert not np.isnan(resp).any()
+    return resp
+
+
+def erlang_c_response(lam: float, mu: float, k: int) -> float:
+    """Mean response time of M/M/k (Erlang C)."""
+    a = lam / mu
+    rho = a / k
+    tail = a**k / math.factorial(k) / (1 - rho)
+    p_wait = tail / (sum(a**i / math.factorial(i) for i in range(k)) + tail)
+    return p_wait / (k * mu - lam) + 1 / mu
+
+
+def test_mm1() -> None:
+    rng = np.random.default_rng(2)
+    resp = run_station(0.7, lambda: float(rng.exponential(1.0)))
+    assert resp.mean() == pytest.approx(1 / (1 - 0.7), rel=0.05)
+
+
+def test_md1_pollaczek_khinchine() -> None:
+    lam, s = 0.7, 1.0
+    resp = run_station(lam, lambda: s)
+    assert resp.mean() == pytest.approx(lam * s * s / (2 * (1 - lam * s)) + s, rel=0.03)
+
+
+def test_mmk_erlang_c() -> None:
+    rng = np.random.default_rng(3)
+    resp = run_station(2.1, lambda: float(rng.exponential(1.0)), servers=3, cores=3)
+    assert resp.mean() == pytest.approx(erlang_c_response(2.1, 1.0, 3), rel=0.05)
+
+
+def test_k_processes_on_one_core_pool_into_mm1() -> None:
+    """Three processes sharing one core: the core serves whenever any job is present, and
+    exponential work makes the number in the system an M/M/1 chain of rate 1."""
+    rng = np.random.default_rng(4)
+    resp = run_station(0.7, lambda: float(rng.exponential(1.0)), servers=3, cores=1)
+    assert resp.mean() == pytest.approx(1 / (1 - 0.7), rel=0.05)
+    # with three cores it is M/M/3 instead: much faster, and the comparison can fail
+    fast = run_station(0.7, lambda: float(rng.exponential(1.0)), servers=3, cores=3)
+    assert fast.mean() == pytest.approx(erlang_c_response(0.7, 1.0, 3), rel=0.05)
+    assert fast.mean() < 0.5 * resp.mean()
+
+
+def test_two_stations_share_one_core() -> None:
+    """Two single-process stations on one core (each 0.35 load, exponential work): pooled,
+    an M/M/1 at 0.7; alone on the core each would be an M/M/1 at 0.35."""
+    env = simpy.Environment()
+    host = Host(env, 1)
+    stations = [Station(host), Station(host)]
+    rng = np.random.default_rng(5)
+    n = 100_000
+    resp: list[float] = []
+
+    def source(env: simpy.Environment, st: Station, seed: int):  # type: ignore[no-untyped-def]
+        r = np.random.default_rng(seed)
+        for _ in range(n):
+            yield env.timeout(r.exponential(1 / 0.35))
+            t0 = env.now
+            st.submit(float(rng.exponential(1.0)), lambda t0=t0: resp.append(env.now - t0))
+
+    env.process(source(env, stations[0], 10))
+    env.process(source(env, stations[1], 11))
+    env.run()
+    mean = float(np.mean(resp))
+    assert mean == pytest.approx(1 / (1 - 0.7), rel=0.05)
+    assert mean > 1.3 / (1 - 0.35)  # what each would see with a core of its own
+
+
+def test_processor_sharing_sample_path() -> None:
+    """Worked by hand: on one core, A (1 s) from 0 and B (1 s) from 0.5 share from 0.5 at
+    half speed each; A ends at 1.5, B at 2.0. On two cores each runs at full speed."""
+    for cores, want in ((1, {"A": 1.5, "B": 2.0}), (2, {"A": 1.0, "B": 1.5})):
+        assert two_jobs(cores) == pytest.approx(want)
+
+
+def two_jobs(cores: float) -> dict[str, float]:
+    env = simpy.Environment()
+    host = Host(env, cores)
+    ends: dict[str, float] = {}
+    host.run(1.0, lambda: ends.__setitem__("A", env.now))
+    env.run(until=0.5)
+    host.run(1.0, lambda: ends.__setitem__("B", env.now))
+    env.run()
+    assert host.busy_s == pytest.approx(2.0)
+    return ends
+
+
+def test_setup_on_wakeup_matches_the_recursion() -> None:
+    """A job finding the process asleep costs ``setup`` more: the departures equal those of
+    the FCFS recursion with that exceptional first service, job by job; and the share of
+    jobs that wake the process falls as the load rises (the CPU per job with it)."""
+    setup, n = 0.3, 20_000
+    shares = []
+    for lam in (0.2, 0.9):
+        rng = np.random.default_rng(6)
+        gaps = rng.exponential(1 / lam, n)
+        works = rng.exponential(0.7, n)
+        env = simpy.Environment()
+        station = Station(Host(env, 4), 1, setup)
+        got = np.full(n, np.nan)
+
+        def arrivals(env: simpy.Environment, station: Station = station, gaps: np.ndarray = gaps,
+                     works: np.ndarray = works, got: np.ndarray = got):  # type: ignore[no-untyped-def]
+            for i in range(n):
+                yield env.timeout(gaps[i])
+                station.submit(works[i], lambda i=i: got.__setitem__(i, env.now))
+
+        env.process(arrivals(env))
+        env.run()
+        arrive = np.cumsum(gaps)
+        want = np.empty(n)
+        last = -math.inf
+        for i in range(n):
+            idle = arrive[i] >= last
+            last = max(arrive[i], last) + works[i] + (setup if idle else 0.0)
+            want[i] = last
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+        assert station.jobs == n
+        shares.append(station.wakeups / n)
+    assert shares[0] > 0.7 and shares[1] < 0.4
+
+
+def test_jobs_ready_together_share_a_wakeup() -> None:
+    env = simpy.Environment()
+    station = Station(Host(env, 1), 1, 0.5)
+    ends: list[float] = []
+    station.submit_all([(1.0, lambda: ends.append(env.now)) for _ in range(3)])
+    env.run()
+    assert ends == pytest.approx([1.5, 2.5, 3.5]) and station.wakeups == 1
+
+
+def test_bad_arguments() -> None:
+    env = simpy.Environment()
+    with pytest.raises(ValueError, match="cores"):
+        Host(env, 0)
+    with pytest.raises(ValueError, match="servers"):
+        Station(Host(env, 1), 0)
