@@ -12,7 +12,8 @@
    past it ends the search, and one rate halfway between, geometrically, refines it).
 2. **Calibration.** At saturation, on other requests of the same workload, fit this
    machine's batch times to the profile (``live = time_scale x profiled + dispatch_ms``,
-   :func:`serve.simcheck.service_fit`, as ``zoosim simcheck`` does): they become the ``zoo``
+   :func:`serve.simcheck_figures.service_fit`, as ``zoosim simcheck`` did before issue 18):
+   they become the ``zoo``
    settings of the servers and simulations that follow, so the engine's latency estimate,
    which the deadline rule acts on, is this machine's and not the profile's.
 3. **The table.** At 0.5x, 1x and 2x saturation, replay the same requests against a server
@@ -60,6 +61,8 @@ P99_FACTOR = 10.0
 """Saturation: the highest rate whose P99 stays under this many times the low-rate P99."""
 MULTIPLES = (0.5, 1.0, 2.0)
 MODES = ("off", "deadline")
+CALIBRATION_SEED_OFFSET = 1_000_003
+"""The calibration run's seed is the scenario's plus this: the same workload, other requests."""
 
 
 @dataclass
@@ -240,7 +243,7 @@ def run(config: Path, out: Path, s: Settings, *, simulate: bool = True,
     """The whole measurement (module docstring); returns what ``shedding.json`` holds."""
     from serve.client import fetch_server_records
     from serve.loadgen import run_load
-    from serve.simcheck import CALIBRATION_SEED_OFFSET, service_fit
+    from serve.simcheck_figures import service_fit
     from sim.profiles import load_profile
     from zoo_profiles.datasets import load_dataset
 
@@ -270,7 +273,8 @@ def run(config: Path, out: Path, s: Settings, *, simulate: bool = True,
 
     def calibrate(url: str, creds: Any, rate: float) -> dict[str, float]:
         """Live batch times against the profile at ``rate`` (other requests of the same
-        workload): ``time_scale`` and ``dispatch_ms`` (:func:`serve.simcheck.service_fit`)."""
+        workload): ``time_scale`` and ``dispatch_ms``
+        (:func:`serve.simcheck_figures.service_fit`)."""
         sc = scenario_at(data, rate, s.point_s, "off", s.slack, base_dir,
                          CALIBRATION_SEED_OFFSET)
         records, _ = run_load(url, schedule_of(sc, s.inputs), images, warmup_s=sc.warmup_s,

@@ -79,20 +79,25 @@ def serve(config: Path | None, zoo: str | None, policy: str | None, defense: str
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Folder for simcheck.json/.md, calibration and per-load "
               "records (a rerun resumes).")
-@click.option("--loads", default="100,200,300", show_default=True,
-              help="Total request rates to compare at (req/s, comma-separated).")
+@click.option("--loads", default="100,200,300,400,1600", show_default=True,
+              help="Total request rates to compare at (req/s, comma-separated); include one "
+              "past saturation to measure the saturation point.")
 @click.option("--profile", default=None,
-              help="A profile measured on this machine [default: measure one now].")
+              help="A zoo profile measured on this machine [default: measure one now].")
+@click.option("--frontend-profile", default=None,
+              help="A front-end profile measured on this machine [default: the one beside "
+              "the zoo profile, or measure one now].")
 @click.option("--requests", type=int, default=None,
-              help="Requests per load [default: the scenario's].")
-@click.option("--calibration-requests", type=int, default=2000, show_default=True,
-              help="Requests of the calibration run at each load (an independent run of the "
-              "same workload).")
+              help="Requests per run [default: the scenario's; at least 4 s of them].")
+@click.option("--repeats", type=int, default=3, show_default=True,
+              help="Runs per load (repeat r uses seed + r).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def simcheck(config: Path, out_dir: Path, loads: str, profile: str | None,
-             requests: int | None, calibration_requests: int, quiet: bool) -> None:
+             frontend_profile: str | None, requests: int | None, repeats: int,
+             quiet: bool) -> None:
     """Simulator against reality: serve CONFIG live, replay its workload at each load, simulate
-    the same requests, and report the errors (README, "Simulator against reality")."""
+    the same requests with the front-end model, and report the errors, the saturation
+    verdicts and the saturation point (docs/serving.md, "Simulator against reality")."""
     from serve.simcheck import run_simcheck, table
     from sim.errors import UserError
 
@@ -102,12 +107,77 @@ def simcheck(config: Path, out_dir: Path, loads: str, profile: str | None,
         raise UserError(f"--loads {loads!r}: expected numbers, e.g. 100,250,400") from None
     if not rates or min(rates) <= 0:
         raise UserError(f"--loads {loads!r}: expected positive request rates")
-    if calibration_requests < 10:
-        raise UserError("--calibration-requests must be >= 10")
-    results = run_simcheck(config, out_dir, rates, profile=profile, requests=requests,
-                           calibration_requests=calibration_requests, progress=not quiet,
-                           echo=click.echo)
+    if repeats < 1:
+        raise UserError("--repeats must be >= 1")
+    results = run_simcheck(config, out_dir, sorted(set(rates)), profile=profile,
+                           frontend_profile=frontend_profile, requests=requests,
+                           repeats=repeats, progress=not quiet, echo=click.echo)
     click.echo(table(results))
+
+
+@click.group()
+def frontend() -> None:
+    """The HTTP front-end's costs on this machine (the simulator's front-end model)."""
+
+
+@frontend.command("profile")
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--zoo", default=None, help="Zoo profile (a shipped name or a path) [default: "
+              "the config's, else mnist5k-cpu].")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Where to write the profile [default: beside the zoo "
+              "profile when that is a file of yours, <zoo>-frontend.yaml; else in the current "
+              "folder].")
+@click.option("--repeats", type=int, default=30, show_default=True,
+              help="Rounds of bursts (each round: 1, 2, 4 and 8 requests, ordinary and "
+              "refused).")
+def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
+                         repeats: int) -> None:
+    """Measure the front-end's CPU costs per request, per batch and per wake-up on this
+    machine, against a live server of CONFIG (a serve scenario; default: mnist5k-cpu, one
+    worker). Method: docs/serving.md, "The front-end model"."""
+    from serve.frontend_probe import probe_config
+    from serve.simcheck import measure_frontend
+    from sim.config import parse_scenario, read_yaml
+    from sim.errors import UserError
+    from sim.frontend_profile import frontend_profile_path
+    from sim.output import write_json
+    from sim.profiles import PROFILE_DIR, load_profile, resolve_profile_path
+
+    if repeats < 2:
+        raise UserError("--repeats must be >= 2")
+    data = read_yaml(config) if config is not None else {"zoo": {"profile": "mnist5k-cpu"}}
+    if not isinstance(data, dict):
+        raise UserError(f"{config}: a scenario is a YAML mapping")
+    base_dir = config.resolve().parent if config is not None else Path.cwd()
+    if zoo is not None:
+        data.setdefault("zoo", {})["profile"] = zoo
+    from serve.config import ServeScenario
+
+    parse_scenario(data, base_dir, str(config or "frontend profile"), ServeScenario)
+    zoo_path = resolve_profile_path(data["zoo"]["profile"], base_dir)
+    data["zoo"]["profile"] = str(zoo_path)
+    serve_data = {k: v for k, v in data.items()
+                  if k not in ("tenants", "requests", "duration_s", "warmup_s", "frontend")}
+    serve_data["api"] = {**data.get("api", {}), "port": 0, "records": True}
+    if out is None:
+        out = (frontend_profile_path(zoo_path) if zoo_path.parent != PROFILE_DIR
+               else Path.cwd() / frontend_profile_path(zoo_path).name)
+    work = out.parent / f".{out.stem}-probe"
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = work / "serve.yaml"
+    write_json(cfg, probe_config(serve_data))
+    result = measure_frontend(cfg, work, load_profile(zoo_path), out,
+                              zoo_name=zoo_path.name, repeats=repeats,
+                              echo=lambda m: click.echo(m, err=True))
+    f = result.frontend
+    c = result.client
+    client_ms = c.send.mean_ms + c.receive.mean_ms if c is not None else 0.0
+    click.echo(f"{out}: ingress {f.ingress.mean_ms:.3f} ms, dispatch {f.dispatch.mean_ms:.3f} "
+               f"ms per batch, egress {f.egress.mean_ms:.3f} ms, setup {f.setup_ms:.3f} ms per "
+               f"wake-up; worker {result.worker.dispatch_ms:.3f} ms per batch + "
+               f"{result.worker.setup_ms:.3f} per wake-up; client {client_ms:.3f} ms per "
+               "request")
 
 
 @click.command()

@@ -64,11 +64,12 @@ def server_info(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
     return info
 
 
-def fetch_server_records(url: str, admin_token: str | None = None, timeout_s: float = 60.0
-                         ) -> pd.DataFrame | None:
-    """The server's per-request ground truth (``GET /admin/records``, every page), or None
-    where the server keeps none (404) or no admin token is at hand (``admin_token``, default
-    ``ZOOSIM_ADMIN_TOKEN``); a :class:`UserError` when the server refuses the token."""
+def fetch_server_records(url: str, admin_token: str | None = None, timeout_s: float = 60.0,
+                         after: int = -1) -> pd.DataFrame | None:
+    """The server's per-request ground truth (``GET /admin/records``, every page of the
+    records with ids above ``after``), or None where the server keeps none (404) or no
+    admin token is at hand (``admin_token``, default ``ZOOSIM_ADMIN_TOKEN``); a
+    :class:`UserError` when the server refuses the token."""
     import pandas as pd
 
     from serve.auth import Credentials
@@ -77,7 +78,6 @@ def fetch_server_records(url: str, admin_token: str | None = None, timeout_s: fl
     if creds.admin_token is None:  # not the operator: no ground truth to ask for
         return None
     pages: list[pd.DataFrame] = []
-    after = -1
     with sync_client(url, timeout_s=timeout_s, headers=creds.admin_headers()) as client:
         while True:
             resp = client.get("/admin/records", params={"after": after})

@@ -1,31 +1,25 @@
-"""The simulator against reality: the same workload, simulated and served live (issue 7).
+"""The simulator against reality: the same workload served live and simulated (issues 7, 18).
 
-1. **Profile** the zoo on this machine (``zoosim zoo profile``; or take a given profile), so
-   the simulator's service times are this machine's.
-2. **Serve** the scenario live (``zoosim serve``, a separate process, records on) with that
-   profile: the server runs the simulator's own policy, defense and worker code.
-3. **Calibrate**, at each load, on an independent run of the same workload (another seed:
-   other requests) two things the profile does not contain. The HTTP front-end's overhead
-   per request (parsing, JSON, the event loop, the answer's way back): *client latency - the
-   server's own latency* (arrival in the serving system to the end of the batch); one of these
-   samples is drawn for each simulated request and added to its latency (it does not depend
-   on the requests, but it is not a constant: its spread is much of the live tail). And the
-   live batch times against the profile: the least-squares line ``live = time_scale *
-   profiled + dispatch_ms`` (``dispatch_ms``: the hand-off of a batch to its worker and back;
-   ``time_scale``: forward passes slowed by the front-end and the load generator sharing the
-   machine's cores), which become the ``zoo`` settings of both the simulator and the server
-   then compared, so the policy's estimates are the same on both sides. Both are measured at
-   the rate they are used at because, on this 2-core VM, they change with the load (an idle
-   vCPU is slow to wake up; a busy machine slows the forward passes).
-4. **Compare**, at each load: the very same requests (the scenario's schedule) replayed
-   open-loop against the server, and simulated. Reported: the error of mean, P50 and P99
-   latency (percent), of goodput (points), and of the per-model selection mix (total-variation
-   distance, and per model); and, apart, the server-side latency against the simulator's
-   (no overhead involved).
+1. **Profile** the machine once: the zoo's batch times (``zoosim zoo profile``; or a given
+   profile) and the front-end's CPU costs (``zoosim frontend profile``, a microbenchmark at
+   low load, :mod:`serve.frontend_probe`; or the one found beside the zoo profile), saved
+   beside each other. Nothing is fitted to the loads compared: both sides run the
+   scenario's own zoo settings, and the simulator adds the probe's costs.
+2. **Serve** the scenario live (``zoosim serve``, a separate process, records on), one
+   server for the whole check.
+3. At each load and for each repeat (repeat ``r`` uses seed + ``r``: other requests of the
+   same workload), **replay** the requests open-loop (:mod:`serve.loadgen`) and
+   **simulate** the very same requests with the front-end model (:mod:`sim.frontend`: the
+   server's event loop, the worker processes and the load generator sharing the machine's
+   cores). A run lasts at least :data:`MIN_RUN_S` so that past saturation the backlog shows.
+4. **Compare** (:mod:`serve.simcheck_figures`): mean, P50 and P99 latency, goodput,
+   sustained throughput and the saturation verdict, per repeat and over the repeats
+   (mean, min-max, standard deviation), with the verdict against issue 18's bounds.
+5. **Saturation point**: predicted by bisecting the offered rate in the simulator, measured
+   by bisecting it live between the highest load that kept up and the lowest that did not.
 
-Each finished step is written atomically (``loads/<rps>-calibration.json``,
-``loads/<rps>.json``); running again with the same settings resumes, and ``simcheck.json`` /
-``simcheck.md`` hold the result.
+Each finished step is written atomically under ``runs/`` and reused by a rerun with the same
+settings; ``simcheck.json`` and ``simcheck.md`` hold the result.
 """
 
 from __future__ import annotations
@@ -40,127 +34,68 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from serve.auth import ADMIN_TOKEN_ENV, Credentials, new_key
+from serve.simcheck_figures import (
+    GOODPUT_POINTS,
+    MEAN_ERROR_PCT,
+    THROUGHPUT_ERROR_PCT,
+    bisect_saturation,
+    errors,
+    live_figures,
+    load_summary,
+    saturation_verdict,
+    sim_figures,
+)
 from sim.config import Scenario, parse_scenario, read_yaml
 from sim.errors import ConfigError, UserError
-from sim.output import make_dir, write_json, write_table
-from sim.profiles import ZooProfile, load_profile, resolve_profile_path
-from sim.rng import SeedTree
+from sim.frontend_profile import FrontendProfile, frontend_profile_path, load_frontend_profile
+from sim.output import make_dir, write_json, write_table, write_yaml
+from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 6
+VERSION = 7
 """Bumped when the method changes, so that a rerun does not resume older results."""
-CALIBRATION_SEED_OFFSET = 1_000_003
-"""The calibration run's seed is the scenario's plus this: the same workload, other requests."""
-
-
-# -- the comparison (pure functions of records) --------------------------------------------------
-def overhead_ms(live: pd.DataFrame) -> np.ndarray:
-    """The HTTP front-end's own time per request: client latency - server latency (ms)."""
-    d: np.ndarray = (live["latency_ms"] - live["server_latency_ms"]).dropna().to_numpy(float)
-    if not len(d):
-        raise UserError("calibration: no answered request has a server record")
-    return d
-
-
-def service_fit(server: pd.DataFrame, profile: ZooProfile) -> dict[str, float]:
-    """How live batch times relate to the profile: the line ``live ms = time_scale *
-    profiled ms + dispatch_ms``, fitted by least squares to the mean live time of each
-    (model, batch size) the server ran, weighted by its number of batches (means: the
-    simulator's service times then have the live mean, which is what queueing and mean
-    latency depend on; the profile's medians are lower on a busy machine). ``dispatch_ms`` is
-    the fixed host cost of a batch (the hand-off to the worker and back), ``time_scale`` the
-    slowdown of the forward passes on a machine whose cores the front-end and the load
-    generator share; both become the ``zoo`` settings of the compared runs. ``cv`` is the
-    spread of live / fitted batch times, reported (the simulator keeps the profile's
-    deterministic service times, Clockwork's predictable executor: with this spread as
-    lognormal jitter, a few stalled batches in the calibration made it overpredict)."""
-    batches = server.drop_duplicates("batch_id")
-    by_name = {m.name: m for m in profile.models}
-    df = pd.DataFrame({
-        "prof": [by_name[m].latency_p50(int(b))
-                 for m, b in zip(batches["model"], batches["batch_size"], strict=True)],
-        "live": ((batches["finish_s"] - batches["start_s"]) * 1000).to_numpy(float),
-        "key": batches["model"].astype(str) + "/" + batches["batch_size"].astype(str)})
-    groups = df.groupby("key").agg(prof=("prof", "first"), live=("live", "mean"),
-                                   n=("live", "size"))
-    if len(groups) < 2 or np.ptp(groups["prof"]) == 0:
-        raise UserError("calibration: too few kinds of batch (model, size) to fit")
-    x, y, w = (groups[c].to_numpy(float) for c in ("prof", "live", "n"))
-    scale, dispatch = np.polyfit(x, y, 1, w=np.sqrt(w))
-    if dispatch < 0:  # no negative fixed cost: a line through the origin
-        scale, dispatch = float((w * x) @ y / ((w * x) @ x)), 0.0
-    scale = max(float(scale), 1e-3)
-    ratio = df["live"].to_numpy() / (scale * df["prof"].to_numpy() + dispatch)
-    return {"time_scale": scale, "dispatch_ms": float(dispatch),
-            "cv": max(float(np.std(ratio)), 1e-6), "batches": len(df), "kinds": len(groups)}
-
-
-def _spread(d: np.ndarray) -> dict[str, float]:
-    p10, p50, p90 = np.percentile(d, [10, 50, 90])
-    return {"median": float(p50), "p10": float(p10), "p90": float(p90), "mean": float(d.mean()),
-            "n": len(d)}
-
-
-def figures(latency_ms: np.ndarray, lat_req_ms: np.ndarray, met_accuracy: np.ndarray,
-            models: pd.Series) -> dict[str, Any]:
-    """Mean/P50/P99 latency, goodput (answered within the latency target by a model meeting
-    the accuracy target) and the share of requests per model."""
-    p50, p99 = np.percentile(latency_ms, [50, 99])
-    share = models.astype(str).value_counts(normalize=True).sort_index()
-    return {"requests": len(latency_ms), "mean_ms": float(latency_ms.mean()),
-            "p50_ms": float(p50), "p99_ms": float(p99),
-            "goodput": float(((latency_ms <= lat_req_ms) & met_accuracy).mean()),
-            "mix": {str(k): float(v) for k, v in share.items()}}
-
-
-def compare(live: pd.DataFrame, sim: pd.DataFrame, overhead: np.ndarray,
-            rng: np.random.Generator, warmup_s: float = 0.0) -> dict[str, Any]:
-    """Live records (client latency joined with the server's) against simulated ones, request
-    by request the same workload. Each simulated latency gets a front-end overhead drawn from
-    the calibration's ``overhead`` samples (ms): the overhead does not depend on the load, but
-    it is not a constant either, and its spread is what the tail of live latency is made of."""
-    live = live[(live["scheduled_s"] >= warmup_s) & (live["status"] == 200)
-                & live["model"].notna()]
-    sim = sim[sim["arrival_s"] >= warmup_s]
-    lv = figures(live["latency_ms"].to_numpy(float), live["lat_req_ms"].to_numpy(float),
-                 live["met_accuracy"].to_numpy(bool), live["model"])
-    drawn = rng.choice(overhead, size=len(sim))
-    sm = figures(sim["latency_ms"].to_numpy(float) + drawn, sim["lat_req_ms"].to_numpy(float),
-                 sim["met_accuracy"].to_numpy(bool), sim["model"])
-    server = live["server_latency_ms"].to_numpy(float)
-    engine = sim["latency_ms"].to_numpy(float)
-    models = sorted(set(lv["mix"]) | set(sm["mix"]))
-    mix = {m: {"live": lv["mix"].get(m, 0.0), "sim": sm["mix"].get(m, 0.0)} for m in models}
-
-    def pct(key: str) -> float:
-        return float(100.0 * (sm[key] - lv[key]) / lv[key])
-
-    return {
-        "live": lv, "sim": sm, "overhead_ms": _spread(overhead),
-        "error_pct": {"mean": pct("mean_ms"), "p50": pct("p50_ms"), "p99": pct("p99_ms")},
-        "goodput_error_points": 100.0 * (sm["goodput"] - lv["goodput"]),
-        "mix_tvd": 0.5 * sum(abs(v["live"] - v["sim"]) for v in mix.values()),
-        "mix": mix,
-        "server_side": {"live_mean_ms": float(server.mean()), "sim_mean_ms": float(engine.mean()),
-                        "error_pct": 100.0 * (engine.mean() - server.mean()) / server.mean()},
-    }
+MIN_RUN_S = 4.0
+"""Each run offers at least this many seconds of requests (past saturation, the backlog
+must have time to grow)."""
+BISECT_SIM_STEPS = 8
+BISECT_LIVE_STEPS = 3
+CLIENT_CONNECTIONS = 256
+"""The load generator's cap on requests on the wire (``zoosim load``'s default)."""
 
 
 # -- the live server, in its own process ----------------------------------------------------------
+@dataclass
+class LiveProcess:
+    """A live server started by :func:`live_server_process`."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
 def live_server(config: Path, log: Path, timeout_s: float = 120.0,
                 admin_token: str | None = None) -> Iterator[str]:
+    """``zoosim serve CONFIG`` in a child process; yields its URL
+    (:func:`live_server_process`)."""
+    with live_server_process(config, log, timeout_s, admin_token) as proc:
+        yield proc.url
+
+
+@contextmanager
+def live_server_process(config: Path, log: Path, timeout_s: float = 120.0,
+                        admin_token: str | None = None) -> Iterator[LiveProcess]:
     """``zoosim serve CONFIG`` in a child process (its own interpreter: the load generator's
-    work never competes for the server's GIL), its stderr in ``log``; yields its URL;
-    SIGTERM on exit. ``admin_token`` becomes its admin token (for the records)."""
+    work never competes for the server's GIL), its stderr in ``log``; yields its URL and
+    process id; SIGTERM on exit. ``admin_token`` becomes its admin token (for the
+    records)."""
     token = {ADMIN_TOKEN_ENV: admin_token} if admin_token else {}
     with log.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "sim", "serve", str(config)],
@@ -178,7 +113,7 @@ def live_server(config: Path, log: Path, timeout_s: float = 120.0,
                 proc.wait(timeout=10)
                 raise UserError(f"the live server did not start: "
                                 f"{log.read_text().strip() or 'no answer'}")
-            yield line[0].rsplit(" ", 1)[-1].strip()
+            yield LiveProcess(line[0].rsplit(" ", 1)[-1].strip(), proc.pid)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -209,14 +144,13 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _done(path: Path, digest: str) -> dict[str, Any] | None:
-    """A finished step's stored row (for a resumed run), with the nulls that stand for
-    non-finite figures (strict JSON) read back as NaN, as the run computed them."""
+def _stored(path: Path, digest: str) -> dict[str, Any] | None:
+    """A finished step's stored result (for a resumed run), nulls read back as NaN."""
     if path.is_file():
         data: dict[str, Any] = json.loads(path.read_text())
         if data.get("digest") == digest:
-            row: dict[str, Any] = _nulls_as_nan(data)
-            return row
+            out: dict[str, Any] = _nulls_as_nan(data)
+            return out
     return None
 
 
@@ -230,108 +164,222 @@ def _nulls_as_nan(value: Any) -> Any:
     return value
 
 
-def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
-                 profile: str | None = None, requests: int | None = None,
-                 calibration_requests: int = 2000, progress: bool = True,
-                 echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Profile (unless given), then at each of ``loads`` (req/s): calibrate on an independent
-    run of the workload, serve the scenario's own requests live, simulate them, compare."""
-    from serve.client import fetch_server_records
-    from serve.loadgen import run_load
-    from sim.run import Simulation
-    from workloads.schedule import request_schedule
-    from zoo_profiles.datasets import load_dataset
+class Check:
+    """One simcheck: its settings, the live server and the runs (module docstring)."""
 
-    data = read_yaml(config)
-    base_dir = config.resolve().parent
-    if not isinstance(data, dict):
-        raise ConfigError(f"{config}: a scenario is a YAML mapping")
-    parse_scenario(data, base_dir, str(config))
-    at_rate(data, 1.0, None)  # every tenant must have a rate
-    make_dir(out_dir)
-    data["zoo"]["profile"] = str(_profile(data["zoo"]["profile"], base_dir, profile, out_dir,
-                                          progress, echo))
-    prof = load_profile(data["zoo"]["profile"])
-    meta = prof.metadata
-    inputs = load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed).test.x
-    serve_data = {k: v for k, v in data.items() if k not in ("tenants", "requests",
-                                                             "duration_s", "warmup_s")}
-    serve_data["api"] = {**data.get("api", {}), "port": 0, "records": True}
-    digest = _digest(VERSION, serve_data, data.get("tenants"), requests, calibration_requests)
-    token = new_key()  # the admin token of the servers this run starts, for their records
-    creds = Credentials(admin_token=token)
+    def __init__(self, config: Path, out_dir: Path, *, profile: str | None,
+                 frontend_profile: str | None, requests: int | None, repeats: int,
+                 progress: bool, echo: Callable[[str], None], probe_repeats: int = 30) -> None:
+        data = read_yaml(config)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{config}: a scenario is a YAML mapping")
+        self.base_dir = config.resolve().parent
+        parse_scenario(data, self.base_dir, str(config))
+        at_rate(data, 1.0, None)  # every tenant must have a rate
+        self.config = config
+        self.out = out_dir
+        self.progress, self.echo = progress, echo
+        self.requests = requests
+        self.repeats = repeats
+        self.probe_repeats = probe_repeats
+        make_dir(out_dir)
+        zoo = _profile(data["zoo"]["profile"], self.base_dir, profile, out_dir, progress, echo)
+        self.zoo_path = zoo
+        self.zoo = load_profile(zoo)
+        data["zoo"]["profile"] = str(zoo)
+        data.pop("frontend", None)
+        self.data = data
+        self.serve_data = {k: v for k, v in data.items()
+                           if k not in ("tenants", "requests", "duration_s", "warmup_s")}
+        self.serve_data["api"] = {**data.get("api", {}), "port": 0, "records": True}
+        self.token = new_key()
+        self.creds = Credentials(admin_token=self.token)
+        self.fe_path = self._frontend_profile(frontend_profile)
+        self.fe = load_frontend_profile(self.fe_path, "--frontend-profile")
+        self.digest = _digest(VERSION, self.serve_data, data.get("tenants"), requests,
+                              self.fe.model_dump())
+        from zoo_profiles.datasets import load_dataset
 
-    def with_service(d: dict[str, Any], fit: dict[str, float] | None) -> dict[str, Any]:
-        d = copy.deepcopy(d)
-        if fit is not None:
-            d["zoo"]["time_scale"] = fit["time_scale"]
-            d["zoo"]["dispatch_ms"] = fit["dispatch_ms"]
-        return d
+        meta = self.zoo.metadata
+        self.inputs = load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed).test.x
+        self.url: str | None = None
+        self.server = ExitStack()
+        """The live server, once started (one for the whole check)."""
+        self.next_id = -1
 
-    def serve_config(fit: dict[str, float] | None, name: str) -> Path:
-        path = out_dir / "serve" / f"{name}.yaml"
-        path.parent.mkdir(exist_ok=True)
-        write_json(path, with_service(serve_data, fit))  # JSON is YAML
+    # -- the machine's profiles ------------------------------------------------------------
+    def _serve_config(self, name: str, data: dict[str, Any]) -> Path:
+        path = self.out / "serve" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, data)  # JSON is YAML
         return path
 
-    def scenario(rate: float, n: int | None, fit: dict[str, float] | None,
-                 seed_offset: int = 0) -> Scenario:
-        d = with_service(at_rate(data, rate, n), fit)
-        d["seed"] = int(d.get("seed", 0)) + seed_offset
-        return parse_scenario(d, base_dir, str(config))
+    def _frontend_profile(self, given: str | None) -> Path:
+        """The front-end profile: given, found beside the zoo profile, or measured now
+        (then saved beside the zoo profile when that is this check's, else under
+        ``profile/``)."""
+        if given is not None:
+            path = Path(given)
+            if not path.is_file():
+                raise UserError(f"--frontend-profile {given}: no such file")
+            return path
+        beside = frontend_profile_path(self.zoo_path)
+        if beside.is_file():
+            return beside
+        if not beside.parent.resolve().is_relative_to(self.out.resolve()):
+            beside = self.out / "profile" / beside.name
+            if beside.is_file():
+                return beside
+        self.echo("profiling the front-end on this machine (zoosim frontend profile)")
+        from serve.frontend_probe import probe_config
 
-    def calibrate(url: str, rate: float) -> dict[str, Any]:
-        sc = scenario(rate, calibration_requests, None, CALIBRATION_SEED_OFFSET)
-        live, _ = run_load(url, request_schedule(sc), inputs, progress=progress,
-                           credentials=creds)
-        live = live[(live["scheduled_s"] >= sc.warmup_s) & (live["status"] == 200)]
-        server = fetch_server_records(url, creds.admin_token)
-        assert server is not None  # the server keeps records
-        server = server[server["id"].isin(live["server_id"])]
-        front = overhead_ms(live)
-        return {"digest": _digest(digest, rate), "rate_rps": rate,
-                "frontend_ms": {**_spread(front), "samples": front.round(4).tolist()},
-                "service": service_fit(server, prof)}
+        measure_frontend(self._serve_config("probe", probe_config(self.serve_data)),
+                         self.out / "serve",
+                         self.zoo, beside, zoo_name=self.zoo_path.name,
+                         repeats=self.probe_repeats, echo=self.echo)
+        return beside
 
-    loads_dir = out_dir / "loads"
-    rows: list[dict[str, Any]] = []
-    for rate in loads:  # each load calibrated right before it is compared: the VM drifts
-        found = _done(loads_dir / f"{rate:g}-calibration.json", _digest(digest, rate))
-        if found is None:
-            echo(f"calibrating at {rate:g} req/s")
-            with live_server(serve_config(None, "calibration"),
-                             out_dir / "serve" / f"{rate:g}-calibration.log",
-                             admin_token=token) as url:
-                found = calibrate(url, rate)
-            write_json(loads_dir / f"{rate:g}-calibration.json", found)
-        cal = found
-        front = np.asarray(cal["frontend_ms"]["samples"], dtype=float)
-        fit = cal["service"]
-        d = _digest(digest, rate, cal["digest"])
-        done = _done(loads_dir / f"{rate:g}.json", d)
+    # -- runs ------------------------------------------------------------------------------
+    def scenario(self, rate: float, repeat: int) -> Scenario:
+        """The workload at ``rate`` (seed + ``repeat``), with the front-end model on."""
+        n = max(self.requests or int(self.data.get("requests") or 0),
+                int(MIN_RUN_S * rate))
+        d = at_rate(self.data, rate, n)
+        d["seed"] = int(d.get("seed", 0)) + repeat
+        d["frontend"] = {"profile": str(self.fe_path.resolve()),
+                         "cores": self.fe.machine.cores,
+                         "client": {"max_connections": CLIENT_CONNECTIONS}}
+        return parse_scenario(d, self.base_dir, str(self.config))
+
+    def simulate(self, sc: Scenario) -> pd.DataFrame:
+        from sim.run import Simulation
+
+        return Simulation(sc, self.base_dir).run().frame
+
+    def live(self, sc: Scenario) -> pd.DataFrame:
+        from serve.client import fetch_server_records
+        from serve.loadgen import join_server_records, replay
+        from sim.clock import run_precise
+        from workloads.schedule import request_schedule
+
+        if self.url is None:
+            self.url = self.server.enter_context(live_server_process(
+                self._serve_config("check", self.serve_data), self.out / "serve" / "check.log",
+                admin_token=self.token)).url
+        live = run_precise(replay(self.url, request_schedule(sc), self.inputs,
+                                  max_connections=CLIENT_CONNECTIONS, progress=self.progress,
+                                  credentials=self.creds))
+        server = fetch_server_records(self.url, self.token, after=self.next_id)
+        if server is None:
+            raise UserError("simcheck: the live server keeps no records")
+        if len(server):
+            self.next_id = max(self.next_id, int(server["id"].max()))
+        return join_server_records(live, server)
+
+    def run(self, rate: float, repeat: int, kind: str) -> dict[str, Any]:
+        """One run's figures, live and simulated, resumed when already done."""
+        digest = _digest(self.digest, rate, repeat, kind)
+        path = self.out / "runs" / f"{kind}-{rate:g}-{repeat}.json"
+        done = _stored(path, digest)
         if done is not None:
-            row = done
-        else:
-            sc = scenario(rate, requests, fit)
-            with live_server(serve_config(fit, f"{rate:g}"),
-                             out_dir / "serve" / f"{rate:g}.log", admin_token=token) as url:
-                live, _ = run_load(url, request_schedule(sc), inputs, warmup_s=sc.warmup_s,
-                                   progress=progress, credentials=creds)
-            sim = Simulation(sc, base_dir).run().frame
-            rng = SeedTree(sc.seed).generator("simcheck", "overhead", f"{rate:g}")
-            row = {"digest": d, "rate_rps": rate,
-                   "calibration": {"frontend_ms": {k: v for k, v in cal["frontend_ms"].items()
-                                                   if k != "samples"},
-                                   "service": fit},
-                   **compare(live, sim, front, rng, sc.warmup_s)}
-            write_table(loads_dir / f"live-{rate:g}.parquet",
-                        live.astype({"tenant": str, "model": str}))
-            write_table(loads_dir / f"sim-{rate:g}.parquet", sim)
-            write_json(loads_dir / f"{rate:g}.json", row)
-        echo(_line(row))
-        rows.append(row)
-    results: dict[str, Any] = {"config": str(config), "profile": data["zoo"]["profile"],
-                               "calibration_requests": calibration_requests, "loads": rows}
+            return done
+        sc = self.scenario(rate, repeat)
+        sim = self.simulate(sc)
+        row: dict[str, Any] = {"digest": digest, "rate_rps": rate, "repeat": repeat,
+                               "sim": sim_figures(sim, sc.warmup_s)}
+        if kind != "predict":
+            live = self.live(sc)
+            row["live"] = live_figures(live, sc.warmup_s)
+            row["errors"] = errors(row["live"], row["sim"])
+            if kind == "load":
+                write_table(self.out / "runs" / f"live-{rate:g}-{repeat}.parquet",
+                            live.astype({"tenant": str, "model": str}))
+                write_table(self.out / "runs" / f"sim-{rate:g}-{repeat}.parquet", sim)
+        write_json(path, row)
+        return row
+
+    def check(self, loads: list[float]) -> dict[str, Any]:
+        by_load: dict[float, list[dict[str, Any]]] = {}
+        with ExitStack() as self.server:  # started by the first live run (none on a resume)
+            for rate in loads:
+                for r in range(self.repeats):
+                    row = self.run(rate, r, "load")
+                    by_load.setdefault(rate, []).append(row)
+                    self.echo(_line(row))
+            summaries = [load_summary(rate, rows) for rate, rows in by_load.items()]
+            measured = self._measured_saturation(summaries)
+        self.url = None
+        predicted = self._predicted_saturation(loads)
+        return {"config": str(self.config), "profile": str(self.zoo_path),
+                "frontend_profile": str(self.fe_path), "repeats": self.repeats,
+                "frontend": self.fe.model_dump(), "loads": summaries,
+                "runs": {f"{rate:g}": rows for rate, rows in by_load.items()},
+                "saturation": {**saturation_verdict(measured, predicted),
+                               "sim_at_loads": [s["sim"]["saturated"] for s in summaries]},
+                "bounds": {"mean_error_pct": MEAN_ERROR_PCT, "goodput_points": GOODPUT_POINTS,
+                           "throughput_error_pct": THROUGHPUT_ERROR_PCT}}
+
+    def _measured_saturation(self, summaries: list[dict[str, Any]]) -> float | None:
+        """Live bisection between the highest load that kept up and the lowest above it
+        that did not (None when no load saturated the live system, or none kept up)."""
+        kept = [s["rate_rps"] for s in summaries if not s["live"]["saturated"]]
+        lost = [s["rate_rps"] for s in summaries if s["live"]["saturated"]]
+        if not kept or not lost:
+            return None
+        lo = max(kept)
+        above = [r for r in lost if r > lo]
+        if not above:
+            return None
+        hi = min(above)
+        return bisect_saturation(
+            lambda rate: bool(self.run(rate, 0, "bisect")["live"]["saturated"]),
+            lo, hi, BISECT_LIVE_STEPS)
+
+    def _predicted_saturation(self, loads: list[float]) -> float | None:
+        """Simulated bisection over [min load / 4, 4 x max load] (None: not saturated even
+        at the top)."""
+        def sat(rate: float) -> bool:
+            return bool(self.run(rate, 0, "predict")["sim"]["saturated"])
+
+        lo, hi = min(loads) / 4, max(loads) * 4
+        if sat(lo) or not sat(hi):
+            return None
+        return bisect_saturation(sat, lo, hi, BISECT_SIM_STEPS)
+
+
+def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_name: str,
+                     repeats: int = 30, echo: Callable[[str], None] = print
+                     ) -> FrontendProfile:
+    """Serve ``config`` live and probe it (:mod:`serve.frontend_probe`); the profile is
+    written to ``out`` (the raw bursts beside it, ``.bursts.json``)."""
+    from serve.frontend_probe import probe
+
+    token = new_key()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with live_server_process(config, log_dir / "frontend-probe.log",
+                             admin_token=token) as proc:
+        meta = zoo.metadata
+        from zoo_profiles.datasets import load_dataset
+
+        inputs = load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed).test.x
+        result, raw = probe(proc.url, proc.pid, zoo, inputs, admin_token=token,
+                            zoo_profile=zoo_name, repeats=repeats, echo=echo)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_yaml(out, result.model_dump())
+    write_json(out.with_suffix(".bursts.json"), raw)
+    return result
+
+
+def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
+                 profile: str | None = None, frontend_profile: str | None = None,
+                 requests: int | None = None, repeats: int = 3, progress: bool = True,
+                 echo: Callable[[str], None] = print, probe_repeats: int = 30
+                 ) -> dict[str, Any]:
+    """The whole check (module docstring); writes ``simcheck.json`` and ``simcheck.md``."""
+    check = Check(config, out_dir, profile=profile, frontend_profile=frontend_profile,
+                  requests=requests, repeats=repeats, progress=progress, echo=echo,
+                  probe_repeats=probe_repeats)
+    results = check.check(loads)
     write_json(out_dir / "simcheck.json", results)
     (out_dir / "simcheck.md").write_text(table(results))
     return results
@@ -356,46 +404,53 @@ def _profile(ref: str, base_dir: Path, given: str | None, out_dir: Path, progres
 
 
 def _line(row: dict[str, Any]) -> str:
-    e = row["error_pct"]
-    return (f"{row['rate_rps']:>7g} req/s: mean {row['live']['mean_ms']:.3f} ms live, "
-            f"{row['sim']['mean_ms']:.3f} sim ({e['mean']:+.1f} %); p50 {e['p50']:+.1f} %, "
-            f"p99 {e['p99']:+.1f} %; goodput {row['live']['goodput']:.3f} vs "
-            f"{row['sim']['goodput']:.3f}; mix TVD {row['mix_tvd']:.3f}")
+    lv, sm, e = row["live"], row["sim"], row["errors"]
+    return (f"{row['rate_rps']:>7g} req/s #{row['repeat']}: mean {lv['mean_ms']:.2f} ms live, "
+            f"{sm['mean_ms']:.2f} sim ({e['mean_pct']:+.1f} %); goodput {lv['goodput']:.3f} vs "
+            f"{sm['goodput']:.3f}; throughput {lv['throughput_rps']:.0f} vs "
+            f"{sm['throughput_rps']:.0f}/s; saturated {lv['saturated']} vs {sm['saturated']}")
+
+
+def _pm(s: dict[str, float], fmt: str) -> str:
+    """``mean (min-max)`` of a figure over the repeats."""
+    if not math.isfinite(s["mean"]):
+        return "-"
+    return f"{s['mean']:{fmt}} ({s['min']:{fmt}} to {s['max']:{fmt}})"
 
 
 def table(results: dict[str, Any]) -> str:
-    """simcheck.md: one row per load."""
+    """simcheck.md: one row per load (means over the repeats, their range in brackets)."""
+    fe = results["frontend"]["frontend"]
+    sat = results["saturation"]
     lines = [
         "# Simulator against the live server",
         "",
-        f"Profile: `{results['profile']}`. At each load, a calibration run of "
-        f"{results['calibration_requests']} other requests of the same workload (seed + "
-        f"{CALIBRATION_SEED_OFFSET}) measured the front-end overhead per request (client "
-        "latency - server latency; the simulator draws from these samples) and fitted live "
-        "batch times to the profile (`time_scale` x profiled + `dispatch_ms`, the `zoo` "
-        "settings of both the simulator and the server compared).",
+        f"Profiles: `{results['profile']}` and `{results['frontend_profile']}` (front-end "
+        f"setup {fe['setup_ms']:.3f} ms per wake-up). {results['repeats']} repeats per load "
+        "(seed + repeat); figures are means over the repeats, with their range.",
         "",
-        "| load req/s | overhead ms median / mean | time_scale, dispatch ms | mean ms live / sim "
-        "| error "
-        "| P50 error | P99 error | goodput live / sim | mix TVD | server-side mean error |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| load req/s | mean ms live / sim | mean error | P50 error | P99 error "
+        "| goodput live / sim | throughput /s live / sim | saturated live / sim | verdict |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in results["loads"]:
-        e = r["error_pct"]
-        fe, fit = r["calibration"]["frontend_ms"], r["calibration"]["service"]
+    for s in results["loads"]:
+        e = s["errors"]
         lines.append(
-            f"| {r['rate_rps']:g} | {fe['median']:.3f} / {fe['mean']:.3f} | "
-            f"{fit['time_scale']:.2f}, {fit['dispatch_ms']:.3f} | "
-            f"{r['live']['mean_ms']:.3f} / {r['sim']['mean_ms']:.3f} | "
-            f"{e['mean']:+.1f} % | {e['p50']:+.1f} % | {e['p99']:+.1f} % | "
-            f"{r['live']['goodput']:.3f} / {r['sim']['goodput']:.3f} | {r['mix_tvd']:.3f} | "
-            f"{r['server_side']['error_pct']:+.1f} % |")
-    lines += ["", "Per-model selection share (live / sim):", ""]
-    models = sorted({m for r in results["loads"] for m in r["mix"]})
-    lines.append("| load req/s | " + " | ".join(models) + " |")
-    lines.append("|---:|" + "---:|" * len(models))
-    for r in results["loads"]:
-        cells = [f"{r['mix'].get(m, {}).get('live', 0):.3f} / "
-                 f"{r['mix'].get(m, {}).get('sim', 0):.3f}" for m in models]
-        lines.append(f"| {r['rate_rps']:g} | " + " | ".join(cells) + " |")
+            f"| {s['rate_rps']:g} | {s['live']['mean_ms']['mean']:.2f} / "
+            f"{s['sim']['mean_ms']['mean']:.2f} | {_pm(e['mean_pct'], '+.1f')} % | "
+            f"{_pm(e['p50_pct'], '+.1f')} % | {_pm(e['p99_pct'], '+.1f')} % | "
+            f"{s['live']['goodput']['mean']:.3f} / {s['sim']['goodput']['mean']:.3f} | "
+            f"{s['live']['throughput_rps']['mean']:.0f} / "
+            f"{s['sim']['throughput_rps']['mean']:.0f} | "
+            f"{'yes' if s['live']['saturated'] else 'no'} / "
+            f"{'yes' if s['sim']['saturated'] else 'no'} | "
+            f"{'ok' if s['verdict']['ok'] else 'OUT'}: {s['verdict']['why']} |")
+    m, p = sat["measured_rps"], sat["predicted_rps"]
+    lines += ["", "Saturation point: measured "
+              + (f"{m:.0f} req/s" if m is not None and math.isfinite(m) else "not bracketed")
+              + ", predicted " + (f"{p:.0f} req/s" if p is not None and math.isfinite(p)
+                                  else "not found")
+              + (f" ({sat['error_pct']:+.1f} %: {'ok' if sat['ok'] else 'OUT'})"
+                 if sat["error_pct"] is not None and math.isfinite(sat["error_pct"]) else "")
+              + "."]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""The simulator against the live server: the comparison's arithmetic, and a small real run."""
+"""The simulator against the live server: the figures, verdicts and fits (pure functions, on
+both sides of every threshold), and a small real run with its resume."""
 
 from __future__ import annotations
 
@@ -15,64 +16,139 @@ import pytest
 import yaml
 
 from serve import simcheck
-from serve.simcheck import at_rate, compare, overhead_ms, run_simcheck, service_fit
+from serve.frontend_probe import BURSTS, GAPS_MS, Burst, cooling_fit, frontend_profile
+from serve.simcheck import at_rate, run_simcheck
+from serve.simcheck_figures import (
+    GOODPUT_POINTS,
+    KEEP_UP,
+    MEAN_ERROR_PCT,
+    THROUGHPUT_ERROR_PCT,
+    bisect_saturation,
+    errors,
+    load_summary,
+    run_figures,
+    saturated,
+    saturation_verdict,
+    service_fit,
+)
 from sim.errors import ConfigError
 from sim.profiles import load_profile
 from tests.helpers import REPO
 
 CONFIG = REPO / "experiments" / "simcheck_mnist5k.yaml"
-ZOO_MODELS = {m.name for m in load_profile("mnist5k-cpu").models}
 
 
-def frames(lat: list[float], models: list[str], server_lat: list[float] | None = None
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    n = len(lat)
-    live = pd.DataFrame({"scheduled_s": np.arange(n, dtype=float), "status": 200,
-                         "latency_ms": lat, "server_latency_ms": server_lat or lat,
-                         "lat_req_ms": 5.0, "met_accuracy": True, "model": models})
-    sim = pd.DataFrame({"arrival_s": np.arange(n, dtype=float), "latency_ms": server_lat or lat,
-                        "lat_req_ms": 5.0, "met_accuracy": True, "model": models})
-    return live, sim
+# -- saturation and the figures of a run ---------------------------------------------------------
+def test_saturation_verdict_on_both_sides_of_its_thresholds() -> None:
+    assert not saturated(100.0, 100.0 * KEEP_UP + 0.1, 1.0)
+    assert saturated(100.0, 100.0 * KEEP_UP - 0.1, 1.0)
+    assert not saturated(100.0, 100.0, 2.9)
+    assert saturated(100.0, 100.0, 3.1)
 
 
-def test_identical_runs_compare_with_no_error() -> None:
-    live, sim = frames([1.0, 2.0, 3.0, 10.0], ["a", "a", "b", "b"])
-    row = compare(live, sim, np.zeros(3), np.random.default_rng(0))
-    assert row["error_pct"] == {"mean": 0.0, "p50": 0.0, "p99": 0.0}
-    assert row["mix_tvd"] == 0.0 and row["goodput_error_points"] == 0.0
-    assert row["live"]["goodput"] == 0.75          # the 10 ms request misses its 5 ms target
+def steady(n: int, rate: float, latency_s: float | np.ndarray) -> dict[str, Any]:
+    sent = np.arange(n) / rate
+    done = sent + latency_s
+    return run_figures(sent, done, np.ones(n, bool), np.full(n, 5.0), np.ones(n, bool),
+                       pd.Series(["a"] * (n // 2) + ["b"] * (n - n // 2)), warmup_s=0.0)
 
 
-def test_overhead_is_drawn_from_the_calibration_samples() -> None:
-    live, sim = frames([3.0] * 200, ["a"] * 200, server_lat=[1.0] * 200)
-    over = overhead_ms(live)
-    assert np.allclose(over, 2.0)
-    row = compare(live, sim, over, np.random.default_rng(0))
-    assert row["sim"]["mean_ms"] == pytest.approx(3.0)
-    assert row["server_side"]["error_pct"] == pytest.approx(0.0)
-    spread = compare(live, sim, np.array([0.0, 4.0]), np.random.default_rng(0))
-    assert spread["sim"]["p99_ms"] == pytest.approx(5.0) and spread["sim"]["p50_ms"] in (1, 3, 5)
+def test_a_run_that_keeps_up() -> None:
+    f = steady(1000, 100.0, 0.004)
+    assert f["mean_ms"] == pytest.approx(4.0) and f["p99_ms"] == pytest.approx(4.0)
+    assert f["goodput"] == 1.0 and f["offered_rps"] == pytest.approx(100.0, rel=0.01)
+    assert f["throughput_rps"] == pytest.approx(100.0, rel=0.01)
+    assert f["growth"] == pytest.approx(1.0) and not f["saturated"]
+    assert f["mix"] == {"a": 0.5, "b": 0.5}
 
 
-def test_selection_mix_distance() -> None:
-    live, sim = frames([1.0] * 4, ["a", "a", "a", "b"])
-    sim["model"] = ["a", "b", "b", "b"]
-    row = compare(live, sim, np.zeros(1), np.random.default_rng(0))
-    assert row["mix_tvd"] == pytest.approx(0.5)
-    assert row["mix"]["a"] == {"live": 0.75, "sim": 0.25}
+def test_a_run_whose_backlog_grows() -> None:
+    """Served at 80/s while offered 100/s: latency grows with the run, throughput falls
+    short; both say saturated, and the throughput is the service rate."""
+    n = 1000
+    sent = np.arange(n) / 100.0
+    done = np.arange(1, n + 1) / 80.0
+    f = run_figures(sent, done, np.ones(n, bool), np.full(n, 5.0), np.ones(n, bool),
+                    pd.Series(["a"] * n), warmup_s=0.0)
+    assert f["saturated"] and f["growth"] > 3.0
+    assert f["throughput_rps"] == pytest.approx(80.0, rel=0.02)
+    assert f["goodput"] < 0.01
 
 
-def test_service_fit_recovers_scale_and_dispatch() -> None:
-    prof = load_profile("mnist5k-cpu")
-    rows = []
-    for i, (m, b) in enumerate([(0, 1), (3, 1), (3, 4), (6, 1), (7, 2), (7, 8)]):
-        spec = prof.models[m]
-        live_ms = 1.3 * spec.latency_p50(b) + 0.4
-        rows.append({"batch_id": i, "model": spec.name, "batch_size": b, "start_s": float(i),
-                     "finish_s": i + live_ms / 1000})
-    fit = service_fit(pd.DataFrame(rows), prof)
-    assert fit["time_scale"] == pytest.approx(1.3) and fit["dispatch_ms"] == pytest.approx(0.4)
-    assert fit["batches"] == 6 and fit["kinds"] == 6 and fit["cv"] < 1e-5
+def test_goodput_counts_unanswered_requests_against_it() -> None:
+    n = 100
+    sent = np.arange(n) / 10.0
+    done = sent + 0.004
+    answered = np.arange(n) % 2 == 0
+    f = run_figures(sent, done, answered, np.full(n, 5.0), np.ones(n, bool),
+                    pd.Series(["a"] * n), warmup_s=0.0)
+    assert f["goodput"] == pytest.approx(0.5) and f["answered"] == 50
+    late = run_figures(sent, sent + 0.006, np.ones(n, bool), np.full(n, 5.0), np.ones(n, bool),
+                       pd.Series(["a"] * n), warmup_s=0.0)
+    assert late["goodput"] == 0.0
+
+
+def test_errors_of_the_simulator() -> None:
+    live, sim = steady(400, 100.0, 0.004), steady(400, 100.0, 0.0045)
+    e = errors(live, sim)
+    assert e["mean_pct"] == pytest.approx(12.5) and e["goodput_points"] == pytest.approx(0.0)
+    assert e["saturation_agrees"] and e["mix_tvd"] == 0.0
+
+
+def row(live_mean: float, sim_mean: float, live_sat: bool = False, sim_sat: bool = False,
+        live_thr: float = 100.0, sim_thr: float = 100.0, goodput: tuple[float, float] = (0.5, 0.5)
+        ) -> dict[str, Any]:
+    def fig(mean: float, sat: bool, thr: float, good: float) -> dict[str, Any]:
+        return {"mean_ms": mean, "p50_ms": mean, "p99_ms": mean, "goodput": good,
+                "throughput_rps": thr, "saturated": sat, "mix": {"a": 1.0}}
+
+    lv, sm = fig(live_mean, live_sat, live_thr, goodput[0]), fig(sim_mean, sim_sat, sim_thr,
+                                                                  goodput[1])
+    return {"live": lv, "sim": sm, "errors": errors(lv, sm)}
+
+
+def test_load_verdict_below_saturation_on_both_sides() -> None:
+    within = 1 + (MEAN_ERROR_PCT - 1) / 100
+    beyond = 1 + (MEAN_ERROR_PCT + 1) / 100
+    assert load_summary(100, [row(10, 10 * within)] * 3)["verdict"]["ok"]
+    assert not load_summary(100, [row(10, 10 * beyond)] * 3)["verdict"]["ok"]
+    g = GOODPUT_POINTS / 100
+    assert load_summary(100, [row(10, 10, goodput=(0.5, 0.5 + g - 0.01))])["verdict"]["ok"]
+    assert not load_summary(100, [row(10, 10, goodput=(0.5, 0.5 + g + 0.01))])["verdict"]["ok"]
+    # a simulator that calls a live system saturated which is not fails, whatever the means
+    assert not load_summary(100, [row(10, 10, sim_sat=True)])["verdict"]["ok"]
+
+
+def test_load_verdict_past_saturation_on_both_sides() -> None:
+    t = THROUGHPUT_ERROR_PCT / 100
+    ok = load_summary(900, [row(500, 900, True, True, 800, 800 * (1 + t - 0.01))] * 3)
+    assert ok["live"]["saturated"] and ok["verdict"]["ok"]
+    assert not load_summary(900, [row(500, 900, True, True, 800, 800 * (1 + t + 0.01))]
+                            )["verdict"]["ok"]
+    assert not load_summary(900, [row(500, 9, True, False, 800, 800)])["verdict"]["ok"]
+
+
+def test_spread_over_repeats() -> None:
+    s = load_summary(100, [row(10, 9), row(10, 10), row(10, 11)])
+    assert s["errors"]["mean_pct"]["mean"] == pytest.approx(0.0)
+    assert s["errors"]["mean_pct"]["min"] == pytest.approx(-10.0)
+    assert s["errors"]["mean_pct"]["max"] == pytest.approx(10.0)
+    assert s["errors"]["mean_pct"]["sd"] == pytest.approx(10.0)
+    assert s["repeats"] == 3
+
+
+def test_saturation_point_verdict_and_bisection() -> None:
+    assert saturation_verdict(1000.0, 1140.0)["ok"]
+    assert not saturation_verdict(1000.0, 1160.0)["ok"]
+    assert saturation_verdict(None, 1000.0)["ok"] is None
+    runs: list[float] = []
+
+    def sat(rate: float) -> bool:
+        runs.append(rate)
+        return rate > 700.0
+
+    found = bisect_saturation(sat, 100.0, 1600.0, 12)
+    assert found == pytest.approx(700.0, rel=0.01) and len(runs) == 12
 
 
 def test_load_is_set_by_scaling_every_tenant_rate() -> None:
@@ -85,37 +161,115 @@ def test_load_is_set_by_scaling_every_tenant_rate() -> None:
         at_rate({"tenants": [{"arrivals": {"type": "azure_functions_2019"}}]}, 100, None)
 
 
+def test_service_fit_recovers_scale_and_dispatch() -> None:
+    prof = load_profile("mnist5k-cpu")
+    rows = []
+    for i, (m, b) in enumerate([(0, 1), (3, 1), (3, 4), (6, 1), (7, 2), (7, 8)]):
+        spec = prof.models[m]
+        live_ms = 1.3 * spec.latency_p50(b) + 0.4
+        rows.append({"batch_id": i, "model": spec.name, "batch_size": b, "start_s": float(i),
+                     "finish_s": i + live_ms / 1000})
+    fit = service_fit(pd.DataFrame(rows), prof)
+    assert fit["time_scale"] == pytest.approx(1.3) and fit["dispatch_ms"] == pytest.approx(0.4)
+
+
+# -- the front-end probe's fit -------------------------------------------------------------------
+def synthetic_bursts(ingress: float, egress: float, dispatch: float, setup: float,
+                     cold: float, cooling: float, worker: float, client: float,
+                     noise: float, seed: int = 0
+                     ) -> tuple[list[Burst], dict[int, tuple[int, float]]]:
+    """Bursts whose CPU follows the probe's model (plus noise; 0.1 ms for the measurement
+    itself, which the empty bursts show): the fit must give the costs back."""
+    rng = np.random.default_rng(seed)
+
+    def wake(gap: float) -> float:
+        return setup + cold * (1 - math.exp(-gap / cooling))
+
+    bursts, batches, rid, bid = [], {}, 0, 0
+    for _ in range(20):
+        for k in (0, *BURSTS):
+            for kind in ("one", "many", "refused"):
+                n_ok = 0 if kind == "refused" else k
+                n_bad = k if kind == "refused" else 0
+                n_b = (1 if k else 0) if kind == "one" else n_ok
+                ids = list(range(rid, rid + n_ok))
+                for j, i in enumerate(ids):
+                    batches[i] = (bid + (0 if kind == "one" else j), 1.0)
+                rid += n_ok
+                bid += n_b
+                wakes = (0 if not k else 1 if kind == "refused" else 3) * wake(30.0)
+                cpu = 0.1 + n_ok * (ingress + egress) + n_bad * ingress + n_b * dispatch \
+                    + wakes + rng.normal(0, noise)
+                wcpu = n_b * (1.0 + worker) + (0.2 if n_b else 0.0) + rng.normal(0, noise)
+                ccpu = k * client + (0.3 if k else 0.0) + rng.normal(0, noise)
+                bursts.append(Burst(n_ok, n_bad, (cpu, 0), (wcpu, 0), (ccpu, 0), ids))
+        for gap in GAPS_MS:
+            cpu = 0.1 + ingress + wake(gap) + rng.normal(0, noise)
+            bursts.append(Burst(0, 1, (cpu, 0), (0.0, 0), (client + 0.3, 0), [], gap,
+                                sweep=True))
+    return bursts, batches
+
+
+def test_probe_fit_recovers_the_costs() -> None:
+    bursts, batches = synthetic_bursts(0.3, 0.2, 0.25, 0.15, 0.4, 3.0, 0.4, 0.3, noise=0.005)
+    p = frontend_profile(bursts, batches, cores=2, description="test", zoo_profile="z")
+    fe = p.frontend
+    assert fe.ingress.mean_ms == pytest.approx(0.3, abs=0.02)
+    assert fe.egress.mean_ms == pytest.approx(0.2, abs=0.02)
+    assert fe.dispatch.mean_ms == pytest.approx(0.25, abs=0.02)
+    assert fe.setup_ms == pytest.approx(0.15, abs=0.03)
+    assert fe.cold_ms == pytest.approx(0.4, abs=0.05)
+    assert fe.cooling_ms == pytest.approx(3.0, rel=0.3)
+    assert p.worker.dispatch_ms == pytest.approx(0.4, abs=0.02)
+    assert p.client is not None
+    assert p.client.send.mean_ms + p.client.receive.mean_ms == pytest.approx(0.3, abs=0.03)
+    # other costs, other answer: the fit is not a constant
+    other, b2 = synthetic_bursts(0.6, 0.1, 0.0, 0.05, 0.0, 1.0, 0.1, 0.1, noise=0.005,
+                                 seed=1)
+    q = frontend_profile(other, b2, cores=2, description="test", zoo_profile="z")
+    assert q.frontend.ingress.mean_ms == pytest.approx(0.6, abs=0.02)
+    assert q.frontend.setup_ms + q.frontend.cold_ms == pytest.approx(0.05, abs=0.03)
+
+
+def test_cooling_fit_on_both_sides() -> None:
+    gaps = np.array(GAPS_MS)
+    for tau in (0.5, 5.0, 50.0):
+        setup, cold, cooling = cooling_fit(gaps, 0.2 + 0.5 * -np.expm1(-gaps / tau))
+        assert (setup, cold) == pytest.approx((0.2, 0.5), abs=0.02)
+        assert cooling == pytest.approx(tau, rel=0.1)
+
+
+# -- a real run ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_small_simcheck_against_a_real_server_and_its_resume(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = yaml.safe_load(CONFIG.read_text())
-    cfg["warmup_s"] = 0.5
+    cfg["warmup_s"] = 0.2
     path = tmp_path / "check.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "out"
-    kw: dict[str, Any] = {"profile": "mnist5k-cpu", "requests": 300,
-                          "calibration_requests": 150, "progress": False, "echo": lambda _: None}
+    kw: dict[str, Any] = {"profile": "mnist5k-cpu", "requests": 200, "repeats": 1,
+                          "probe_repeats": 3, "progress": False, "echo": lambda _: None}
     res = run_simcheck(path, out, [60.0, 150.0], **kw)
-    assert [r["rate_rps"] for r in res["loads"]] == [60.0, 150.0]
-    for r in res["loads"]:
-        assert r["live"]["requests"] > 150 and r["sim"]["requests"] > 150
-        # the errors and the mix distance are measured, not bounded: how close the simulator
-        # comes (and, as the policy weighs queues, which models it picks) depends on how busy
-        # the machine is (README, "Simulator against reality", has the figures)
-        assert all(math.isfinite(v) for v in r["error_pct"].values())
-        assert 0.0 <= r["mix_tvd"] <= 1.0 and set(r["mix"]) <= ZOO_MODELS
-    for rate in (60, 150):
-        cal = json.loads((out / "loads" / f"{rate}-calibration.json").read_text())
-        assert cal["frontend_ms"]["median"] > 0 and len(cal["frontend_ms"]["samples"]) >= 40
-        assert cal["service"]["time_scale"] > 0 and cal["service"]["dispatch_ms"] >= 0
+    assert [s["rate_rps"] for s in res["loads"]] == [60.0, 150.0]
+    for s in res["loads"]:
+        # measured, not bounded: how close the simulator comes depends on how busy the
+        # machine is (docs/results/simcheck.md has the figures)
+        assert math.isfinite(s["errors"]["mean_pct"]["mean"])
+        assert 0.0 <= s["errors"]["mix_tvd"]["mean"] <= 1.0
+        assert isinstance(s["verdict"]["ok"], bool)
+    fe_file = out / "profile" / "mnist5k-cpu-frontend.yaml"
+    assert fe_file.is_file() and (out / "profile" / "mnist5k-cpu-frontend.bursts.json").is_file()
+    assert res["frontend"]["frontend"]["ingress"]["samples"] >= 1
     assert json.loads((out / "simcheck.json").read_text())["loads"][1]["rate_rps"] == 150.0
     assert "| 150 |" in (out / "simcheck.md").read_text()
-    assert (out / "loads" / "live-60.parquet").is_file()
+    assert (out / "runs" / "live-60-0.parquet").is_file()
 
     def no_more_runs(*_: Any, **__: Any) -> Any:
         raise AssertionError("a finished step ran again")
 
-    monkeypatch.setattr(simcheck, "live_server", no_more_runs)
+    monkeypatch.setattr(simcheck, "live_server_process", no_more_runs)
+    monkeypatch.setattr(simcheck, "measure_frontend", no_more_runs)
     again = run_simcheck(path, out, [60.0, 150.0], **kw)
     assert again["loads"] == res["loads"]
 
@@ -124,9 +278,19 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
     (["--loads", "fast"], "--loads"),
     (["--loads", "0"], "positive"),
     (["--profile", "nope"], "nope"),
+    (["--repeats", "0"], "--repeats"),
+    (["--frontend-profile", "missing.yaml", "--profile", "mnist5k-cpu"], "missing.yaml"),
 ])
 def test_simcheck_cli_bad_input_exits_2(tmp_path: Path, args: list[str], says: str) -> None:
     r = subprocess.run([sys.executable, "-m", "sim", "simcheck", str(CONFIG), "-o",
                         str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert says in r.stderr and "Traceback" not in r.stderr
+
+
+def test_frontend_profile_cli_bad_input_exits_2(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "sim", "frontend", "profile", "--zoo", "nope",
+                        "-o", str(tmp_path / "f.yaml")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "nope" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,403 @@
+"""Measure a machine's front-end profile (:mod:`sim.frontend_profile`) on a live server.
+
+Issue 18: the simulator's front-end model needs what a request costs, in CPU, outside the
+forward pass, on this machine: for the server's event-loop thread (``ingress``, per batch
+``dispatch``, ``egress``, and per wake-up ``setup``), for each worker process beyond
+the profiled forward pass, and for the load generator (``client``). They are measured once,
+by a microbenchmark from idle, never at the loads the simulator is then asked to predict:
+
+1. a live server of the scenario (``zoosim serve``, records on, model names accepted and
+   batches waiting :data:`PROBE_BATCH_TIMEOUT_MS` to fill: :func:`probe_config`) is sent
+   **bursts** of k requests at once, k in :data:`BURSTS`, with a pause before each so that
+   each starts from idle: k requests for one model (one batch), for k models (k batches),
+   or refused after parsing (a latency target above ``api.max_latency_ms``: a 422, which
+   costs the ingress and a short answer only), and empty bursts (nothing sent: what the
+   measurement itself costs);
+2. around each burst the probe reads the CPU time (``/proc/<pid>/task/<tid>/schedstat``,
+   nanoseconds) of the server's event-loop thread, of the worker processes and of its own
+   thread (the client, a :class:`serve.wire.WireClient` as the load generator uses), and
+   the times each went to sleep (``voluntary_ctxt_switches``, kept with the raw bursts);
+   the server's records say which batches ran (model, size);
+3. the costs, from differences: a request's hot cost is the slope of a burst's CPU
+   against its size (the others in the burst already paid the wake-ups): for refused
+   requests, ``ingress``; for requests of one batch, ``ingress + egress``; for requests of
+   one batch each, that plus ``dispatch`` per batch. A wake-up's cost comes from a sweep
+   of lone refused requests after 0.25 to 32 ms asleep: what each costs beyond
+   ``ingress`` is ``setup + cold * (1 - exp(-t / cooling))`` (a wake-up costs something
+   however short the sleep, and more as the caches go cold), fitted by least squares
+   (:func:`cooling_fit`). The simulator's :class:`sim.host.Station` charges that to a job
+   that finds its process asleep, so under load, when the loop rarely sleeps and then
+   briefly, the CPU per request falls towards the hot cost, as it does live. The worker's
+   cost per batch beyond the profiled forward pass: hot, the slope over bursts of one
+   batch per request (served back to back), and a lone batch's remainder as its wake-up;
+   the client's: its slope, and a lone request's remainder over :data:`CLIENT_WAKEUPS`,
+   split evenly between send and receive (the probe cannot tell them apart); the worker's
+   and the client's wake-ups split between ``setup`` and ``cold`` in the server's shares;
+4. each per-request cost's distribution is its mean plus the spread of single requests'
+   costs around their median, kept as quantiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sim.errors import UserError
+from sim.frontend_profile import (
+    ClientCosts,
+    Cost,
+    FrontendProfile,
+    Machine,
+    ServerCosts,
+    WorkerCosts,
+)
+from sim.profiles import ZooProfile
+
+BURSTS = (1, 2, 4, 8)
+"""Requests sent at once in the probe's bursts."""
+GAPS_MS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+"""Idle times before the lone refused requests of the cooling sweep."""
+REFUSED_LATENCY_MS = 1e9
+"""A latency target every server refuses (above any ``api.max_latency_ms``): a 422."""
+PROBE_BATCH_TIMEOUT_MS = 25.0
+"""The probe's server waits this long for a batch to fill, so that a burst for one model is
+one batch (the costs measured do not depend on the timeout)."""
+
+
+def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
+    """The probed server: the scenario's, taking model names (so that the probe chooses
+    each request's model, hence the batches) and waiting at least
+    :data:`PROBE_BATCH_TIMEOUT_MS` for a batch to fill."""
+    import copy
+
+    d = copy.deepcopy(serve_data)
+    cluster = d.setdefault("cluster", {})
+    cluster["batch_timeout_ms"] = max(float(cluster.get("batch_timeout_ms", 0.0)),
+                                      PROBE_BATCH_TIMEOUT_MS)
+    if int(cluster.get("max_batch", 1)) < max(BURSTS):
+        cluster["max_batch"] = max(BURSTS)
+    d["api"] = {**d.get("api", {}), "model_api": True, "records": True, "port": 0}
+    return d
+
+
+# -- counters of threads and processes ----------------------------------------------------------
+def _task_counters(path: str) -> tuple[int, int]:
+    """(CPU ns, voluntary context switches) of one thread."""
+    with open(f"{path}/schedstat") as f:
+        cpu = int(f.read().split()[0])
+    with open(f"{path}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return cpu, int(line.split()[1])
+    return cpu, 0
+
+
+def thread_counters(pid: int, tid: int) -> tuple[float, int]:
+    """CPU ms and voluntary context switches of thread ``tid`` of process ``pid``."""
+    cpu, sw = _task_counters(f"/proc/{pid}/task/{tid}")
+    return cpu / 1e6, sw
+
+
+def process_counters(pid: int) -> tuple[float, int]:
+    """CPU ms and voluntary context switches summed over every thread of ``pid``."""
+    cpu = sw = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            c, s = _task_counters(f"/proc/{pid}/task/{tid}")
+        except OSError:  # a thread that ended meanwhile
+            continue
+        cpu += c
+        sw += s
+    return cpu / 1e6, sw
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """The server's worker processes (its children but multiprocessing's resource tracker)."""
+    kids: list[int] = []
+    for tid in os.listdir(f"/proc/{server_pid}/task"):
+        try:
+            with open(f"/proc/{server_pid}/task/{tid}/children") as f:
+                kids += [int(p) for p in f.read().split()]
+        except OSError:
+            continue
+    out = []
+    for pid in kids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmd:
+            out.append(pid)
+    return out
+
+
+# -- the bursts --------------------------------------------------------------------------------
+@dataclass
+class Burst:
+    """One burst's requests and what each process spent on it: (CPU ms, wake-ups) of the
+    server's event loop, the workers and the client."""
+
+    ok: int
+    refused: int
+    server: tuple[float, int]
+    workers: tuple[float, int]
+    client: tuple[float, int]
+    ids: list[int] = field(default_factory=list)
+    """The server ids of its answered requests (to find their batches)."""
+    gap_ms: float = 30.0
+    """How long the processes idled before it."""
+    sweep: bool = False
+    """One of the cooling sweep's lone refused requests (after ``gap_ms`` asleep)."""
+
+
+def _diff(a: tuple[float, int], b: tuple[float, int]) -> tuple[float, int]:
+    return b[0] - a[0], b[1] - a[1]
+
+
+async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refused: list[bytes],
+                     repeats: int, gap_s: float = 0.03,
+                     echo: Callable[[str], None] = lambda _: None) -> list[Burst]:
+    """``repeats`` rounds of bursts: none (the measurement's own cost), and of each size in
+    :data:`BURSTS` ordinary requests for one model (one batch), for several models, and
+    refused ones. ``bodies`` are ordinary request bodies grouped by the model they ask for."""
+    import threading
+
+    from serve.wire import WireClient
+
+    if not os.path.isdir(f"/proc/{server_pid}/task"):
+        raise UserError("zoosim frontend profile reads /proc: it runs on Linux only")
+    workers = worker_pids(server_pid)
+    me_pid, me_tid = os.getpid(), threading.get_native_id()
+    headers = {"Content-Type": "application/json"}
+    out: list[Burst] = []
+    i = 0
+
+    def counters() -> tuple[tuple[float, int], tuple[float, int]]:
+        w = [process_counters(p) for p in workers]
+        return (thread_counters(server_pid, server_pid),
+                (sum(c for c, _ in w), sum(s for _, s in w)))
+
+    async with WireClient(url, max_connections=max(BURSTS)) as client:
+        for k in BURSTS:  # open the connections once, so no burst pays for a connect
+            await asyncio.gather(*[client.get("/v1/health", headers) for _ in range(k)])
+        kinds = [("none", 0)] + [(kind, k) for k in BURSTS
+                                 for kind in ("one model", "models", "refused")]
+        for rep in range(repeats):
+            for kind, k in kinds:
+                if kind == "refused":
+                    batch = [refused[(i + j) % len(refused)] for j in range(k)]
+                elif kind == "one model":
+                    group = bodies[i % len(bodies)]
+                    batch = [group[(i + j) % len(group)] for j in range(k)]
+                else:
+                    batch = [bodies[(i + j) % len(bodies)][j] for j in range(k)]
+                i += max(k, 1)
+                await asyncio.sleep(gap_s)
+                s0, w0 = counters()
+                c0 = thread_counters(me_pid, me_tid)
+                answers = await asyncio.gather(*[client.post("/v1/classify", b, headers)
+                                                 for b in batch])
+                c1 = thread_counters(me_pid, me_tid)
+                await asyncio.sleep(gap_s / 3)  # the server's last writes settle
+                s1, w1 = counters()
+                status = [st for st, _ in answers]
+                want = 422 if kind == "refused" else 200
+                if any(st != want for st in status):
+                    raise UserError(f"frontend probe: expected {want} answers, got {status}")
+                ids = [] if want == 422 else [int(json.loads(body)["id"]) for _, body in answers]
+                out.append(Burst(len(ids), k - len(ids), _diff(s0, s1), _diff(w0, w1),
+                                 _diff(c0, c1), ids))
+            echo(f"frontend probe: round {rep + 1}/{repeats}")
+        for _ in range(repeats):  # the cooling sweep: one refused request after each gap
+            for gap in GAPS_MS:
+                await asyncio.sleep(gap_s)
+                await client.post("/v1/classify", refused[i % len(refused)], headers)
+                i += 1
+                await asyncio.sleep(gap / 1000)
+                s0, w0 = counters()
+                c0 = thread_counters(me_pid, me_tid)
+                st, _ = await client.post("/v1/classify", refused[i % len(refused)], headers)
+                c1 = thread_counters(me_pid, me_tid)
+                await asyncio.sleep(gap_s / 3)
+                s1, w1 = counters()
+                i += 1
+                if st != 422:
+                    raise UserError(f"frontend probe: expected 422, got {st}")
+                out.append(Burst(0, 1, _diff(s0, s1), _diff(w0, w1), _diff(c0, c1), [],
+                                 gap, sweep=True))
+    return out
+
+
+# -- the fit -----------------------------------------------------------------------------------
+def fit_costs(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative least squares ``y ~ X @ coef``; the coefficients and the residuals."""
+    from scipy.optimize import nnls
+
+    coef, _ = nnls(X, y)
+    return coef, y - X @ coef
+
+CLIENT_WAKEUPS = 2
+"""Times the simulator's client wakes for a request alone: to send it, to read its answer."""
+
+
+def slope(k: np.ndarray, cpu: np.ndarray) -> float:
+    """The least-squares slope of CPU against burst size: the cost of one more request in a
+    burst, whose wake-ups the others already paid (a hot request's cost)."""
+    if len(np.unique(k)) < 2:
+        raise UserError("frontend probe: too few burst sizes to fit")
+    return float(np.polyfit(k, cpu, 1)[0])
+
+
+def cooling_fit(gap_ms: np.ndarray, wake_ms: np.ndarray) -> tuple[float, float, float]:
+    """``(setup_ms, cold_ms, cooling_ms)``: what a wake-up costs, how much more after a long
+    sleep, and how fast a process cools, fitted to what lone requests cost beyond their hot
+    cost (``wake_ms``) after ``gap_ms`` asleep: ``wake = setup + cold * (1 - exp(-gap /
+    cooling))``, non-negative least squares for each ``cooling`` on a log grid from 0.05 to
+    500 ms, the best kept."""
+    best = (math.inf, 0.0, 0.0, 0.0)
+    for tau in np.geomspace(0.05, 500.0, 161):
+        X = np.column_stack([np.ones(len(gap_ms)), -np.expm1(-gap_ms / tau)])
+        coef, res = fit_costs(X, wake_ms)
+        err = float(res @ res)
+        if err < best[0]:
+            best = (err, float(coef[0]), float(coef[1]), float(tau))
+    return best[1], best[2], best[3]
+
+
+def cold_share(setup: float, cold: float, cooling: float, gap_ms: float) -> float:
+    """The share of a wake-up's cost after ``gap_ms`` that every wake-up pays (``setup``)."""
+    total = setup + cold * -math.expm1(-gap_ms / cooling) if cooling > 0 else setup + cold
+    return setup / total if total > 0 else 1.0
+
+
+def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]], *,
+                     cores: float, description: str, zoo_profile: str) -> FrontendProfile:
+    """The profile from the bursts (module docstring, 3-4). ``batches`` maps a server
+    request id to (its batch id, the profiled forward time of that batch in ms)."""
+    ok = np.array([b.ok for b in bursts], float)
+    bad = np.array([b.refused for b in bursts], float)
+    n = ok + bad
+    n_batches = np.array([len({batches[i][0] for i in b.ids}) for b in bursts], float)
+    forward = np.array([sum({batches[i][0]: batches[i][1] for i in b.ids}.values())
+                        for b in bursts])
+    gaps = np.array([b.gap_ms for b in bursts])
+    sweep = np.array([b.sweep for b in bursts])
+    empty = (n == 0) & ~sweep
+    refused = (bad > 0) & ~sweep
+    one = (ok > 0) & (n_batches == 1)
+    many = (ok > 0) & (n_batches == ok)
+
+    # the server's loop, less what the measurement itself costs (an empty burst's CPU)
+    srv = np.array([b.server[0] for b in bursts])
+    if empty.any():
+        srv = srv - np.median(srv[empty])
+    ingress = max(slope(n[refused], srv[refused]), 0.0)
+    both = max(slope(n[one], srv[one]), ingress)
+    dispatch = max(slope(n[many & (n > 1)], srv[many & (n > 1)]) - both, 0.0) \
+        if (many & (n > 1)).any() else 0.0
+    lone = one & (n == 1)
+    setup, cold, cooling = cooling_fit(gaps[sweep], srv[sweep] - ingress)
+    # the worker and the client wake as the server's loop does: the same share of a
+    # wake-up's cost is paid at every wake-up, the rest after a long sleep
+    share = cold_share(setup, cold, cooling, float(np.median(gaps[lone])))
+
+    def wake(total: float) -> dict[str, float]:
+        return {"setup_ms": total * share, "cold_ms": total * (1 - share),
+                "cooling_ms": cooling}
+
+    def spread(mean: float, x: np.ndarray) -> Cost:
+        """``mean`` with the spread of single requests' costs ``x`` around their median."""
+        return Cost.of(np.maximum(mean + x - np.median(x), 0.0)) if len(x) \
+            else Cost.constant(mean)
+
+    server = ServerCosts(ingress=spread(ingress, srv[refused & (n == 1)]),
+                         dispatch=Cost.constant(dispatch),
+                         egress=spread(both - ingress, srv[lone]), setup_ms=setup,
+                         cold_ms=cold, cooling_ms=cooling)
+
+    # a worker: per batch beyond the profiled forward pass, hot (the slope over the bursts
+    # of one batch per request, served back to back) and its wake-up (a lone batch's rest)
+    wk = np.array([b.workers[0] for b in bursts]) - forward
+    hot = max(slope(n_batches[many], wk[many]), 0.0)
+    worker = WorkerCosts(dispatch_ms=hot, **wake(max(float(np.median(wk[lone])) - hot, 0.0)))
+
+    # the client: per request (hot), and what a lone request costs beyond that per wake-up
+    cl = np.array([b.client[0] for b in bursts])
+    main = ~empty & ~sweep
+    per_request = max(slope(n[main], cl[main]), 0.0)
+    single = (n == 1) & ~sweep
+    c_setup = max((float(np.median(cl[single])) - per_request) / CLIENT_WAKEUPS, 0.0)
+    half = spread(per_request, cl[single]).quantiles_ms
+    half_cost = Cost(quantiles_ms=[q / 2 for q in half], samples=int(single.sum()))
+    client = ClientCosts(send=half_cost, receive=half_cost, **wake(c_setup))
+    return FrontendProfile(
+        machine=Machine(cores=cores, description=description), zoo_profile=zoo_profile,
+        method=(f"zoosim frontend profile: {len(bursts)} bursts of 0 or "
+                f"{'/'.join(map(str, BURSTS))} requests (for one model, for several, refused "
+                "after parsing) against a live server from idle; per-thread CPU (schedstat): "
+                "per-request and per-batch costs from the slopes over burst sizes, the "
+                "wake-up cost from a lone request's remainder"),
+        frontend=server, client=client, worker=worker)
+
+
+def machine_description() -> str:
+    """The processor and Python this was measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}; Python {platform.python_version()}"
+
+
+def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
+          admin_token: str, zoo_profile: str, repeats: int = 30,
+          cores: float | None = None,
+          echo: Callable[[str], None] = lambda _: None) -> tuple[FrontendProfile, dict[str, Any]]:
+    """Probe the live server at ``url`` (process ``server_pid``, records on, started with
+    ``admin_token``); the profile and the raw bursts (for the record)."""
+    from serve.client import fetch_server_records
+    from serve.protocol import encode_inputs
+    from sim.clock import run_precise
+
+    def body(j: int, model: str, latency_ms: float) -> bytes:
+        x = inputs[j % len(inputs)][None]
+        return json.dumps({"inputs": encode_inputs(x), "accuracy": 0.0, "model": model,
+                           "latency_ms": latency_ms}).encode()
+
+    # one group of bodies per model, each naming it (the probe's server takes model names),
+    # so a burst of one group is one batch and a burst across groups one batch per request
+    names = [m.name for m in profile.models]
+    bodies = [[body(j, name, 1000.0) for j in range(max(BURSTS))] for name in names]
+    refused = [body(j, names[0], REFUSED_LATENCY_MS) for j in range(max(BURSTS))]
+    bursts = run_precise(run_bursts(url, server_pid, bodies, refused, repeats, echo=echo))
+    records = fetch_server_records(url, admin_token)
+    if records is None:
+        raise UserError("frontend probe: the server keeps no records (api.records)")
+    by_name = {m.name: m for m in profile.models}
+    batches = {int(i): (int(b), by_name[str(m)].latency_p50(int(n)))
+               for i, b, m, n in zip(records["id"], records["batch_id"], records["model"],
+                                     records["batch_size"], strict=True)}
+    missing = [i for b in bursts for i in b.ids if i not in batches]
+    if missing:
+        raise UserError(f"frontend probe: the server has no records of {len(missing)} requests")
+    result = frontend_profile(bursts, batches, cores=cores or float(os.cpu_count() or 1),
+                              description=machine_description(), zoo_profile=zoo_profile)
+    raw = {"bursts": [{"ok": b.ok, "refused": b.refused, "server": b.server,
+                       "ids": b.ids, "gap_ms": b.gap_ms, "sweep": b.sweep,
+                       "workers": b.workers, "client": b.client,
+                       "batches": len({batches[i][0] for i in b.ids})} for b in bursts]}
+    return result, raw
