@@ -212,6 +212,7 @@ def configuration_reference() -> str:
     from experiments.study import StudyConfig
     from serve.config import ServeScenario
     from sim.config import Scenario
+    from sim.frontend_profile import FrontendProfile, Process
     from sim.summary import Summary
 
     done: list[type[BaseModel]] = []
@@ -244,6 +245,10 @@ def configuration_reference() -> str:
     out += _models([ServeScenario], 3, done)
     out += ["## Study", ""]
     out += _models([StudyConfig], 3, done)
+    out += ["## Front-end profile", "",
+            "The file `zoosim frontend profile` writes and a scenario's `frontend.profile` "
+            "names ([the front-end model](serving.md#the-front-end-model)).", ""]
+    out += _models([FrontendProfile, Process], 3, done)
     out += ["## Output files", "",
             "Keys in file order. A key marked optional in its type may be absent: see the "
             "model's documentation.", ""]

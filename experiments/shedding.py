@@ -23,8 +23,9 @@
    per second, as the load generator's summary computes it, the accuracy from the server's
    records), and the requests shed.
 4. **The simulator's prediction** of the same points: the same requests, the same engine
-   rule and the calibrated batch times, simulated (no HTTP front-end is modelled, so it
-   predicts the serving system's own saturation, not the front-end's).
+   rule and the calibrated batch times, simulated without the front-end model
+   (``frontend:``), so it predicts the serving system's own saturation, not the
+   front-end's.
 
 Each request carries ``--inputs`` images (8): the rule sees only what the engine sees, its
 queues and workers, and with one-image requests this machine's Python HTTP front-end

@@ -79,7 +79,7 @@ def serve(config: Path | None, zoo: str | None, policy: str | None, defense: str
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Folder for simcheck.json/.md, calibration and per-load "
               "records (a rerun resumes).")
-@click.option("--loads", default="100,200,300,400,1600", show_default=True,
+@click.option("--loads", default="100,200,300,400,1600,3200", show_default=True,
               help="Total request rates to compare at (req/s, comma-separated); include one "
               "past saturation to measure the saturation point.")
 @click.option("--profile", default=None,

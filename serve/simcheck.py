@@ -60,7 +60,7 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 7
+VERSION = 8
 """Bumped when the method changes, so that a rerun does not resume older results."""
 MIN_RUN_S = 4.0
 """Each run offers at least this many seconds of requests (past saturation, the backlog
@@ -240,14 +240,15 @@ class Check:
         return beside
 
     # -- runs ------------------------------------------------------------------------------
-    def scenario(self, rate: float, repeat: int) -> Scenario:
-        """The workload at ``rate`` (seed + ``repeat``), with the front-end model on."""
+    def scenario(self, rate: float, repeat: int, cpu: str = "sharing") -> Scenario:
+        """The workload at ``rate`` (seed + ``repeat``), with the front-end model on (its
+        cores shared as ``cpu`` says)."""
         n = max(self.requests or int(self.data.get("requests") or 0),
                 int(MIN_RUN_S * rate))
         d = at_rate(self.data, rate, n)
         d["seed"] = int(d.get("seed", 0)) + repeat
         d["frontend"] = {"profile": str(self.fe_path.resolve()),
-                         "cores": self.fe.machine.cores,
+                         "cores": self.fe.machine.cores, "cpu": cpu,
                          "client": {"max_connections": CLIENT_CONNECTIONS}}
         return parse_scenario(d, self.base_dir, str(self.config))
 
@@ -286,11 +287,16 @@ class Check:
         sc = self.scenario(rate, repeat)
         sim = self.simulate(sc)
         row: dict[str, Any] = {"digest": digest, "rate_rps": rate, "repeat": repeat,
-                               "sim": sim_figures(sim, sc.warmup_s)}
+                               "sim": sim_figures(sim, sc.warmup_s),
+                               # the other model of the cores (docs/serving.md), for comparison
+                               "sim_queue": sim_figures(
+                                   self.simulate(self.scenario(rate, repeat, "queue")),
+                                   sc.warmup_s)}
         if kind != "predict":
             live = self.live(sc)
             row["live"] = live_figures(live, sc.warmup_s)
             row["errors"] = errors(row["live"], row["sim"])
+            row["errors_queue"] = errors(row["live"], row["sim_queue"])
             if kind == "load":
                 write_table(self.out / "runs" / f"live-{rate:g}-{repeat}.parquet",
                             live.astype({"tenant": str, "model": str}))
@@ -315,7 +321,9 @@ class Check:
                 "frontend": self.fe.model_dump(), "loads": summaries,
                 "runs": {f"{rate:g}": rows for rate, rows in by_load.items()},
                 "saturation": {**saturation_verdict(measured, predicted),
-                               "sim_at_loads": [s["sim"]["saturated"] for s in summaries]},
+                               "sim_at_loads": [s["sim"]["saturated"] for s in summaries],
+                               "queue": saturation_verdict(
+                                   measured, self._predicted_saturation(loads, "sim_queue"))},
                 "bounds": {"mean_error_pct": MEAN_ERROR_PCT, "goodput_points": GOODPUT_POINTS,
                            "throughput_error_pct": THROUGHPUT_ERROR_PCT}}
 
@@ -335,11 +343,11 @@ class Check:
             lambda rate: bool(self.run(rate, 0, "bisect")["live"]["saturated"]),
             lo, hi, BISECT_LIVE_STEPS)
 
-    def _predicted_saturation(self, loads: list[float]) -> float | None:
+    def _predicted_saturation(self, loads: list[float], key: str = "sim") -> float | None:
         """Simulated bisection over [min load / 4, 4 x max load] (None: not saturated even
-        at the top)."""
+        at the top); ``key``: ``sim`` (processor sharing) or ``sim_queue`` (core queue)."""
         def sat(rate: float) -> bool:
-            return bool(self.run(rate, 0, "predict")["sim"]["saturated"])
+            return bool(self.run(rate, 0, "predict")[key]["saturated"])
 
         lo, hi = min(loads) / 4, max(loads) * 4
         if sat(lo) or not sat(hi):
@@ -445,6 +453,20 @@ def table(results: dict[str, Any]) -> str:
             f"{'yes' if s['live']['saturated'] else 'no'} / "
             f"{'yes' if s['sim']['saturated'] else 'no'} | "
             f"{'ok' if s['verdict']['ok'] else 'OUT'}: {s['verdict']['why']} |")
+    if all("errors_queue" in s for s in results["loads"]):
+        lines += ["", "The other model of the cores (`cpu: queue`, docs/serving.md), same runs:",
+                  "", "| load req/s | mean error | goodput error points | throughput error "
+                  "| saturated (sim) |", "|---:|---:|---:|---:|---|"]
+        for s in results["loads"]:
+            q = s["errors_queue"]
+            lines.append(f"| {s['rate_rps']:g} | {_pm(q['mean_pct'], '+.1f')} % | "
+                         f"{_pm(q['goodput_points'], '+.1f')} | "
+                         f"{_pm(q['throughput_pct'], '+.1f')} % | "
+                         f"{'yes' if s['sim_queue_saturated'] else 'no'} |")
+        qs = sat.get("queue", {})
+        if qs.get("predicted_rps") is not None:
+            lines += ["", f"Saturation point predicted with `cpu: queue`: "
+                          f"{qs['predicted_rps']:.0f} req/s."]
     m, p = sat["measured_rps"], sat["predicted_rps"]
     lines += ["", "Saturation point: measured "
               + (f"{m:.0f} req/s" if m is not None and math.isfinite(m) else "not bracketed")

@@ -139,6 +139,11 @@ def load_summary(rate: float, repeats: list[dict[str, Any]]) -> dict[str, Any]:
     out["errors"] = {k: _stats([r["errors"][k] for r in repeats])
                      for k in ("mean_pct", "p50_pct", "p99_pct", "throughput_pct",
                                "goodput_points", "mix_tvd")}
+    if all("errors_queue" in r for r in repeats):  # the core-queue model, for comparison
+        out["errors_queue"] = {k: _stats([r["errors_queue"][k] for r in repeats])
+                               for k in ("mean_pct", "throughput_pct", "goodput_points")}
+        out["sim_queue_saturated"] = sum(r["sim_queue"]["saturated"]
+                                         for r in repeats) * 2 > len(repeats)
     e = out["errors"]
     if out["live"]["saturated"]:
         ok = out["sim"]["saturated"] and abs(e["throughput_pct"]["mean"]) <= THROUGHPUT_ERROR_PCT
@@ -147,9 +152,10 @@ def load_summary(rate: float, repeats: list[dict[str, Any]]) -> dict[str, Any]:
     else:
         ok = (not out["sim"]["saturated"] and abs(e["mean_pct"]["mean"]) <= MEAN_ERROR_PCT
               and abs(e["goodput_points"]["mean"]) <= GOODPUT_POINTS)
-        why = (f"below saturation: simulator {'saturated' if out['sim']['saturated'] else 'not'}"
-               f" saturated, mean error {e['mean_pct']['mean']:+.1f} %, goodput "
-               f"{e['goodput_points']['mean']:+.1f} points")
+        why = (f"below saturation: simulator "
+               f"{'saturated' if out['sim']['saturated'] else 'not saturated'}, mean error "
+               f"{e['mean_pct']['mean']:+.1f} %, goodput {e['goodput_points']['mean']:+.1f} "
+               "points")
     out["verdict"] = {"ok": bool(ok), "why": why}
     return out
 

@@ -12,7 +12,6 @@ in milliseconds, chosen so that no outcome hangs on the order of events at the s
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Any
 
