@@ -28,7 +28,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from sim.config_errors import describe_validation_error
 from sim.errors import ConfigError
-from sim.rng import BLOCK
+from sim.rng import Buffered
 from sim.schema import Strict
 from sim.yaml_io import read_yaml_file
 
@@ -77,30 +77,11 @@ class Cost(Strict):
         q = np.asarray(self.quantiles_ms)
         return float((q[1:] + q[:-1]).mean() / 2)
 
-    def sampler(self, rng: np.random.Generator) -> Sampler:
-        return Sampler(np.asarray(self.quantiles_ms) / 1000.0, rng)
-
-
-class Sampler:
-    """Draws seconds from a :class:`Cost`, a block at a time (one stream, deterministic)."""
-
-    __slots__ = ("_buf", "_grid", "_i", "_q", "_rng")
-
-    def __init__(self, quantiles_s: np.ndarray, rng: np.random.Generator) -> None:
-        self._q = quantiles_s
-        self._grid = np.linspace(0.0, 1.0, len(quantiles_s))
-        self._rng = rng
-        self._buf: list[float] = []
-        self._i = 0
-
-    def __call__(self) -> float:
-        i = self._i
-        if i >= len(self._buf):
-            u = self._rng.random(BLOCK)
-            self._buf = np.interp(u, self._grid, self._q).tolist()
-            i = 0
-        self._i = i + 1
-        return self._buf[i]
+    def sampler(self, rng: np.random.Generator) -> Buffered:
+        """Draws seconds from this distribution (inverse transform on ``rng``, in blocks)."""
+        q = np.asarray(self.quantiles_ms) / 1000.0
+        grid = np.linspace(0.0, 1.0, len(q))
+        return Buffered(lambda n: np.interp(rng.random(n), grid, q))
 
 
 class Process(Strict):
