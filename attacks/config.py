@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from attacks.strategies import STRATEGIES
 from sim.config import Scenario, TenantConfig
@@ -201,3 +201,14 @@ class AttackScenario(Scenario):
     stops_by_itself: ClassVar[bool] = True
     tenants: list[TenantConfig] = Field(default_factory=list)
     attacker: AttackerConfig
+    frontend: None = None
+    """Not for attacks yet: the simulated attacker submits to the serving system directly,
+    past a modeled front-end (docs/serving.md, "The front-end model")."""
+
+    @field_validator("frontend", mode="before")
+    @classmethod
+    def _no_frontend(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError("the front-end model is not available to attack scenarios yet "
+                             "(the simulated attacker submits to the serving system directly)")
+        return None

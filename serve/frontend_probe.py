@@ -345,7 +345,7 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                 f"{'/'.join(map(str, BURSTS))} requests (for one model, for several, refused "
                 "after parsing) against a live server from idle; per-thread CPU (schedstat): "
                 "per-request and per-batch costs from the slopes over burst sizes, the "
-                "wake-up cost from a lone request's remainder"),
+                "wake-up cost and cooling from lone requests after 0.25-32 ms idle"),
         frontend=server, client=client, worker=worker)
 
 
@@ -394,7 +394,8 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     missing = [i for b in bursts for i in b.ids if i not in batches]
     if missing:
         raise UserError(f"frontend probe: the server has no records of {len(missing)} requests")
-    result = frontend_profile(bursts, batches, cores=cores or float(os.cpu_count() or 1),
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    result = frontend_profile(bursts, batches, cores=cores or float(usable or 1),
                               description=machine_description(), zoo_profile=zoo_profile)
     raw = {"bursts": [{"ok": b.ok, "refused": b.refused, "server": b.server,
                        "ids": b.ids, "gap_ms": b.gap_ms, "sweep": b.sweep,

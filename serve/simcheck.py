@@ -60,11 +60,11 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 8
+VERSION = 9
 """Bumped when the method changes, so that a rerun does not resume older results."""
 MIN_RUN_S = 4.0
-"""Each run offers at least this many seconds of requests (past saturation, the backlog
-must have time to grow)."""
+"""Each run offers at least this many seconds of requests after its warm-up (past
+saturation, the backlog must have time to grow)."""
 BISECT_SIM_STEPS = 8
 BISECT_LIVE_STEPS = 3
 CLIENT_CONNECTIONS = 256
@@ -196,8 +196,9 @@ class Check:
         self.creds = Credentials(admin_token=self.token)
         self.fe_path = self._frontend_profile(frontend_profile)
         self.fe = load_frontend_profile(self.fe_path, "--frontend-profile")
-        self.digest = _digest(VERSION, self.serve_data, data.get("tenants"), requests,
-                              self.fe.model_dump())
+        self.digest = _digest(VERSION, data, requests, self.fe.model_dump(),
+                              hashlib.sha256(self.zoo_path.read_bytes()).hexdigest())
+        """What a stored run must match: the method, the whole scenario, the profiles."""
         from zoo_profiles.datasets import load_dataset
 
         meta = self.zoo.metadata
@@ -243,8 +244,9 @@ class Check:
     def scenario(self, rate: float, repeat: int, cpu: str = "sharing") -> Scenario:
         """The workload at ``rate`` (seed + ``repeat``), with the front-end model on (its
         cores shared as ``cpu`` says)."""
+        warmup = float(self.data.get("warmup_s") or 0.0)
         n = max(self.requests or int(self.data.get("requests") or 0),
-                int(MIN_RUN_S * rate))
+                int((warmup + MIN_RUN_S) * rate))
         d = at_rate(self.data, rate, n)
         d["seed"] = int(d.get("seed", 0)) + repeat
         d["frontend"] = {"profile": str(self.fe_path.resolve()),
@@ -344,8 +346,9 @@ class Check:
             lo, hi, BISECT_LIVE_STEPS)
 
     def _predicted_saturation(self, loads: list[float], key: str = "sim") -> float | None:
-        """Simulated bisection over [min load / 4, 4 x max load] (None: not saturated even
-        at the top); ``key``: ``sim`` (processor sharing) or ``sim_queue`` (core queue)."""
+        """Simulated bisection over [min load / 4, 4 x max load] (None: not bracketed, i.e.
+        saturated already at the bottom or not even at the top); ``key``: ``sim``
+        (processor sharing) or ``sim_queue`` (core queue)."""
         def sat(rate: float) -> bool:
             return bool(self.run(rate, 0, "predict")[key]["saturated"])
 

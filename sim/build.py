@@ -88,7 +88,10 @@ def add_frontend(system: ServingSystem, config: FrontendConfig, base_dir: Path |
                           "(measure them with zoosim frontend profile)")
     if config.max_connections is not None:
         system.sheds = True  # requests refused at the cap are marked shed
-    return Frontend(system.env, system, config, profile, seeds)
+    try:
+        return Frontend(system.env, system, config, profile, seeds)
+    except ValueError as e:  # e.g. a core queue of fewer than one core
+        raise ConfigError(f"frontend: {e}") from None
 
 
 def tenant_plugins(tenant: TenantConfig, seeds: SeedTree

@@ -136,8 +136,8 @@ class CoreQueue:
     shorter than its time slice). Same interface as :class:`Host`."""
 
     def __init__(self, env: simpy.Environment, cores: float) -> None:
-        if cores < 1:
-            raise ValueError(f"cores must be at least 1 for the core queue, got {cores}")
+        if cores < 1 or cores != int(cores):
+            raise ValueError(f"cores must be a whole number for cpu: queue, got {cores}")
         self.env = env
         self.cores = float(cores)
         self.free = int(cores)
@@ -191,19 +191,23 @@ class Station:
         ``cold_s`` at once)."""
         self.busy = 0
         """Processes running a job now."""
-        self.asleep: list[float] = [self.env.now] * servers
-        """Since when each idle process has slept (the latest to sleep last)."""
+        self.asleep: list[float] = [-math.inf] * servers
+        """Since when each idle process has slept (the latest to sleep last; a process
+        that never ran has slept for good)."""
         self.queue: deque[tuple[float, Done]] = deque()
         """Jobs waiting for a process: (CPU seconds, callback)."""
         self.jobs = 0
         """Jobs started so far."""
         self.wakeups = 0
-        """Jobs that woke an idle process (each paid its setup)."""
+        """Jobs that woke a sleeping process (each paid its setup; a job arriving the moment
+        its process goes idle finds it awake)."""
 
     def _wake(self) -> float:
         """An idle process wakes (the one asleep the shortest time): its cost now."""
-        self.wakeups += 1
         since = self.asleep.pop()
+        if since >= self.env.now:   # it went idle this very moment: it never slept
+            return 0.0
+        self.wakeups += 1
         if not self.cold_s:
             return self.setup_s
         if self.cooling_s <= 0.0:

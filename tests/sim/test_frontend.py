@@ -12,6 +12,8 @@ in milliseconds, chosen so that no outcome hangs on the order of events at the s
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from sim.frontend_profile import (
 )
 from sim.output import write_yaml
 from sim.run import SimResult, Simulation
-from tests.helpers import scenario_dict, write_profile
+from tests.helpers import REPO, scenario_dict, write_profile
 from tests.sim.helpers import assert_littles_law, assert_simulate_refuses
 
 MS = 1e-3
@@ -218,9 +220,9 @@ def test_costs_fall_where_they_should(tmp_path: Path) -> None:
     a job that wakes the sleeping front-end process), one batch of 3 (3 ms, max_batch 3,
     timeout 100 ms). Ingress: request 0 wakes the process, 0-1.1; requests 1 and 2 follow
     while it is busy: 1.1-2.1, 2.1-3.1. The batch is full at 3.1 and taken then; its
-    dispatch wakes the process again, 3.1-3.7; the batch runs 3.7-6.7. Egress, per request,
-    one after the other, the first waking the process (the batch's answers are ready at
-    once): 6.7-7.05, 7.05-7.3, 7.3-7.55."""
+    dispatch comes the moment the process goes idle, so it pays no wake-up: 3.1-3.6; the
+    batch runs 3.6-6.6. Egress, per request, one after the other, the first waking the
+    process (the batch's answers are ready at once): 6.6-6.95, 6.95-7.2, 7.2-7.45."""
     write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.5, egress=0.25,
                            setup_ms=0.1)
     d = trace_scenario(tmp_path, [0, 0, 0], profile=zoo(tmp_path, {1: 1.0, 2: 2.0, 3: 3.0}),
@@ -232,10 +234,10 @@ def test_costs_fall_where_they_should(tmp_path: Path) -> None:
     assert ms(df, "sent_s") == pytest.approx([0, 0, 0], abs=1e-9)
     assert ms(df, "arrival_s") == pytest.approx([1.1, 2.1, 3.1])
     assert ms(df, "start_s") == pytest.approx([3.1] * 3)   # taken before its dispatch
-    assert ms(df, "finish_s") == pytest.approx([6.7] * 3)
-    assert ms(df, "done_s") == pytest.approx([7.05, 7.3, 7.55])
-    assert ms(df, "latency_ms") == pytest.approx([7.05, 7.3, 7.55])
-    assert ms(df, "server_latency_ms") == pytest.approx([5.6, 4.6, 3.6])
+    assert ms(df, "finish_s") == pytest.approx([6.6] * 3)
+    assert ms(df, "done_s") == pytest.approx([6.95, 7.2, 7.45])
+    assert ms(df, "latency_ms") == pytest.approx([6.95, 7.2, 7.45])
+    assert ms(df, "server_latency_ms") == pytest.approx([5.5, 4.5, 3.5])
 
 
 @pytest.mark.parametrize(("processes", "arrival_ms"), [(1, [1.0, 2.0, 3.0]),
@@ -262,7 +264,8 @@ def test_busy_processes_take_the_queue_without_waking(tmp_path: Path) -> None:
 
 def test_a_long_sleep_costs_more(tmp_path: Path) -> None:
     """Wake-up cost 0.1 ms plus 0.4 ms after a long sleep, cooling 2 ms, ingress 1 ms:
-    request 0 at 0 (asleep since 0: no cold part), requests 1 and 2 at 10 and 14 ms, each
+    request 0 at 0 (a process that never ran is cold: all of it), requests 1 and 2 at 10 and
+    14 ms, each
     parsed by a process asleep since it answered the one before (its ``done_s``, no client):
     the longer the sleep, the more the wake-up costs."""
     write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, setup_ms=0.1, cold_ms=0.4,
@@ -274,7 +277,7 @@ def test_a_long_sleep_costs_more(tmp_path: Path) -> None:
     def parsed(sent: float, asleep: float) -> float:
         return sent + 1.0 + 0.1 + 0.4 * -math.expm1(-asleep / 2.0)
 
-    assert arrival == pytest.approx([1.1, parsed(10, 10 - done[0]), parsed(14, 14 - done[1])])
+    assert arrival == pytest.approx([1.5, parsed(10, 10 - done[0]), parsed(14, 14 - done[1])])
     assert arrival[1] - 10 > arrival[2] - 14 + 0.1  # 8 ms asleep cost more than 2.4 ms
 
 
@@ -566,3 +569,14 @@ def test_same_seed_same_records(tmp_path: Path) -> None:
     # the front-end's costs differ too, not only the arrivals
     assert not np.allclose(other["server_latency_ms"].mean(),
                            a.frame["server_latency_ms"].mean())
+
+
+def test_attack_scenarios_refuse_the_frontend_block(tmp_path: Path) -> None:
+    """The simulated attacker submits past the front-end: one line, exit 2, not a crash."""
+    attack = yaml.safe_load((REPO / "examples" / "attack-fingerprint.yaml").read_text())
+    attack["frontend"] = {"profile": "fe.yaml"}
+    path = tmp_path / "attack.yaml"
+    path.write_text(yaml.safe_dump(attack))
+    r = subprocess.run([sys.executable, "-m", "sim", "validate", str(path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "frontend:" in r.stderr and "Traceback" not in r.stderr
