@@ -63,7 +63,6 @@ class Frontend:
         self.max_connections = config.max_connections
         self.holding = 0
         """Requests the front-end holds: from the start of reading one to its answer sent."""
-        self.refused = 0
         self.client: Station | None = None
         self.client_slots = 0
         self.client_busy = 0
@@ -105,7 +104,6 @@ class Frontend:
     def _at_server(self, req: Request) -> None:
         cap = self.max_connections
         if cap is not None and self.holding >= cap:
-            self.refused += 1
             self.system.refuse(req)
             self._reply(req)
             return

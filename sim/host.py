@@ -70,11 +70,6 @@ class Host:
         self.busy_s = 0.0
         """Core-seconds of CPU given so far (for utilization)."""
 
-    @property
-    def runnable(self) -> int:
-        """Processes running a job now."""
-        return len(self._running)
-
     def rate(self) -> float:
         """The share of a core each runnable process gets now."""
         n = len(self._running)
@@ -144,10 +139,6 @@ class CoreQueue:
         self.waiting: deque[tuple[float, Done]] = deque()
         self.busy_s = 0.0
 
-    @property
-    def runnable(self) -> int:
-        return int(self.cores) - self.free + len(self.waiting)
-
     def run(self, work_s: float, done: Done) -> None:
         """Run a job of ``work_s`` CPU seconds on a free core, or when one frees up."""
         if self.free:
@@ -213,11 +204,6 @@ class Station:
         if self.cooling_s <= 0.0:
             return self.setup_s + self.cold_s
         return self.setup_s - self.cold_s * math.expm1(-(self.env.now - since) / self.cooling_s)
-
-    @property
-    def in_system(self) -> int:
-        """Jobs queued or running."""
-        return self.busy + len(self.queue)
 
     def submit(self, work_s: float, done: Done, first: bool = False) -> None:
         """Queue a job of ``work_s`` CPU seconds; ``done()`` is called when it is served.
