@@ -14,11 +14,14 @@ the same few cores, and the front-end saturates on its own (docs/results/simchec
    front-end processes (one FCFS queue), after which it enters the serving system
    (:meth:`sim.system.ServingSystem.submit`: defense, policy, queues, batching, all as
    before) and ``arrival`` is that moment;
-3. when a worker takes its batch, the front-end hands the batch over (``dispatch``, once
-   per batch: the live server writes the inputs to the worker's pipe and reads the outputs
-   back), then the batch runs: with ``workers_on_host`` its time is CPU work on the host too
-   (each worker a single-threaded process), so a busy front-end slows the forward passes and
-   the other way round;
+3. when a worker takes its batch, the front-end hands the batch over (it writes the inputs
+   to the worker's pipe), then the batch runs: with ``workers_on_host`` its time is CPU work
+   on the host too (each worker a single-threaded process), so a busy front-end slows the
+   forward passes and the other way round; then the front-end reads the outputs back
+   (``dispatch``, once per batch, for the write and the read), queued behind the work its
+   event loop already has, and only then is the batch done and the worker free for the
+   next. That queueing is what makes batches grow under load, as they do live (a worker's
+   answer waits for the busy front-end), and so sets where the system saturates;
 4. the front-end's ``egress`` cost for the answer, then the client's ``receive`` cost;
    the request is done (``done``) and recorded.
 
@@ -116,17 +119,25 @@ class Frontend:
 
     # -- batches -------------------------------------------------------------------------
     def run_batch(self, worker: int, service_s: float, done: Callable[[], None]) -> None:
-        """A worker starts a batch of ``service_s``: the front-end process hands it over
-        (``dispatch``), then it runs, on the host's cores when the workers are there."""
+        """A worker starts a batch of ``service_s``: the front-end process hands it over,
+        it runs (on the host's cores when the workers are there), and the batch is done
+        only once the front-end has read its answer back (``dispatch``)."""
+        def collect() -> None:
+            # live, the answer waits in the worker's pipe until the front-end's event loop
+            # gets to it, behind the parsing and answering already queued; the worker takes
+            # its next batch in that same callback, so under load its batches grow
+            self.server.submit(self._dispatch(), done)
+
         def start() -> None:
             if self.workers is not None:
-                self.workers[worker].submit(service_s + self._worker_dispatch_s, done)
+                self.workers[worker].submit(service_s + self._worker_dispatch_s, collect)
             else:
-                self.env.timeout(service_s).callbacks.append(lambda _: done())
+                self.env.timeout(service_s).callbacks.append(lambda _: collect())
 
-        # live, the hand-off runs in the callback that took the batch (the previous batch's
-        # end, or the batching timer), not behind the requests waiting to be parsed
-        self.server.submit(self._dispatch(), start, first=True)
+        # the hand-off runs at once, in the callback that took the batch (a parse, the
+        # batching timer, the previous batch's answer: the live engine steps inside it); its
+        # CPU is counted in ``dispatch`` with the answer's (the probe measures them together)
+        start()
 
     # -- the way out -----------------------------------------------------------------------
     def answer(self, batch: list[Request]) -> None:

@@ -205,14 +205,10 @@ class Station:
             return self.setup_s + self.cold_s
         return self.setup_s - self.cold_s * math.expm1(-(self.env.now - since) / self.cooling_s)
 
-    def submit(self, work_s: float, done: Done, first: bool = False) -> None:
-        """Queue a job of ``work_s`` CPU seconds; ``done()`` is called when it is served.
-        ``first``: ahead of the jobs waiting (work the process does in the callback that is
-        running, not in one queued behind the others)."""
+    def submit(self, work_s: float, done: Done) -> None:
+        """Queue a job of ``work_s`` CPU seconds; ``done()`` is called when it is served."""
         if self.busy < self.servers:
             self._start(work_s + self._wake(), done)
-        elif first:
-            self.queue.appendleft((work_s, done))
         else:
             self.queue.append((work_s, done))
 

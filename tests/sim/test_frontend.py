@@ -2,11 +2,12 @@
 and against hand-worked sample paths. Simulated time only: no wall clock.
 
 A request's way: (client slot, ``send``) -> connection cap -> ``ingress`` on the front-end
-station -> the serving system (``arrival``) -> ``dispatch`` per batch on the front-end station
--> the batch (CPU on the host with ``workers_on_host``) -> ``egress`` per request on the
-front-end station -> (``receive``) -> delivered (``done``). Times in the hand-worked cases are
-in milliseconds, chosen so that no outcome hangs on the order of events at the same moment
-(requests sent together are taken in id order).
+station -> the serving system (``arrival``) -> the batch (CPU on the host with
+``workers_on_host``) -> ``dispatch`` per batch on the front-end station (its answer read back,
+in turn) -> ``egress`` per request on the front-end station -> (``receive``) -> delivered
+(``done``). Times in the hand-worked cases are in milliseconds, chosen so that no outcome
+hangs on the order of events at the same moment (requests sent together are taken in id
+order).
 """
 
 from __future__ import annotations
@@ -219,10 +220,11 @@ def test_costs_fall_where_they_should(tmp_path: Path) -> None:
     """Three requests sent at 0 (ingress 1, dispatch 0.5, egress 0.25 ms; setup 0.1 ms for
     a job that wakes the sleeping front-end process), one batch of 3 (3 ms, max_batch 3,
     timeout 100 ms). Ingress: request 0 wakes the process, 0-1.1; requests 1 and 2 follow
-    while it is busy: 1.1-2.1, 2.1-3.1. The batch is full at 3.1 and taken then; its
-    dispatch comes the moment the process goes idle, so it pays no wake-up: 3.1-3.6; the
-    batch runs 3.6-6.6. Egress, per request, one after the other, the first waking the
-    process (the batch's answers are ready at once): 6.6-6.95, 6.95-7.2, 7.2-7.45."""
+    while it is busy: 1.1-2.1, 2.1-3.1. The batch is full at 3.1, taken and handed over
+    then (the hand-off costs nothing of its own); it runs 3.1-6.1. Reading its answer back
+    (``dispatch``) wakes the process: 6.1-6.7, and the batch is done at 6.7. Egress, per
+    request, one after the other, from the moment the process went idle (no wake-up):
+    6.7-6.95, 6.95-7.2, 7.2-7.45."""
     write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.5, egress=0.25,
                            setup_ms=0.1)
     d = trace_scenario(tmp_path, [0, 0, 0], profile=zoo(tmp_path, {1: 1.0, 2: 2.0, 3: 3.0}),
@@ -233,11 +235,32 @@ def test_costs_fall_where_they_should(tmp_path: Path) -> None:
     assert df["batch_id"].nunique() == 1 and df["batch_size"].tolist() == [3, 3, 3]
     assert ms(df, "sent_s") == pytest.approx([0, 0, 0], abs=1e-9)
     assert ms(df, "arrival_s") == pytest.approx([1.1, 2.1, 3.1])
-    assert ms(df, "start_s") == pytest.approx([3.1] * 3)   # taken before its dispatch
-    assert ms(df, "finish_s") == pytest.approx([6.6] * 3)
+    assert ms(df, "start_s") == pytest.approx([3.1] * 3)
+    assert ms(df, "finish_s") == pytest.approx([6.7] * 3)   # once its answer is read back
     assert ms(df, "done_s") == pytest.approx([6.95, 7.2, 7.45])
     assert ms(df, "latency_ms") == pytest.approx([6.95, 7.2, 7.45])
-    assert ms(df, "server_latency_ms") == pytest.approx([5.5, 4.5, 3.5])
+    assert ms(df, "server_latency_ms") == pytest.approx([5.6, 4.6, 3.6])
+
+
+def test_a_busy_frontend_grows_the_batches(tmp_path: Path) -> None:
+    """A worker is free only once the front-end has read its answer back, behind the work
+    already queued there: how batches grow under load. Ingress 1 ms, dispatch 0.5 ms,
+    egress 0; requests sent at 0, 1.2, 2.4, 3.6 ms; every batch takes 1.5 ms (max_batch 4,
+    no timeout). Parses 0-1, 1.2-2.2, 2.4-3.4: arrivals 1, 2.2, 3.4. Batch [0] runs 1-2.5;
+    its answer waits for request 2's parse and is read 3.4-3.9, so the worker takes [1, 2]
+    at 3.9 (a worker free at 2.5 would have taken [1] alone). Request 3 waited from 3.6 for
+    that read: parsed 3.9-4.9, and request 0's answer behind it, 4.9. Batch [1, 2] runs
+    3.9-5.4, read back 5.4-5.9 (answered then); [3] runs 5.9-7.4, read back 7.4-7.9."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.5)
+    d = trace_scenario(tmp_path, [0, 1.2, 2.4, 3.6], frontend=frontend_block(),
+                       profile=zoo(tmp_path, {1: 1.5, 2: 1.5, 3: 1.5, 4: 1.5}))
+    d["cluster"] = {"workers": 1, "max_batch": 4, "batch_timeout_ms": 0}
+    df = run(d, tmp_path).frame.sort_values("id")
+    assert df["batch_size"].tolist() == [1, 2, 2, 1]
+    assert ms(df, "arrival_s") == pytest.approx([1, 2.2, 3.4, 4.9])
+    assert ms(df, "start_s") == pytest.approx([1, 3.9, 3.9, 5.9])
+    assert ms(df, "finish_s") == pytest.approx([3.9, 5.9, 5.9, 7.9])
+    assert ms(df, "done_s") == pytest.approx([4.9, 5.9, 5.9, 7.9])
 
 
 @pytest.mark.parametrize(("processes", "arrival_ms"), [(1, [1.0, 2.0, 3.0]),
@@ -285,40 +308,44 @@ def test_a_long_sleep_costs_more(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("cores", "want"), [
     # one core: the batch (1 ms from 1) has 0.5 ms left when ingress 1 starts at 1.5; both
     # run at half speed: the batch ends at 2.5, ingress 1 (0.5 ms left) alone at 3.0; the
-    # answer of request 0 (egress 0) waits for the front-end process: done at 3.0
-    (1, {"arrival_s": [1.0, 3.0], "start_s": [1.0, 3.0], "finish_s": [2.5, 4.0],
-         "done_s": [3.0, 4.0]}),
+    # batch's answer is read back after it, 3.0-3.25: request 0 done (egress 0), request 1
+    # taken at 3.25, run 3.25-4.25, read back 4.25-4.5
+    (1, {"arrival_s": [1.0, 3.0], "start_s": [1.0, 3.25], "finish_s": [3.25, 4.5],
+         "done_s": [3.25, 4.5]}),
     # two cores: nobody waits for a core; the answer of request 0 waits for ingress 1 only
-    (2, {"arrival_s": [1.0, 2.5], "start_s": [1.0, 2.5], "finish_s": [2.0, 3.5],
-         "done_s": [2.5, 3.5]}),
+    (2, {"arrival_s": [1.0, 2.5], "start_s": [1.0, 2.75], "finish_s": [2.75, 4.0],
+         "done_s": [2.75, 4.0]}),
 ])
 @pytest.mark.parametrize("from_profile", [True, False])
 def test_frontend_and_worker_share_the_cores(tmp_path: Path, cores: int,
                                              want: dict[str, list[float]],
                                              from_profile: bool) -> None:
-    """Sent at 0 and 1.5 ms; ingress 1 ms; batches of 1 ms of CPU on the host. The cores
-    are the profile's machine's unless the block sets them."""
-    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0,
+    """Sent at 0 and 1.5 ms; ingress 1 ms, dispatch 0.25 ms; batches of 1 ms of CPU on the
+    host. The cores are the profile's machine's unless the block sets them."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.25,
                            cores=cores if from_profile else 8)
     d = trace_scenario(tmp_path, [0, 1.5], frontend=frontend_block(
         cores=None if from_profile else cores, workers_on_host=True))
     df = run(d, tmp_path).frame
     for col, values in want.items():
         assert ms(df, col) == pytest.approx(values), col
-    busy = ms(df, "finish_s")[0] - ms(df, "start_s")[0]
-    assert busy == pytest.approx(1.5 if cores == 1 else 1.0)   # profiled: 1 ms
+    # the second batch ran alone: its profiled 1 ms, then its answer read back
+    assert ms(df, "finish_s")[1] - ms(df, "start_s")[1] == pytest.approx(1.25)
     assert ms(df, "latency_ms") == pytest.approx(
         [values - sent for values, sent in zip(want["done_s"], [0.0, 1.5], strict=True)])
 
 
 def test_workers_off_the_host_are_not_slowed(tmp_path: Path) -> None:
-    """The same one-core case with accelerators: the batch takes its profiled 1 ms."""
-    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)
+    """The same one-core case with accelerators: ingress 1 runs alone (1.5-2.5), request
+    0's answer is read back after it (2.5-2.75), and request 1's batch takes its profiled
+    1 ms (2.75-3.75) before its own read-back (3.75-4.0)."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.25)
     d = trace_scenario(tmp_path, [0, 1.5],
                        frontend=frontend_block(cores=1, workers_on_host=False))
     df = run(d, tmp_path).frame
-    assert ms(df, "start_s") == pytest.approx([1.0, 2.5])
-    assert ms(df, "finish_s") == pytest.approx([2.0, 3.5])
+    assert ms(df, "arrival_s") == pytest.approx([1.0, 2.5])
+    assert ms(df, "start_s") == pytest.approx([1.0, 2.75])
+    assert ms(df, "finish_s") == pytest.approx([2.75, 4.0])
 
 
 def test_worker_dispatch_cost_is_worker_cpu(tmp_path: Path) -> None:
@@ -381,10 +408,9 @@ def test_connection_cap_refuses_at_once(tmp_path: Path) -> None:
     # send 3.0-3.2, ingress 3.2-4.2, batch 4.2-5.7, receive 5.7-6.0
     (1, [3.0, 6.0], [1.2, 4.2], [1.5, 1.5]),
     # enough connections: request 1 is sent at 0.5-0.7; its ingress waits for request 0's
-    # (to 1.2): 1.2-2.2, and request 0's dispatch, due at 1.2 on the same front-end process,
-    # waits for it: request 0's batch runs 2.2-3.7, receive 3.7-4.0; request 1's batch
-    # 3.7-5.2, receive 5.2-5.5
-    (256, [4.0, 5.5], [1.2, 2.2], [2.5, 3.0]),
+    # (to 1.2): 1.2-2.2; request 0's batch, handed over at once, runs 1.2-2.7, receive
+    # 2.7-3.0; request 1's batch 2.7-4.2, receive 4.2-4.5
+    (256, [3.0, 4.5], [1.2, 2.2], [1.5, 2.0]),
 ])
 def test_client_connections_delay_sends(tmp_path: Path, slots: int, done_ms: list[float],
                                         arrival_ms: list[float],
