@@ -131,8 +131,11 @@ def frontend() -> None:
 @click.option("--repeats", type=int, default=30, show_default=True,
               help="Rounds of bursts (each round: 1, 2, 4 and 8 requests, ordinary and "
               "refused).")
+@click.option("--passes", type=int, default=3, show_default=True,
+              help="Whole probes, one after the other; the median one is kept (a VM's speed "
+              "drifts).")
 def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
-                         repeats: int) -> None:
+                         repeats: int, passes: int) -> None:
     """Measure the front-end's CPU costs per request, per batch and per wake-up on this
     machine, against a live server of CONFIG (a serve scenario; default: mnist5k-cpu, one
     worker). Method: docs/serving.md, "The front-end model"."""
@@ -146,6 +149,8 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
 
     if repeats < 2:
         raise UserError("--repeats must be >= 2")
+    if passes < 1:
+        raise UserError("--passes must be >= 1")
     data = read_yaml(config) if config is not None else {"zoo": {"profile": "mnist5k-cpu"}}
     if not isinstance(data, dict):
         raise UserError(f"{config}: a scenario is a YAML mapping")
@@ -168,7 +173,7 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
     cfg = work / "serve.yaml"
     write_json(cfg, probe_config(serve_data))
     result = measure_frontend(cfg, work, load_profile(zoo_path), out,
-                              zoo_name=zoo_path.name, repeats=repeats,
+                              zoo_name=zoo_path.name, repeats=repeats, passes=passes,
                               echo=lambda m: click.echo(m, err=True))
     f = result.frontend
     c = result.client

@@ -60,7 +60,7 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 9
+VERSION = 10
 """Bumped when the method changes, so that a rerun does not resume older results."""
 MIN_RUN_S = 4.0
 """Each run offers at least this many seconds of requests after its warm-up (past
@@ -169,7 +169,8 @@ class Check:
 
     def __init__(self, config: Path, out_dir: Path, *, profile: str | None,
                  frontend_profile: str | None, requests: int | None, repeats: int,
-                 progress: bool, echo: Callable[[str], None], probe_repeats: int = 30) -> None:
+                 progress: bool, echo: Callable[[str], None], probe_repeats: int = 30,
+                 probe_passes: int | None = None) -> None:
         data = read_yaml(config)
         if not isinstance(data, dict):
             raise ConfigError(f"{config}: a scenario is a YAML mapping")
@@ -182,6 +183,7 @@ class Check:
         self.requests = requests
         self.repeats = repeats
         self.probe_repeats = probe_repeats
+        self.probe_passes = probe_passes
         make_dir(out_dir)
         zoo = _profile(data["zoo"]["profile"], self.base_dir, profile, out_dir, progress, echo)
         self.zoo_path = zoo
@@ -237,7 +239,8 @@ class Check:
         measure_frontend(self._serve_config("probe", probe_config(self.serve_data)),
                          self.out / "serve",
                          self.zoo, beside, zoo_name=self.zoo_path.name,
-                         repeats=self.probe_repeats, echo=self.echo)
+                         repeats=self.probe_repeats, passes=self.probe_passes,
+                         echo=self.echo)
         return beside
 
     # -- runs ------------------------------------------------------------------------------
@@ -309,8 +312,10 @@ class Check:
     def check(self, loads: list[float]) -> dict[str, Any]:
         by_load: dict[float, list[dict[str, Any]]] = {}
         with ExitStack() as self.server:  # started by the first live run (none on a resume)
-            for rate in loads:
-                for r in range(self.repeats):
+            # repeat-major: a slow spell of the machine spreads over the loads instead of
+            # falling on all the repeats of one
+            for r in range(self.repeats):
+                for rate in loads:
                     row = self.run(rate, r, "load")
                     by_load.setdefault(rate, []).append(row)
                     self.echo(_line(row))
@@ -359,11 +364,11 @@ class Check:
 
 
 def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_name: str,
-                     repeats: int = 30, echo: Callable[[str], None] = print
-                     ) -> FrontendProfile:
+                     repeats: int = 30, passes: int | None = None,
+                     echo: Callable[[str], None] = print) -> FrontendProfile:
     """Serve ``config`` live and probe it (:mod:`serve.frontend_probe`); the profile is
     written to ``out`` (the raw bursts beside it, ``.bursts.json``)."""
-    from serve.frontend_probe import probe
+    from serve.frontend_probe import PASSES, probe
 
     token = new_key()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -374,7 +379,8 @@ def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_na
 
         inputs = load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed).test.x
         result, raw = probe(proc.url, proc.pid, zoo, inputs, admin_token=token,
-                            zoo_profile=zoo_name, repeats=repeats, echo=echo)
+                            zoo_profile=zoo_name, repeats=repeats,
+                            passes=PASSES if passes is None else passes, echo=echo)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_yaml(out, result.model_dump())
     write_json(out.with_suffix(".bursts.json"), raw)
@@ -384,12 +390,12 @@ def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_na
 def run_simcheck(config: Path, out_dir: Path, loads: list[float], *,
                  profile: str | None = None, frontend_profile: str | None = None,
                  requests: int | None = None, repeats: int = 3, progress: bool = True,
-                 echo: Callable[[str], None] = print, probe_repeats: int = 30
-                 ) -> dict[str, Any]:
+                 echo: Callable[[str], None] = print, probe_repeats: int = 30,
+                 probe_passes: int | None = None) -> dict[str, Any]:
     """The whole check (module docstring); writes ``simcheck.json`` and ``simcheck.md``."""
     check = Check(config, out_dir, profile=profile, frontend_profile=frontend_profile,
                   requests=requests, repeats=repeats, progress=progress, echo=echo,
-                  probe_repeats=probe_repeats)
+                  probe_repeats=probe_repeats, probe_passes=probe_passes)
     results = check.check(loads)
     write_json(out_dir / "simcheck.json", results)
     (out_dir / "simcheck.md").write_text(table(results))

@@ -16,7 +16,15 @@ import pytest
 import yaml
 
 from serve import simcheck
-from serve.frontend_probe import BURSTS, GAPS_MS, Burst, cooling_fit, frontend_profile
+from serve.frontend_probe import (
+    BURSTS,
+    GAPS_MS,
+    Burst,
+    cooling_fit,
+    frontend_profile,
+    median_pass,
+    pass_cost_ms,
+)
 from serve.simcheck import at_rate, run_simcheck
 from serve.simcheck_figures import (
     GOODPUT_POINTS,
@@ -231,6 +239,24 @@ def test_probe_fit_recovers_the_costs() -> None:
     assert q.frontend.setup_ms + q.frontend.cold_ms == pytest.approx(0.05, abs=0.03)
 
 
+def test_the_median_pass_is_kept() -> None:
+    """Three passes of the probe, one taken in a slow spell: the middle one is kept, whole
+    (its dispatch with its ingress); with two, the cheaper."""
+    fits = []
+    for ingress in (0.3, 0.6, 0.35):
+        b, bat = synthetic_bursts(ingress, 0.2, 0.25, 0.15, 0.4, 3.0, 0.4, 0.3, noise=0.005)
+        fits.append(frontend_profile(b, bat, cores=2, description="t", zoo_profile="z"))
+    costs = [pass_cost_ms(f) for f in fits]
+    assert costs[0] < costs[2] < costs[1]
+    kept = median_pass(fits)
+    assert kept is fits[2]
+    assert kept.frontend.ingress.mean_ms == pytest.approx(0.35, abs=0.02)
+    assert median_pass(fits[:2]) is fits[0]
+    assert median_pass([fits[1]]) is fits[1]
+    with pytest.raises(ValueError):
+        median_pass([])
+
+
 def test_cooling_fit_on_both_sides() -> None:
     gaps = np.array(GAPS_MS)
     for tau in (0.5, 5.0, 50.0):
@@ -249,7 +275,8 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "out"
     kw: dict[str, Any] = {"profile": "mnist5k-cpu", "requests": 200, "repeats": 1,
-                          "probe_repeats": 3, "progress": False, "echo": lambda _: None}
+                          "probe_repeats": 3, "probe_passes": 2,
+                          "progress": False, "echo": lambda _: None}
     res = run_simcheck(path, out, [60.0, 150.0], **kw)
     assert [s["rate_rps"] for s in res["loads"]] == [60.0, 150.0]
     for s in res["loads"]:
@@ -288,9 +315,14 @@ def test_simcheck_cli_bad_input_exits_2(tmp_path: Path, args: list[str], says: s
     assert says in r.stderr and "Traceback" not in r.stderr
 
 
-def test_frontend_profile_cli_bad_input_exits_2(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "sim", "frontend", "profile", "--zoo", "nope",
+@pytest.mark.parametrize(("args", "says"), [
+    (["--zoo", "nope"], "nope"),
+    (["--passes", "0"], "--passes"),
+])
+def test_frontend_profile_cli_bad_input_exits_2(tmp_path: Path, args: list[str],
+                                                says: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "sim", "frontend", "profile", *args,
                         "-o", str(tmp_path / "f.yaml")], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2, r.stderr
-    assert "nope" in r.stderr and "Traceback" not in r.stderr
+    assert says in r.stderr and "Traceback" not in r.stderr
