@@ -132,8 +132,8 @@ def frontend() -> None:
               help="Rounds of bursts (each round: 1, 2, 4 and 8 requests, ordinary and "
               "refused).")
 @click.option("--passes", type=int, default=3, show_default=True,
-              help="Whole probes, one after the other; the median one is kept (a VM's speed "
-              "drifts).")
+              help="Whole probes, one after the other; the median one is kept (the lower "
+              "middle of an even number; a VM's speed drifts).")
 def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
                          repeats: int, passes: int) -> None:
     """Measure the front-end's CPU costs per request, per batch and per wake-up on this

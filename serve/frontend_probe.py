@@ -38,8 +38,9 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
 5. all of it :data:`PASSES` times over, one pass after the other, and the **median pass**
    kept (:func:`median_pass`: by its cost per request and batch). A virtual machine's
    speed is not steady (a shared physical core: docs/results/simcheck.md measured a fixed
-   loop at 0.042-0.088 s from one 0.3-s sample to the next, and whole passes 30 % apart
-   within an hour); one pass taken in a slow spell would make every prediction slow.
+   loop at 0.042-0.088 s from one 0.3-s sample to the next, and single passes within an
+   hour put ingress + egress at 0.53-0.76 ms); one pass taken in a slow spell would make
+   every prediction slow.
 """
 
 from __future__ import annotations
@@ -435,6 +436,6 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
            "bursts": [{"ok": b.ok, "refused": b.refused, "server": b.server,
                        "ids": b.ids, "gap_ms": b.gap_ms, "sweep": b.sweep,
                        "workers": b.workers, "client": b.client,
-                       "batches": len({batches[i][0] for i in b.ids})}
-                      for b in bursts]}
+                       "batches": len({batches[i][0] for i in b.ids}), "pass": k}
+                      for k, r in enumerate(rounds) for b in r]}
     return result, raw

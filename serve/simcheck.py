@@ -7,8 +7,8 @@
    scenario's own zoo settings, and the simulator adds the probe's costs.
 2. **Serve** the scenario live (``zoosim serve``, a separate process, records on), one
    server for the whole check.
-3. At each load and for each repeat (repeat ``r`` uses seed + ``r``: other requests of the
-   same workload), **replay** the requests open-loop (:mod:`serve.loadgen`) and
+3. For each repeat, at each load (repeat-major; repeat ``r`` uses seed + ``r``: other
+   requests of the same workload), **replay** the requests open-loop (:mod:`serve.loadgen`) and
    **simulate** the very same requests with the front-end model (:mod:`sim.frontend`: the
    server's event loop, the worker processes and the load generator sharing the machine's
    cores). A run lasts at least :data:`MIN_RUN_S` so that past saturation the backlog shows.
@@ -227,12 +227,13 @@ class Check:
                 raise UserError(f"--frontend-profile {given}: no such file")
             return path
         beside = frontend_profile_path(self.zoo_path)
-        if beside.is_file():
-            return beside
-        if not beside.parent.resolve().is_relative_to(self.out.resolve()):
+        if not beside.is_file() and not beside.parent.resolve().is_relative_to(
+                self.out.resolve()):
             beside = self.out / "profile" / beside.name
-            if beside.is_file():
-                return beside
+        if beside.is_file():
+            # measured before, perhaps by an older method: say which, and how to renew it
+            self.echo(f"using the front-end profile {beside} (delete it to measure again)")
+            return beside
         self.echo("profiling the front-end on this machine (zoosim frontend profile)")
         from serve.frontend_probe import probe_config
 

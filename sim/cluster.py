@@ -68,8 +68,9 @@ class ClusterState:
         """None in simulation; the live server's real batch runner otherwise."""
         self.run_batch: Callable[[int, float, Callable[[], None]], None] | None = None
         """``run_batch(worker, seconds, done)`` runs a simulated batch instead of a plain
-        delay: the front-end model's (:mod:`sim.frontend`) hands it to the worker through
-        the front-end process and, with the workers on the host, as CPU work on its cores."""
+        delay: the front-end model's (:mod:`sim.frontend`) hands it over at once, runs it
+        (with the workers on the host, as CPU work on its cores) and calls ``done`` once the
+        front-end process has read its answer back."""
         n = len(zoo)
         self.cost_s = [zoo.batch_s[m][max_batch] / max_batch for m in range(n)]
         """Amortised service time per request at a full batch."""

@@ -107,7 +107,8 @@ class ServerCosts(Process):
     ingress: Cost
     """Per request, before it enters the serving system (read, parse, validate, admit)."""
     dispatch: Cost
-    """Per batch, before it runs: handing it to its worker and reading the outputs back."""
+    """Per batch: the inputs written to the worker's pipe and the outputs read back, charged
+    when the answer is read, after the batch (the probe measures the two together)."""
     egress: Cost
     """Per request, after its batch: the answer (JSON, the write)."""
 

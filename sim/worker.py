@@ -208,6 +208,8 @@ class Worker:
         executor = s.executor
         if executor is None:
             service = self._sample(expected)
+            # with the front-end model the worker is free only once its answer is read back
+            # (sim.frontend): a backlog estimate from this misses that wait under load
             self.busy_until = now + service
             run = s.run_batch
             if run is None:
