@@ -128,16 +128,13 @@ class Frontend:
             # its next batch in that same callback, so under load its batches grow
             self.server.submit(self._dispatch(), done)
 
-        def start() -> None:
-            if self.workers is not None:
-                self.workers[worker].submit(service_s + self._worker_dispatch_s, collect)
-            else:
-                self.env.timeout(service_s).callbacks.append(lambda _: collect())
-
         # the hand-off runs at once, in the callback that took the batch (a parse, the
         # batching timer, the previous batch's answer: the live engine steps inside it); its
         # CPU is counted in ``dispatch`` with the answer's (the probe measures them together)
-        start()
+        if self.workers is not None:
+            self.workers[worker].submit(service_s + self._worker_dispatch_s, collect)
+        else:
+            self.env.timeout(service_s).callbacks.append(lambda _: collect())
 
     # -- the way out -----------------------------------------------------------------------
     def answer(self, batch: list[Request]) -> None:
