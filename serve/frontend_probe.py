@@ -50,7 +50,8 @@ import json
 import math
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +147,40 @@ def worker_pids(server_pid: int) -> list[int]:
         if b"resource_tracker" not in cmd:
             out.append(pid)
     return out
+
+
+@contextmanager
+def live_cpu_ms(server_pid: int) -> Iterator[dict[str, float]]:
+    """What the live processes spend while the block runs: yields a mapping filled in on
+    exit with the CPU ms of the server's event-loop thread (``frontend``) and its wake-ups
+    (voluntary context switches), of its worker processes (``workers``) and of the calling
+    thread (``client``: the load generator runs its event loop there). Empty where
+    ``/proc`` is missing (not Linux): the figures are then NaN."""
+    import threading
+
+    out: dict[str, float] = {}
+    if not os.path.isdir(f"/proc/{server_pid}/task"):
+        yield out
+        return
+    workers = worker_pids(server_pid)
+    me_pid, me_tid = os.getpid(), threading.get_native_id()
+
+    def worker_ms(pid: int) -> float:
+        try:
+            return process_counters(pid)[0]
+        except OSError:  # a worker that ended (and was replaced) meanwhile: unknown
+            return math.nan
+
+    def read() -> tuple[tuple[float, int], float, float]:
+        return (thread_counters(server_pid, server_pid),
+                sum(worker_ms(p) for p in workers),
+                thread_counters(me_pid, me_tid)[0])
+
+    (loop0, wake0), workers0, client0 = read()
+    yield out
+    (loop1, wake1), workers1, client1 = read()
+    out.update(frontend=loop1 - loop0, frontend_wakeups=float(wake1 - wake0),
+               workers=workers1 - workers0, client=client1 - client0)
 
 
 # -- the bursts --------------------------------------------------------------------------------

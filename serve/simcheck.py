@@ -43,10 +43,12 @@ import pandas as pd
 
 from serve.auth import ADMIN_TOKEN_ENV, Credentials, new_key
 from serve.simcheck_figures import (
+    CPU_KEYS,
     GOODPUT_POINTS,
     MEAN_ERROR_PCT,
     THROUGHPUT_ERROR_PCT,
     bisect_saturation,
+    cpu_per_request,
     errors,
     live_figures,
     load_summary,
@@ -60,7 +62,7 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 10
+VERSION = 11
 """Bumped when the method changes, so that a rerun does not resume older results."""
 MIN_RUN_S = 4.0
 """Each run offers at least this many seconds of requests after its warm-up (past
@@ -206,6 +208,8 @@ class Check:
         meta = self.zoo.metadata
         self.inputs = load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed).test.x
         self.url: str | None = None
+        self.pid = 0
+        """The live server's process (once started)."""
         self.server = ExitStack()
         """The live server, once started (one for the whole check)."""
         self.next_id = -1
@@ -258,30 +262,41 @@ class Check:
                          "client": {"max_connections": CLIENT_CONNECTIONS}}
         return parse_scenario(d, self.base_dir, str(self.config))
 
-    def simulate(self, sc: Scenario) -> pd.DataFrame:
+    def simulate(self, sc: Scenario) -> tuple[pd.DataFrame, dict[str, float]]:
+        """The simulated records and each modeled process's CPU (ms in all)."""
         from sim.run import Simulation
 
-        return Simulation(sc, self.base_dir).run().frame
+        sim = Simulation(sc, self.base_dir)
+        frame = sim.run().frame
+        fe = sim.system.frontend
+        return frame, fe.cpu_ms() if fe is not None else {}
 
-    def live(self, sc: Scenario) -> pd.DataFrame:
+    def live(self, sc: Scenario) -> tuple[pd.DataFrame, dict[str, float]]:
+        """The live records (the load generator's joined with the server's) and each
+        process's CPU over the replay (ms in all; the client's includes encoding the
+        bodies)."""
         from serve.client import fetch_server_records
+        from serve.frontend_probe import live_cpu_ms
         from serve.loadgen import join_server_records, replay
         from sim.clock import run_precise
         from workloads.schedule import request_schedule
 
         if self.url is None:
-            self.url = self.server.enter_context(live_server_process(
+            proc = self.server.enter_context(live_server_process(
                 self._serve_config("check", self.serve_data), self.out / "serve" / "check.log",
-                admin_token=self.token)).url
-        live = run_precise(replay(self.url, request_schedule(sc), self.inputs,
-                                  max_connections=CLIENT_CONNECTIONS, progress=self.progress,
-                                  credentials=self.creds))
+                admin_token=self.token))
+            self.url, self.pid = proc.url, proc.pid
+        schedule = request_schedule(sc)
+        with live_cpu_ms(self.pid) as cpu:
+            live = run_precise(replay(self.url, schedule, self.inputs,
+                                      max_connections=CLIENT_CONNECTIONS,
+                                      progress=self.progress, credentials=self.creds))
         server = fetch_server_records(self.url, self.token, after=self.next_id)
         if server is None:
             raise UserError("simcheck: the live server keeps no records")
         if len(server):
             self.next_id = max(self.next_id, int(server["id"].max()))
-        return join_server_records(live, server)
+        return join_server_records(live, server), cpu
 
     def run(self, rate: float, repeat: int, kind: str) -> dict[str, Any]:
         """One run's figures, live and simulated, resumed when already done."""
@@ -291,16 +306,18 @@ class Check:
         if done is not None:
             return done
         sc = self.scenario(rate, repeat)
-        sim = self.simulate(sc)
+        sim, sim_cpu = self.simulate(sc)
         row: dict[str, Any] = {"digest": digest, "rate_rps": rate, "repeat": repeat,
-                               "sim": sim_figures(sim, sc.warmup_s),
+                               "sim": {**sim_figures(sim, sc.warmup_s),
+                                       "cpu": cpu_per_request(sim_cpu, len(sim))},
                                # the other model of the cores (docs/serving.md), for comparison
                                "sim_queue": sim_figures(
-                                   self.simulate(self.scenario(rate, repeat, "queue")),
+                                   self.simulate(self.scenario(rate, repeat, "queue"))[0],
                                    sc.warmup_s)}
         if kind != "predict":
-            live = self.live(sc)
-            row["live"] = live_figures(live, sc.warmup_s)
+            live, live_cpu = self.live(sc)
+            row["live"] = {**live_figures(live, sc.warmup_s),
+                           "cpu": cpu_per_request(live_cpu, len(live))}
             row["errors"] = errors(row["live"], row["sim"])
             row["errors_queue"] = errors(row["live"], row["sim_queue"])
             if kind == "load":
@@ -436,6 +453,14 @@ def _pm(s: dict[str, float], fmt: str) -> str:
     return f"{s['mean']:{fmt}} ({s['min']:{fmt}} to {s['max']:{fmt}})"
 
 
+def _live_sim(cpu: dict[str, Any], key: str) -> str:
+    """``live / sim`` of one CPU figure (repeat means; ``-`` where unknown)."""
+    def one(x: float) -> str:
+        return f"{x:.3f}" if math.isfinite(x) else "-"
+
+    return f"{one(cpu['live'][key]['mean'])} / {one(cpu['sim'][key]['mean'])}"
+
+
 def table(results: dict[str, Any]) -> str:
     """simcheck.md: one row per load (means over the repeats, their range in brackets)."""
     fe = results["frontend"]["frontend"]
@@ -463,6 +488,15 @@ def table(results: dict[str, Any]) -> str:
             f"{'yes' if s['live']['saturated'] else 'no'} / "
             f"{'yes' if s['sim']['saturated'] else 'no'} | "
             f"{'ok' if s['verdict']['ok'] else 'OUT'}: {s['verdict']['why']} |")
+    if all("cpu" in s for s in results["loads"]):
+        lines += ["", "CPU per request sent, live / sim (ms; warm-up included): the server's "
+                  "event loop and its wake-ups per request, the worker processes (forward "
+                  "passes included), the load generator (live: with encoding the bodies):",
+                  "", "| load req/s | event loop ms | wake-ups | workers ms | client ms |",
+                  "|---:|---:|---:|---:|---:|"]
+        for s in results["loads"]:
+            lines.append(f"| {s['rate_rps']:g} | "
+                         + " | ".join(_live_sim(s["cpu"], k) for k in CPU_KEYS) + " |")
     if all("errors_queue" in s for s in results["loads"]):
         lines += ["", "The other model of the cores (`cpu: queue`, docs/serving.md), same runs:",
                   "", "| load req/s | mean error | goodput error points | throughput error "

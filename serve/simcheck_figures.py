@@ -100,6 +100,22 @@ def sim_figures(sim: pd.DataFrame, warmup_s: float) -> dict[str, Any]:
                        sim["met_accuracy"].to_numpy(bool), sim["model"], warmup_s)
 
 
+CPU_KEYS = ("frontend", "frontend_wakeups", "workers", "client")
+"""The processes whose CPU a run reports (:func:`cpu_per_request`)."""
+
+
+def cpu_per_request(cpu_ms: dict[str, float], requests: int) -> dict[str, float]:
+    """A run's CPU per request sent (warm-up included: the counters cover the whole run),
+    in ms, for the server's event loop (``frontend``), the workers (forward passes
+    included) and the load generator (``client``), and the event loop's wake-ups per
+    request. Live, from the processes' counters (:func:`serve.frontend_probe.thread_counters`:
+    the loop's voluntary context switches are its wake-ups); simulated, from the modeled
+    stations (:meth:`sim.frontend.Frontend.cpu_ms`). Where the two differ the model's costs
+    are off at that load, whatever the latencies say."""
+    return {k: float(cpu_ms.get(k, math.nan)) / requests if requests else math.nan
+            for k in CPU_KEYS}
+
+
 def errors(live: dict[str, Any], sim: dict[str, Any]) -> dict[str, Any]:
     """The simulator's errors against one live run: percent for latency and throughput,
     points for goodput, total variation for the selection mix."""
@@ -136,6 +152,9 @@ def load_summary(rate: float, repeats: list[dict[str, Any]]) -> dict[str, Any]:
         out[side] = {k: _stats([r[side][k] for r in repeats])
                      for k in ("mean_ms", "p50_ms", "p99_ms", "goodput", "throughput_rps")}
         out[side]["saturated"] = sum(r[side]["saturated"] for r in repeats) * 2 > len(repeats)
+    if all("cpu" in r[side] for r in repeats for side in ("live", "sim")):
+        out["cpu"] = {side: {k: _stats([r[side]["cpu"][k] for r in repeats]) for k in CPU_KEYS}
+                      for side in ("live", "sim")}
     out["errors"] = {k: _stats([r["errors"][k] for r in repeats])
                      for k in ("mean_pct", "p50_pct", "p99_pct", "throughput_pct",
                                "goodput_points", "mix_tvd")}

@@ -192,6 +192,9 @@ class Station:
         self.wakeups = 0
         """Jobs that woke a sleeping process (each paid its setup; a job arriving the moment
         its process goes idle finds it awake)."""
+        self.cpu_s = 0.0
+        """CPU seconds of the jobs started so far, wake-ups included (what the live
+        process's CPU counter would read: ``zoosim simcheck`` compares the two)."""
 
     def _wake(self) -> float:
         """An idle process wakes (the one asleep the shortest time): its cost now."""
@@ -227,6 +230,7 @@ class Station:
     def _start(self, work_s: float, done: Done) -> None:
         self.busy += 1
         self.jobs += 1
+        self.cpu_s += work_s
 
         def finished() -> None:
             self.busy -= 1

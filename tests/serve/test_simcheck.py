@@ -32,6 +32,7 @@ from serve.simcheck_figures import (
     MEAN_ERROR_PCT,
     THROUGHPUT_ERROR_PCT,
     bisect_saturation,
+    cpu_per_request,
     errors,
     load_summary,
     run_figures,
@@ -134,6 +135,24 @@ def test_load_verdict_past_saturation_on_both_sides() -> None:
     assert not load_summary(900, [row(500, 900, True, True, 800, 800 * (1 + t + 0.01))]
                             )["verdict"]["ok"]
     assert not load_summary(900, [row(500, 9, True, False, 800, 800)])["verdict"]["ok"]
+
+
+def test_cpu_per_request_and_its_summary() -> None:
+    per = cpu_per_request({"frontend": 50.0, "frontend_wakeups": 150.0, "workers": 80.0,
+                           "client": 20.0}, 100)
+    assert per == {"frontend": 0.5, "frontend_wakeups": 1.5, "workers": 0.8, "client": 0.2}
+    # a process not measured (no /proc, workers not on the host) and an empty run: unknown
+    assert math.isnan(cpu_per_request({"frontend": 1.0}, 10)["workers"])
+    assert all(math.isnan(v) for v in cpu_per_request({"frontend": 1.0}, 0).values())
+    rows = [row(10, 10), row(10, 10)]
+    for r, ms in zip(rows, (0.4, 0.6), strict=True):
+        r["live"]["cpu"] = cpu_per_request({"frontend": ms * 10}, 10)
+        r["sim"]["cpu"] = cpu_per_request({"frontend": 5.0}, 10)
+    s = load_summary(100, rows)
+    assert s["cpu"]["live"]["frontend"]["mean"] == pytest.approx(0.5)
+    assert s["cpu"]["live"]["frontend"]["min"] == pytest.approx(0.4)
+    assert s["cpu"]["sim"]["frontend"]["mean"] == pytest.approx(0.5)
+    assert "cpu" not in load_summary(100, [row(10, 10)])  # older runs had none
 
 
 def test_spread_over_repeats() -> None:
@@ -291,6 +310,11 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
     assert json.loads((out / "simcheck.json").read_text())["loads"][1]["rate_rps"] == 150.0
     assert "| 150 |" in (out / "simcheck.md").read_text()
     assert (out / "runs" / "live-60-0.parquet").is_file()
+    for s in res["loads"]:  # both sides count the event loop's CPU and its wake-ups
+        for side in ("live", "sim"):
+            assert s["cpu"][side]["frontend"]["mean"] > 0
+            assert s["cpu"][side]["frontend_wakeups"]["mean"] > 0
+    assert "| event loop ms |" in (out / "simcheck.md").read_text()
 
     def no_more_runs(*_: Any, **__: Any) -> Any:
         raise AssertionError("a finished step ran again")

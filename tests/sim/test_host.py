@@ -167,6 +167,24 @@ def test_jobs_ready_together_share_a_wakeup() -> None:
     assert ends == pytest.approx([1.5, 2.5, 3.5]) and station.wakeups == 1
 
 
+def test_cpu_counts_the_jobs_and_their_wakeups() -> None:
+    """A station's CPU is its jobs' work plus what each wake-up cost: a job after a long
+    sleep pays ``setup + cold``, one queued behind a busy process nothing more, one after
+    a sleep of one cooling time ``setup + cold * (1 - 1/e)``."""
+    env = simpy.Environment()
+    station = Station(Host(env, 1), 1, setup_s=0.1, cold_s=0.2, cooling_s=1.0)
+    station.submit(1.0, lambda: None)   # first ever: asleep for good, 1.3 in all
+    station.submit(0.5, lambda: None)   # queued: ends at 1.8, no wake-up
+    env.run()
+    assert env.now == pytest.approx(1.8)
+    env.run(until=2.8)                  # asleep for one cooling time
+    station.submit(0.25, lambda: None)
+    env.run()
+    woke = 0.1 + 0.2 * (1 - math.exp(-1.0))
+    assert station.cpu_s == pytest.approx(1.0 + 0.3 + 0.5 + 0.25 + woke)
+    assert station.wakeups == 2 and station.jobs == 3
+
+
 def test_bad_arguments() -> None:
     env = simpy.Environment()
     with pytest.raises(ValueError, match="cores"):
