@@ -44,11 +44,13 @@ import pandas as pd
 from serve.auth import ADMIN_TOKEN_ENV, Credentials, new_key
 from serve.simcheck_figures import (
     CPU_KEYS,
+    ENGINE_KEYS,
     GOODPUT_POINTS,
     MEAN_ERROR_PCT,
     THROUGHPUT_ERROR_PCT,
     bisect_saturation,
     cpu_per_request,
+    engine_figures,
     errors,
     live_figures,
     load_summary,
@@ -62,7 +64,7 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 11
+VERSION = 12
 """Bumped when the method changes, so that a rerun does not resume older results."""
 MIN_RUN_S = 4.0
 """Each run offers at least this many seconds of requests after its warm-up (past
@@ -271,10 +273,10 @@ class Check:
         fe = sim.system.frontend
         return frame, fe.cpu_ms() if fe is not None else {}
 
-    def live(self, sc: Scenario) -> tuple[pd.DataFrame, dict[str, float]]:
-        """The live records (the load generator's joined with the server's) and each
-        process's CPU over the replay (ms in all; the client's includes encoding the
-        bodies)."""
+    def live(self, sc: Scenario) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+        """The live records (the load generator's joined with the server's), the server's
+        own and each process's CPU over the replay (ms in all; the client's includes
+        encoding the bodies)."""
         from serve.client import fetch_server_records
         from serve.frontend_probe import live_cpu_ms
         from serve.loadgen import join_server_records, replay
@@ -296,7 +298,7 @@ class Check:
             raise UserError("simcheck: the live server keeps no records")
         if len(server):
             self.next_id = max(self.next_id, int(server["id"].max()))
-        return join_server_records(live, server), cpu
+        return join_server_records(live, server), server, cpu
 
     def run(self, rate: float, repeat: int, kind: str) -> dict[str, Any]:
         """One run's figures, live and simulated, resumed when already done."""
@@ -309,15 +311,17 @@ class Check:
         sim, sim_cpu = self.simulate(sc)
         row: dict[str, Any] = {"digest": digest, "rate_rps": rate, "repeat": repeat,
                                "sim": {**sim_figures(sim, sc.warmup_s),
-                                       "cpu": cpu_per_request(sim_cpu, len(sim))},
+                                       "cpu": cpu_per_request(sim_cpu, len(sim)),
+                                       "engine": engine_figures(sim, "server_latency_ms")},
                                # the other model of the cores (docs/serving.md), for comparison
                                "sim_queue": sim_figures(
                                    self.simulate(self.scenario(rate, repeat, "queue"))[0],
                                    sc.warmup_s)}
         if kind != "predict":
-            live, live_cpu = self.live(sc)
+            live, server, live_cpu = self.live(sc)
             row["live"] = {**live_figures(live, sc.warmup_s),
-                           "cpu": cpu_per_request(live_cpu, len(live))}
+                           "cpu": cpu_per_request(live_cpu, len(live)),
+                           "engine": engine_figures(server, "latency_ms")}
             row["errors"] = errors(row["live"], row["sim"])
             row["errors_queue"] = errors(row["live"], row["sim_queue"])
             if kind == "load":
@@ -453,12 +457,12 @@ def _pm(s: dict[str, float], fmt: str) -> str:
     return f"{s['mean']:{fmt}} ({s['min']:{fmt}} to {s['max']:{fmt}})"
 
 
-def _live_sim(cpu: dict[str, Any], key: str) -> str:
-    """``live / sim`` of one CPU figure (repeat means; ``-`` where unknown)."""
+def _live_sim(figures: dict[str, Any], key: str) -> str:
+    """``live / sim`` of one figure (repeat means; ``-`` where unknown)."""
     def one(x: float) -> str:
         return f"{x:.3f}" if math.isfinite(x) else "-"
 
-    return f"{one(cpu['live'][key]['mean'])} / {one(cpu['sim'][key]['mean'])}"
+    return f"{one(figures['live'][key]['mean'])} / {one(figures['sim'][key]['mean'])}"
 
 
 def table(results: dict[str, Any]) -> str:
@@ -497,6 +501,15 @@ def table(results: dict[str, Any]) -> str:
         for s in results["loads"]:
             lines.append(f"| {s['rate_rps']:g} | "
                          + " | ".join(_live_sim(s["cpu"], k) for k in CPU_KEYS) + " |")
+    if all("engine" in s for s in results["loads"]):
+        lines += ["", "Inside the serving system, live / sim (warm-up included): the mean "
+                  "latency from admission to the batch done, the mean time a batch held its "
+                  "worker (its answer read back included), the mean requests per batch:", "",
+                  "| load req/s | server latency ms | batch ms | batch size |",
+                  "|---:|---:|---:|---:|"]
+        for s in results["loads"]:
+            lines.append(f"| {s['rate_rps']:g} | "
+                         + " | ".join(_live_sim(s["engine"], k) for k in ENGINE_KEYS) + " |")
     if all("errors_queue" in s for s in results["loads"]):
         lines += ["", "The other model of the cores (`cpu: queue`, docs/serving.md), same runs:",
                   "", "| load req/s | mean error | goodput error points | throughput error "

@@ -116,6 +116,26 @@ def cpu_per_request(cpu_ms: dict[str, float], requests: int) -> dict[str, float]
             for k in CPU_KEYS}
 
 
+ENGINE_KEYS = ("server_mean_ms", "batch_ms", "batch_size")
+"""The serving system's own figures a run reports (:func:`engine_figures`)."""
+
+
+def engine_figures(records: pd.DataFrame, latency: str) -> dict[str, float]:
+    """Inside the serving system, over the whole run (warm-up included: the server's clock
+    is not the client's): the mean latency from admission to the batch done
+    (``latency``: the column holding it), the mean time a batch held its worker (taken to
+    done, the answer read back included) and the mean requests per batch. The live
+    server's records and the simulator's have the same columns (one engine), so these
+    split an end-to-end error into the serving system's share and the front-end's."""
+    served = records[(records["batch_id"] >= 0) & records["finish_s"].notna()]
+    batches = served.drop_duplicates("batch_id")
+    nan = math.nan
+    return {"server_mean_ms": float(served[latency].mean()) if len(served) else nan,
+            "batch_ms": float(((batches["finish_s"] - batches["start_s"]) * 1000).mean())
+            if len(batches) else nan,
+            "batch_size": len(served) / len(batches) if len(batches) else nan}
+
+
 def errors(live: dict[str, Any], sim: dict[str, Any]) -> dict[str, Any]:
     """The simulator's errors against one live run: percent for latency and throughput,
     points for goodput, total variation for the selection mix."""
@@ -152,9 +172,10 @@ def load_summary(rate: float, repeats: list[dict[str, Any]]) -> dict[str, Any]:
         out[side] = {k: _stats([r[side][k] for r in repeats])
                      for k in ("mean_ms", "p50_ms", "p99_ms", "goodput", "throughput_rps")}
         out[side]["saturated"] = sum(r[side]["saturated"] for r in repeats) * 2 > len(repeats)
-    if all("cpu" in r[side] for r in repeats for side in ("live", "sim")):
-        out["cpu"] = {side: {k: _stats([r[side]["cpu"][k] for r in repeats]) for k in CPU_KEYS}
-                      for side in ("live", "sim")}
+    for part, keys in (("cpu", CPU_KEYS), ("engine", ENGINE_KEYS)):
+        if all(part in r[side] for r in repeats for side in ("live", "sim")):
+            out[part] = {side: {k: _stats([r[side][part][k] for r in repeats]) for k in keys}
+                         for side in ("live", "sim")}
     out["errors"] = {k: _stats([r["errors"][k] for r in repeats])
                      for k in ("mean_pct", "p50_pct", "p99_pct", "throughput_pct",
                                "goodput_points", "mix_tvd")}

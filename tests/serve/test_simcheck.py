@@ -33,6 +33,7 @@ from serve.simcheck_figures import (
     THROUGHPUT_ERROR_PCT,
     bisect_saturation,
     cpu_per_request,
+    engine_figures,
     errors,
     load_summary,
     run_figures,
@@ -153,6 +154,21 @@ def test_cpu_per_request_and_its_summary() -> None:
     assert s["cpu"]["live"]["frontend"]["min"] == pytest.approx(0.4)
     assert s["cpu"]["sim"]["frontend"]["mean"] == pytest.approx(0.5)
     assert "cpu" not in load_summary(100, [row(10, 10)])  # older runs had none
+
+
+def test_engine_figures_count_batches_once() -> None:
+    """Two batches (of 2 requests, 4 ms; of 1, 2 ms) and a request refused before any batch:
+    the mean over the served requests, the batches counted once each."""
+    records = pd.DataFrame({"latency_ms": [5.0, 6.0, 3.0, math.nan],
+                            "batch_id": [1, 1, 2, -1],
+                            "start_s": [0.010, 0.010, 0.020, math.nan],
+                            "finish_s": [0.014, 0.014, 0.022, math.nan]})
+    got = engine_figures(records, "latency_ms")
+    assert got["server_mean_ms"] == pytest.approx(14 / 3)
+    assert got["batch_ms"] == pytest.approx(3.0)
+    assert got["batch_size"] == pytest.approx(1.5)
+    none = engine_figures(records[records["batch_id"] < 0], "latency_ms")
+    assert all(math.isnan(v) for v in none.values())
 
 
 def test_spread_over_repeats() -> None:
@@ -314,7 +330,11 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
         for side in ("live", "sim"):
             assert s["cpu"][side]["frontend"]["mean"] > 0
             assert s["cpu"][side]["frontend_wakeups"]["mean"] > 0
+        # and the serving system's own figures, from the server's records and the model's
+        assert s["engine"]["live"]["batch_ms"]["mean"] > 0
+        assert s["engine"]["sim"]["batch_size"]["mean"] >= 1
     assert "| event loop ms |" in (out / "simcheck.md").read_text()
+    assert "| batch size |" in (out / "simcheck.md").read_text()
 
     def no_more_runs(*_: Any, **__: Any) -> Any:
         raise AssertionError("a finished step ran again")
