@@ -300,6 +300,30 @@ def test_cooling_fit_on_both_sides() -> None:
         assert cooling == pytest.approx(tau, rel=0.1)
 
 
+def test_repeats_run_repeat_major(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every load once, then every load again: a slow spell of the machine then falls on one
+    repeat of several loads, not on every repeat of one load."""
+    from tests.sim.test_frontend import write_frontend_profile
+
+    fe = write_frontend_profile(tmp_path / "fe.yaml", ingress=0.3, cores=2)
+    check = simcheck.Check(CONFIG, tmp_path / "out", profile="mnist5k-cpu",
+                           frontend_profile=str(fe), requests=50, repeats=2, progress=False,
+                           echo=lambda _: None)
+    calls: list[tuple[float, int, str]] = []
+
+    def fake_run(rate: float, repeat: int, kind: str) -> dict[str, Any]:
+        calls.append((rate, repeat, kind))
+        r = row(10, 10)
+        return {"rate_rps": rate, "repeat": repeat, "sim_queue": r["sim"], **r}
+
+    monkeypatch.setattr(check, "run", fake_run)
+    out = check.check([100.0, 200.0, 300.0])
+    loads = [(rate, r) for rate, r, kind in calls if kind == "load"]
+    assert loads == [(100.0, 0), (200.0, 0), (300.0, 0), (100.0, 1), (200.0, 1), (300.0, 1)]
+    assert [s["repeats"] for s in out["loads"]] == [2, 2, 2]
+    assert out["saturation"]["measured_rps"] is None   # no load saturated the live system
+
+
 # -- a real run ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_small_simcheck_against_a_real_server_and_its_resume(
