@@ -44,11 +44,13 @@ import pandas as pd
 from serve.auth import ADMIN_TOKEN_ENV, Credentials, new_key
 from serve.simcheck_figures import (
     CPU_KEYS,
+    DRIFT_PCT,
     ENGINE_KEYS,
     GOODPUT_POINTS,
     MEAN_ERROR_PCT,
     THROUGHPUT_ERROR_PCT,
     bisect_saturation,
+    calibration_drift,
     cpu_per_request,
     engine_figures,
     errors,
@@ -348,6 +350,7 @@ class Check:
         return {"config": str(self.config), "profile": str(self.zoo_path),
                 "frontend_profile": str(self.fe_path), "repeats": self.repeats,
                 "frontend": self.fe.model_dump(), "loads": summaries,
+                "calibration": calibration_drift(summaries),
                 "runs": {f"{rate:g}": rows for rate, rows in by_load.items()},
                 "saturation": {**saturation_verdict(measured, predicted),
                                "sim_at_loads": [s["sim"]["saturated"] for s in summaries],
@@ -501,6 +504,17 @@ def table(results: dict[str, Any]) -> str:
         for s in results["loads"]:
             lines.append(f"| {s['rate_rps']:g} | "
                          + " | ".join(_live_sim(s["cpu"], k) for k in CPU_KEYS) + " |")
+        drift = results.get("calibration", {})
+        pct = drift.get("live_over_charged_pct")
+        if pct is not None:
+            lines += ["", "Calibration: below saturation the live event loop's CPU per "
+                      f"request differed from the model's charge by {pct:+.1f} % (median over "
+                      f"{drift['loads']} loads): "
+                      + ("held, within " if drift["held"] else "**drifted**, beyond ")
+                      + f"{DRIFT_PCT:g} %"
+                      + ("." if drift["held"] else ": the machine ran at another speed than "
+                         "when the front-end was profiled, and latency errors of that size "
+                         "are the machine's, not the model's.")]
     if all("engine" in s for s in results["loads"]):
         lines += ["", "Inside the serving system, live / sim (warm-up included): the mean "
                   "latency from admission to the batch done, the mean time a batch held its "

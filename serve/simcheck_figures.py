@@ -116,6 +116,31 @@ def cpu_per_request(cpu_ms: dict[str, float], requests: int) -> dict[str, float]
             for k in CPU_KEYS}
 
 
+DRIFT_PCT = 15.0
+"""How far the event loop's live CPU per request may be from the model's charge (the median
+over the loads below saturation) before a check says the machine's speed moved since the
+front-end was profiled (:func:`calibration_drift`)."""
+
+
+def calibration_drift(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether the front-end's calibration held during the check: the median, over the loads
+    the live system kept up with, of the event loop's live CPU per request over what the
+    model charged, as a percentage difference, and whether it is within :data:`DRIFT_PCT`.
+    The probe measures the costs minutes before; on a machine whose speed moves (a shared
+    virtual machine) the live processes then run faster or slower than it said, and latency
+    errors of that size are the machine's, not the model's. None where no load has CPU
+    figures below saturation."""
+    ratios = [s["cpu"]["live"]["frontend"]["mean"] / s["cpu"]["sim"]["frontend"]["mean"]
+              for s in summaries
+              if "cpu" in s and not s["live"]["saturated"]
+              and s["cpu"]["sim"]["frontend"]["mean"] > 0
+              and math.isfinite(s["cpu"]["live"]["frontend"]["mean"])]
+    if not ratios:
+        return {"live_over_charged_pct": None, "held": None, "loads": 0}
+    pct = 100.0 * (float(np.median(ratios)) - 1.0)
+    return {"live_over_charged_pct": pct, "held": abs(pct) <= DRIFT_PCT, "loads": len(ratios)}
+
+
 ENGINE_KEYS = ("server_mean_ms", "batch_ms", "batch_size")
 """The serving system's own figures a run reports (:func:`engine_figures`)."""
 

@@ -27,11 +27,13 @@ from serve.frontend_probe import (
 )
 from serve.simcheck import at_rate, run_simcheck
 from serve.simcheck_figures import (
+    DRIFT_PCT,
     GOODPUT_POINTS,
     KEEP_UP,
     MEAN_ERROR_PCT,
     THROUGHPUT_ERROR_PCT,
     bisect_saturation,
+    calibration_drift,
     cpu_per_request,
     engine_figures,
     errors,
@@ -154,6 +156,30 @@ def test_cpu_per_request_and_its_summary() -> None:
     assert s["cpu"]["live"]["frontend"]["min"] == pytest.approx(0.4)
     assert s["cpu"]["sim"]["frontend"]["mean"] == pytest.approx(0.5)
     assert "cpu" not in load_summary(100, [row(10, 10)])  # older runs had none
+
+
+def test_calibration_drift_on_both_sides_of_its_bound() -> None:
+    """The median over the loads below saturation of the live event loop's CPU over the
+    model's charge: within DRIFT_PCT it held, beyond it drifted; saturated loads (another
+    regime: larger batches) and loads without CPU figures do not count."""
+    def summary(live_ms: float, charged_ms: float, saturated: bool = False) -> dict[str, Any]:
+        rows = [row(10, 10, live_sat=saturated)]
+        rows[0]["live"]["cpu"] = cpu_per_request({"frontend": live_ms}, 1)
+        rows[0]["sim"]["cpu"] = cpu_per_request({"frontend": charged_ms}, 1)
+        return load_summary(100, rows)
+
+    within = 1 + (DRIFT_PCT - 1) / 100
+    beyond = 1 + (DRIFT_PCT + 1) / 100
+    held = calibration_drift([summary(within, 1.0), summary(within, 1.0), summary(9.0, 1.0,
+                                                                                 True)])
+    assert held["held"] and held["loads"] == 2
+    assert held["live_over_charged_pct"] == pytest.approx(DRIFT_PCT - 1)
+    slow = calibration_drift([summary(2 - beyond, 1.0), summary(2 - beyond, 1.0)])
+    assert not slow["held"] and slow["live_over_charged_pct"] == pytest.approx(-DRIFT_PCT - 1)
+    assert calibration_drift([summary(2 - within, 1.0)])["held"]
+    fast = calibration_drift([summary(beyond, 1.0), summary(1.0, 1.0), summary(beyond, 1.0)])
+    assert not fast["held"]   # the median of three: two beyond
+    assert calibration_drift([load_summary(100, [row(10, 10)])])["held"] is None
 
 
 def test_engine_figures_count_batches_once() -> None:
@@ -359,6 +385,8 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
         assert s["engine"]["sim"]["batch_size"]["mean"] >= 1
     assert "| event loop ms |" in (out / "simcheck.md").read_text()
     assert "| batch size |" in (out / "simcheck.md").read_text()
+    assert res["calibration"]["loads"] == 2 and isinstance(res["calibration"]["held"], bool)
+    assert "Calibration: below saturation" in (out / "simcheck.md").read_text()
 
     def no_more_runs(*_: Any, **__: Any) -> Any:
         raise AssertionError("a finished step ran again")
