@@ -27,8 +27,12 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    however short the sleep, and more as the caches go cold), fitted by least squares
    (:func:`cooling_fit`). The simulator's :class:`sim.host.Station` charges that to a job
    that finds its process asleep, so under load, when the loop rarely sleeps and then
-   briefly, the CPU per request falls towards the hot cost, as it does live. The worker's
-   cost per batch beyond the profiled forward pass: hot, the slope over bursts of one
+   briefly, the CPU per request falls towards the hot cost, as it does live. A worker's
+   forward passes against the zoo profile's (``forward_scale``, :func:`forward_scale`):
+   the slope of a one-batch burst's worker CPU against its batch's profiled forward time,
+   over the models and sizes (the profiler times forward passes back to back; live, the
+   larger models run visibly slower, among the front-end's work on the same cores). The
+   worker's cost per batch beyond its scaled forward pass: hot, the slope over bursts of one
    batch per request (served back to back), and a lone batch's remainder as its wake-up;
    the client's: its slope, and a lone request's remainder over :data:`CLIENT_WAKEUPS`,
    split evenly between send and receive (the probe cannot tell them apart); the worker's
@@ -300,6 +304,26 @@ def slope(k: np.ndarray, cpu: np.ndarray) -> float:
     return float(np.polyfit(k, cpu, 1)[0])
 
 
+MIN_SCALE = 0.1
+"""A live forward pass is never taken as faster than a tenth of the profiled one (a fit
+that says so has measured noise)."""
+SCALE_SPREAD = 2.0
+"""The longest profiled forward pass among the one-batch bursts must be at least this
+multiple of the shortest for their slope to say how live forward passes scale."""
+
+
+def forward_scale(forward_ms: np.ndarray, worker_ms: np.ndarray) -> float:
+    """How a live worker's forward passes relate to the profiled ones: the least-squares
+    slope of a one-batch burst's worker CPU against its batch's profiled forward time (the
+    intercept is the per-batch cost and wake-up, left to the fits after this one). 1 when
+    the bursts' forward times hardly vary (no slope to see); never below
+    :data:`MIN_SCALE`."""
+    if len(forward_ms) < 2 or forward_ms.min() <= 0 \
+            or forward_ms.max() < SCALE_SPREAD * forward_ms.min():
+        return 1.0
+    return max(float(np.polyfit(forward_ms, worker_ms, 1)[0]), MIN_SCALE)
+
+
 def cooling_fit(gap_ms: np.ndarray, wake_ms: np.ndarray) -> tuple[float, float, float]:
     """``(setup_ms, cold_ms, cooling_ms)``: what a wake-up costs, how much more after a long
     sleep, and how fast a process cools, fitted to what lone requests cost beyond their hot
@@ -367,11 +391,16 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                          egress=spread(both - ingress, srv[lone]), setup_ms=setup,
                          cold_ms=cold, cooling_ms=cooling)
 
-    # a worker: per batch beyond the profiled forward pass, hot (the slope over the bursts
-    # of one batch per request, served back to back) and its wake-up (a lone batch's rest)
-    wk = np.array([b.workers[0] for b in bursts]) - forward
+    # a worker: its forward passes against the profiled ones (the slope over the one-batch
+    # bursts, whose models and sizes vary); then per batch beyond them, hot (the slope over
+    # the bursts of one batch per request, served back to back) and its wake-up (a lone
+    # batch's rest)
+    wk = np.array([b.workers[0] for b in bursts])
+    scale = forward_scale(forward[one], wk[one])
+    wk = wk - scale * forward
     hot = max(slope(n_batches[many], wk[many]), 0.0)
-    worker = WorkerCosts(dispatch_ms=hot, **wake(max(float(np.median(wk[lone])) - hot, 0.0)))
+    worker = WorkerCosts(forward_scale=scale, dispatch_ms=hot,
+                         **wake(max(float(np.median(wk[lone])) - hot, 0.0)))
 
     # the client: per request (hot), and what a lone request costs beyond that per wake-up
     cl = np.array([b.client[0] for b in bursts])

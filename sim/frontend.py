@@ -16,8 +16,9 @@ the same few cores, and the front-end saturates on its own (docs/results/simchec
    before) and ``arrival`` is that moment;
 3. when a worker takes its batch, the front-end hands the batch over (it writes the inputs
    to the worker's pipe), then the batch runs: with ``workers_on_host`` its time is CPU work
-   on the host too (each worker a single-threaded process), so a busy front-end slows the
-   forward passes and the other way round; then the front-end reads the outputs back
+   on the host too (each worker a single-threaded process; the forward pass scaled by the
+   profile's ``worker.forward_scale`` and its per-batch cost added), so a busy front-end
+   slows the forward passes and the other way round; then the front-end reads the outputs back
    (``dispatch``, once per batch, for the write and the read), queued behind the work its
    event loop already has, and only then is the batch done and the worker free for the
    next. That queueing is what makes batches grow under load, as they do live (a worker's
@@ -82,6 +83,8 @@ class Frontend:
         self._dispatch = fe.dispatch.sampler(seeds.generator("frontend", "dispatch"))
         self._worker_dispatch_s = profile.worker.dispatch_ms / 1000
         """A worker's CPU per batch beyond the forward pass (on the host's cores only)."""
+        self._forward_scale = profile.worker.forward_scale
+        """A live worker's forward pass over the profiled one (on the host's cores only)."""
         self.workers: list[Station] | None = None
         if config.workers_on_host:
             self.workers = [profile.worker.station(self.host) for _ in system.workers]
@@ -142,7 +145,8 @@ class Frontend:
         # batching timer, the previous batch's answer: the live engine steps inside it); its
         # CPU is counted in ``dispatch`` with the answer's (the probe measures them together)
         if self.workers is not None:
-            self.workers[worker].submit(service_s + self._worker_dispatch_s, collect)
+            self.workers[worker].submit(service_s * self._forward_scale
+                                        + self._worker_dispatch_s, collect)
         else:
             self.env.timeout(service_s).callbacks.append(lambda _: collect())
 

@@ -121,8 +121,13 @@ class ClientCosts(Process):
 
 
 class WorkerCosts(Process):
+    forward_scale: Annotated[float, Field(gt=0)] = 1.0
+    """A live worker's forward pass over the zoo profile's: the profiler times forward
+    passes back to back, with the weights in cache; a live worker runs one batch among the
+    front-end's and the client's work on the same cores, and the larger models then take
+    visibly longer (measured by ``zoosim frontend profile``; 1: profiles older than it)."""
     dispatch_ms: Annotated[float, Field(ge=0)] = 0.0
-    """Per batch, beyond the profiled forward pass (unpickling the inputs, the reply)."""
+    """Per batch, beyond the (scaled) forward pass (unpickling the inputs, the reply)."""
 
 
 class Machine(Strict):

@@ -19,8 +19,11 @@ from serve import simcheck
 from serve.frontend_probe import (
     BURSTS,
     GAPS_MS,
+    MIN_SCALE,
+    SCALE_SPREAD,
     Burst,
     cooling_fit,
+    forward_scale,
     frontend_profile,
     median_pass,
     pass_cost_ms,
@@ -245,11 +248,16 @@ def test_service_fit_recovers_scale_and_dispatch() -> None:
 # -- the front-end probe's fit -------------------------------------------------------------------
 def synthetic_bursts(ingress: float, egress: float, dispatch: float, setup: float,
                      cold: float, cooling: float, worker: float, client: float,
-                     noise: float, seed: int = 0
+                     noise: float, seed: int = 0, scale: float = 1.0
                      ) -> tuple[list[Burst], dict[int, tuple[int, float]]]:
     """Bursts whose CPU follows the probe's model (plus noise; 0.1 ms for the measurement
-    itself, which the empty bursts show): the fit must give the costs back."""
+    itself, which the empty bursts show): the fit must give the costs back. Batch ``b``'s
+    profiled forward pass is 0.2-1.6 ms (eight models in turn); live it takes ``scale``
+    times that."""
     rng = np.random.default_rng(seed)
+
+    def forward(batch: int) -> float:
+        return 0.2 * (1 + batch % 8)
 
     def wake(gap: float) -> float:
         return setup + cold * (1 - math.exp(-gap / cooling))
@@ -263,13 +271,16 @@ def synthetic_bursts(ingress: float, egress: float, dispatch: float, setup: floa
                 n_b = (1 if k else 0) if kind == "one" else n_ok
                 ids = list(range(rid, rid + n_ok))
                 for j, i in enumerate(ids):
-                    batches[i] = (bid + (0 if kind == "one" else j), 1.0)
+                    b = bid + (0 if kind == "one" else j)
+                    batches[i] = (b, forward(b))
                 rid += n_ok
+                passes = sum(forward(b) for b in range(bid, bid + n_b))
                 bid += n_b
                 wakes = (0 if not k else 1 if kind == "refused" else 3) * wake(30.0)
                 cpu = 0.1 + n_ok * (ingress + egress) + n_bad * ingress + n_b * dispatch \
                     + wakes + rng.normal(0, noise)
-                wcpu = n_b * (1.0 + worker) + (0.2 if n_b else 0.0) + rng.normal(0, noise)
+                wcpu = scale * passes + n_b * worker + (0.2 if n_b else 0.0) \
+                    + rng.normal(0, noise)
                 ccpu = k * client + (0.3 if k else 0.0) + rng.normal(0, noise)
                 bursts.append(Burst(n_ok, n_bad, (cpu, 0), (wcpu, 0), (ccpu, 0), ids))
         for gap in GAPS_MS:
@@ -290,6 +301,8 @@ def test_probe_fit_recovers_the_costs() -> None:
     assert fe.cold_ms == pytest.approx(0.4, abs=0.05)
     assert fe.cooling_ms == pytest.approx(3.0, rel=0.3)
     assert p.worker.dispatch_ms == pytest.approx(0.4, abs=0.02)
+    assert p.worker.forward_scale == pytest.approx(1.0, abs=0.03)
+    assert p.worker.setup_ms + p.worker.cold_ms == pytest.approx(0.2, abs=0.03)
     assert p.client is not None
     assert p.client.send.mean_ms + p.client.receive.mean_ms == pytest.approx(0.3, abs=0.03)
     # other costs, other answer: the fit is not a constant
@@ -298,6 +311,24 @@ def test_probe_fit_recovers_the_costs() -> None:
     q = frontend_profile(other, b2, cores=2, description="test", zoo_profile="z")
     assert q.frontend.ingress.mean_ms == pytest.approx(0.6, abs=0.02)
     assert q.frontend.setup_ms + q.frontend.cold_ms == pytest.approx(0.05, abs=0.03)
+    # live forward passes 1.5 times the profiled: the scale, and the same per-batch costs
+    slow, b3 = synthetic_bursts(0.3, 0.2, 0.25, 0.15, 0.4, 3.0, 0.4, 0.3, noise=0.005,
+                                scale=1.5)
+    r = frontend_profile(slow, b3, cores=2, description="test", zoo_profile="z")
+    assert r.worker.forward_scale == pytest.approx(1.5, abs=0.03)
+    assert r.worker.dispatch_ms == pytest.approx(0.4, abs=0.03)
+    assert r.worker.setup_ms + r.worker.cold_ms == pytest.approx(0.2, abs=0.03)
+
+
+def test_forward_scale_needs_forward_times_that_differ() -> None:
+    fwd = np.array([0.5, 1.0, 2.0, 4.0])
+    assert forward_scale(fwd, 1.3 * fwd + 0.4) == pytest.approx(1.3)
+    # too little spread between the shortest and the longest pass: no slope to read
+    narrow = np.array([1.0, 1.2, 1.0 * SCALE_SPREAD - 0.01])
+    assert forward_scale(narrow, 5.0 * narrow) == 1.0
+    assert forward_scale(np.array([1.0, SCALE_SPREAD]), 3.0 * np.array([1.0, SCALE_SPREAD])
+                         ) == pytest.approx(3.0)
+    assert forward_scale(fwd, 3.0 - 0.5 * fwd) == MIN_SCALE   # a falling fit is noise
 
 
 def test_the_median_pass_is_kept() -> None:

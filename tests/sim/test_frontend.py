@@ -358,6 +358,18 @@ def test_worker_dispatch_cost_is_worker_cpu(tmp_path: Path) -> None:
     assert ms(df, "finish_s") == pytest.approx([2.5])
 
 
+def test_forward_scale_lengthens_forward_passes_on_the_host(tmp_path: Path) -> None:
+    """worker.forward_scale 1.5 and dispatch_ms 0.5: the lone 1 ms batch holds its worker
+    for 1.5 + 0.5 ms of CPU (from 1 to 3 ms); with the workers off the host the profiled
+    1 ms stands (the scale was measured for workers sharing the front-end's cores)."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0,
+                           worker=WorkerCosts(forward_scale=1.5, dispatch_ms=0.5))
+    d = trace_scenario(tmp_path, [0], frontend=frontend_block(workers_on_host=True))
+    assert ms(run(d, tmp_path).frame, "finish_s") == pytest.approx([3.0])
+    off = run(trace_scenario(tmp_path, [0], frontend=frontend_block()), tmp_path).frame
+    assert ms(off, "finish_s") == pytest.approx([2.0])
+
+
 def test_worker_setup_cost_applies_to_an_idle_worker(tmp_path: Path) -> None:
     """worker.setup_ms 0.2: the lone batch (1 ms) finds its worker process idle."""
     write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0,
