@@ -27,13 +27,11 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    however short the sleep, and more as the caches go cold), fitted by least squares
    (:func:`cooling_fit`). The simulator's :class:`sim.host.Station` charges that to a job
    that finds its process asleep, so under load, when the loop rarely sleeps and then
-   briefly, the CPU per request falls towards the hot cost, as it does live. A worker's
-   forward passes against the zoo profile's (``forward_scale``, :func:`forward_scale`):
-   the slope of a one-batch burst's worker CPU against its batch's profiled forward time,
-   over the models and sizes (the profiler times forward passes back to back; live, the
-   larger models run visibly slower, among the front-end's work on the same cores). The
-   worker's cost per batch beyond its scaled forward pass: hot, the slope over bursts of one
-   batch per request (served back to back), and a lone batch's remainder as its wake-up;
+   briefly, the CPU per request falls towards the hot cost, as it does live. A worker, in
+   one fit (:func:`worker_fit`): its forward passes against the zoo profile's
+   (``forward_scale``: the profiler times forward passes back to back; live, the larger
+   models run slower, among the front-end's work on the same cores), its cost per batch
+   beyond them (batches back to back) and its wake-up (what a burst's first batch pays);
    the client's: its slope, and a lone request's remainder over :data:`CLIENT_WAKEUPS`,
    split evenly between send and receive (the probe cannot tell them apart); the worker's
    and the client's wake-ups split between ``setup`` and ``cold`` in the server's shares;
@@ -308,20 +306,29 @@ MIN_SCALE = 0.1
 """A live forward pass is never taken as faster than a tenth of the profiled one (a fit
 that says so has measured noise)."""
 SCALE_SPREAD = 2.0
-"""The longest profiled forward pass among the one-batch bursts must be at least this
-multiple of the shortest for their slope to say how live forward passes scale."""
+"""The longest profiled forward pass among the bursts must be at least this multiple of
+the shortest for their worker CPU to say how live forward passes scale."""
 
 
-def forward_scale(forward_ms: np.ndarray, worker_ms: np.ndarray) -> float:
-    """How a live worker's forward passes relate to the profiled ones: the least-squares
-    slope of a one-batch burst's worker CPU against its batch's profiled forward time (the
-    intercept is the per-batch cost and wake-up, left to the fits after this one). 1 when
-    the bursts' forward times hardly vary (no slope to see); never below
-    :data:`MIN_SCALE`."""
-    if len(forward_ms) < 2 or forward_ms.min() <= 0 \
+def worker_fit(forward_ms: np.ndarray, batches: np.ndarray,
+               cpu_ms: np.ndarray) -> tuple[float, float, float]:
+    """``(forward_scale, per_batch_ms, wake_ms)`` of a worker, by non-negative least squares
+    over the bursts that ran batches: ``cpu = forward_scale * forward + per_batch * batches +
+    wake``, where ``forward`` is the bursts' profiled forward time in all, ``batches`` how
+    many it ran back to back and ``wake`` what the first of them paid for the worker's
+    wake-up. One fit of all three, so that a cold first batch's cost lands in ``wake`` and
+    not in the scale. The scale stays 1 when the forward times hardly vary (nothing to see
+    it by), and is never below :data:`MIN_SCALE`."""
+    ones = np.ones(len(cpu_ms))
+    if len(forward_ms) < 3 or forward_ms.min() <= 0 \
             or forward_ms.max() < SCALE_SPREAD * forward_ms.min():
-        return 1.0
-    return max(float(np.polyfit(forward_ms, worker_ms, 1)[0]), MIN_SCALE)
+        coef, _ = fit_costs(np.column_stack([batches, ones]), cpu_ms - forward_ms)
+        return 1.0, float(coef[0]), float(coef[1])
+    coef, _ = fit_costs(np.column_stack([forward_ms, batches, ones]), cpu_ms)
+    if coef[0] < MIN_SCALE:  # a fit that says so has measured noise
+        coef, _ = fit_costs(np.column_stack([batches, ones]), cpu_ms - MIN_SCALE * forward_ms)
+        return MIN_SCALE, float(coef[0]), float(coef[1])
+    return float(coef[0]), float(coef[1]), float(coef[2])
 
 
 def cooling_fit(gap_ms: np.ndarray, wake_ms: np.ndarray) -> tuple[float, float, float]:
@@ -391,16 +398,13 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                          egress=spread(both - ingress, srv[lone]), setup_ms=setup,
                          cold_ms=cold, cooling_ms=cooling)
 
-    # a worker: its forward passes against the profiled ones (the slope over the one-batch
-    # bursts, whose models and sizes vary); then per batch beyond them, hot (the slope over
-    # the bursts of one batch per request, served back to back) and its wake-up (a lone
-    # batch's rest)
+    # a worker: its forward passes against the profiled ones, its cost per batch beyond
+    # them (hot: batches back to back) and its wake-up, in one fit over the bursts that ran
+    # batches (one batch of one model, one batch per request of several)
+    ran = ok > 0
     wk = np.array([b.workers[0] for b in bursts])
-    scale = forward_scale(forward[one], wk[one])
-    wk = wk - scale * forward
-    hot = max(slope(n_batches[many], wk[many]), 0.0)
-    worker = WorkerCosts(forward_scale=scale, dispatch_ms=hot,
-                         **wake(max(float(np.median(wk[lone])) - hot, 0.0)))
+    scale, hot, woke = worker_fit(forward[ran], n_batches[ran], wk[ran])
+    worker = WorkerCosts(forward_scale=scale, dispatch_ms=hot, **wake(woke))
 
     # the client: per request (hot), and what a lone request costs beyond that per wake-up
     cl = np.array([b.client[0] for b in bursts])

@@ -23,10 +23,10 @@ from serve.frontend_probe import (
     SCALE_SPREAD,
     Burst,
     cooling_fit,
-    forward_scale,
     frontend_profile,
     median_pass,
     pass_cost_ms,
+    worker_fit,
 )
 from serve.simcheck import at_rate, run_simcheck
 from serve.simcheck_figures import (
@@ -320,15 +320,24 @@ def test_probe_fit_recovers_the_costs() -> None:
     assert r.worker.setup_ms + r.worker.cold_ms == pytest.approx(0.2, abs=0.03)
 
 
-def test_forward_scale_needs_forward_times_that_differ() -> None:
-    fwd = np.array([0.5, 1.0, 2.0, 4.0])
-    assert forward_scale(fwd, 1.3 * fwd + 0.4) == pytest.approx(1.3)
-    # too little spread between the shortest and the longest pass: no slope to read
-    narrow = np.array([1.0, 1.2, 1.0 * SCALE_SPREAD - 0.01])
-    assert forward_scale(narrow, 5.0 * narrow) == 1.0
-    assert forward_scale(np.array([1.0, SCALE_SPREAD]), 3.0 * np.array([1.0, SCALE_SPREAD])
-                         ) == pytest.approx(3.0)
-    assert forward_scale(fwd, 3.0 - 0.5 * fwd) == MIN_SCALE   # a falling fit is noise
+def test_worker_fit_separates_scale_batch_cost_and_wakeup() -> None:
+    """cpu = 1.3 * forward + 0.4 per batch + 0.2 per burst, over bursts of 1-8 batches: all
+    three come back; a cold first batch lands in the wake-up, not in the scale."""
+    rng = np.random.default_rng(3)
+    batches = np.repeat([1.0, 2.0, 4.0, 8.0], 10)
+    forward = batches * rng.uniform(0.2, 2.0, len(batches))
+    got = worker_fit(forward, batches, 1.3 * forward + 0.4 * batches + 0.2)
+    assert got == pytest.approx((1.3, 0.4, 0.2))
+    # too little spread between the shortest and the longest forward time: no scale to read
+    flat = np.full(8, 1.0)
+    flat[-1] = SCALE_SPREAD - 0.01
+    b = np.arange(1.0, 9.0)
+    assert worker_fit(flat, b, 5.0 * flat + 0.1 * b)[0] == 1.0
+    wide = flat.copy()
+    wide[-1] = SCALE_SPREAD
+    assert worker_fit(wide, b, 3.0 * wide + 0.1 * b)[0] == pytest.approx(3.0)
+    # a fit that says the live passes are faster than a tenth of the profiled: noise
+    assert worker_fit(forward, batches, 0.01 * forward + 0.4 * batches + 5.0)[0] == MIN_SCALE
 
 
 def test_the_median_pass_is_kept() -> None:
