@@ -2,8 +2,9 @@
 
 Issue 18: the simulator's front-end model needs what a request costs, in CPU, outside the
 forward pass, on this machine: for the server's event-loop thread (``ingress``, per batch
-``dispatch``, ``egress``, and per wake-up ``setup``), for each worker process beyond
-the profiled forward pass, and for the load generator (``client``). They are measured once,
+``dispatch``, ``egress``, and per wake-up ``setup``), for each worker process (how its
+forward passes compare with the profiled ones, and its cost per batch beyond them), and
+for the load generator (``client``). They are measured once,
 by a microbenchmark from idle, never at the loads the simulator is then asked to predict:
 
 1. a live server of the scenario (``zoosim serve``, records on, model names accepted and
@@ -31,7 +32,8 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    one fit (:func:`worker_fit`): its forward passes against the zoo profile's
    (``forward_scale``: the profiler times forward passes back to back; live, the larger
    models run slower, among the front-end's work on the same cores), its cost per batch
-   beyond them (batches back to back) and its wake-up (what a burst's first batch pays);
+   beyond them (batches back to back) and its wake-up (what a burst's first batch pays; a
+   probe of a server with several workers wakes several for a burst of several models);
    the client's: its slope, and a lone request's remainder over :data:`CLIENT_WAKEUPS`,
    split evenly between send and receive (the probe cannot tell them apart); the worker's
    and the client's wake-ups split between ``setup`` and ``cold`` in the server's shares;
@@ -306,22 +308,28 @@ MIN_SCALE = 0.1
 """A live forward pass is never taken as faster than a tenth of the profiled one (a fit
 that says so has measured noise)."""
 SCALE_SPREAD = 2.0
-"""The longest profiled forward pass among the bursts must be at least this multiple of
-the shortest for their worker CPU to say how live forward passes scale."""
+"""The longest profiled forward time per batch among the bursts must be at least this
+multiple of the shortest for their worker CPU to say how live forward passes scale."""
 
 
 def worker_fit(forward_ms: np.ndarray, batches: np.ndarray,
                cpu_ms: np.ndarray) -> tuple[float, float, float]:
     """``(forward_scale, per_batch_ms, wake_ms)`` of a worker, by non-negative least squares
     over the bursts that ran batches: ``cpu = forward_scale * forward + per_batch * batches +
-    wake``, where ``forward`` is the bursts' profiled forward time in all, ``batches`` how
-    many it ran back to back and ``wake`` what the first of them paid for the worker's
-    wake-up. One fit of all three, so that a cold first batch's cost lands in ``wake`` and
-    not in the scale. The scale stays 1 when the forward times hardly vary (nothing to see
-    it by), and is never below :data:`MIN_SCALE`."""
+    wake``, where ``forward`` is a burst's profiled forward time in all, ``batches`` how
+    many batches it ran back to back and ``wake`` what the first of them paid for the
+    worker's wake-up. One fit of all three: what a cold first batch pays whatever its model
+    lands in ``wake``, and bursts of several batches, only the first of them cold, dilute
+    what it pays in proportion to its model (that part still leans on the scale; a scale
+    read from lone batches alone took all of it). The scale stays 1 when the forward time
+    per batch hardly varies between bursts (then ``forward`` moves with ``batches`` and
+    cannot tell the two apart), and is never below :data:`MIN_SCALE`."""
+    if not len(cpu_ms):
+        raise UserError("frontend probe: no burst ran a batch")
     ones = np.ones(len(cpu_ms))
-    if len(forward_ms) < 3 or forward_ms.min() <= 0 \
-            or forward_ms.max() < SCALE_SPREAD * forward_ms.min():
+    per_batch = forward_ms / np.maximum(batches, 1)
+    if len(forward_ms) < 3 or per_batch.min() <= 0 \
+            or per_batch.max() < SCALE_SPREAD * per_batch.min():
         coef, _ = fit_costs(np.column_stack([batches, ones]), cpu_ms - forward_ms)
         return 1.0, float(coef[0]), float(coef[1])
     coef, _ = fit_costs(np.column_stack([forward_ms, batches, ones]), cpu_ms)
@@ -420,8 +428,10 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
         method=(f"zoosim frontend profile: {len(bursts)} bursts of 0 or "
                 f"{'/'.join(map(str, BURSTS))} requests (for one model, for several, refused "
                 "after parsing) against a live server from idle; per-thread CPU (schedstat): "
-                "per-request and per-batch costs from the slopes over burst sizes, the "
-                "wake-up cost and cooling from lone requests after 0.25-32 ms idle"),
+                "the front-end's and the client's per-request and per-batch costs from the "
+                "slopes over burst sizes, the wake-up cost and cooling from lone requests "
+                "after 0.25-32 ms idle; a worker's forward-pass scale, cost per batch and "
+                "wake-up in one least-squares fit over the bursts that ran batches"),
         frontend=server, client=client, worker=worker)
 
 

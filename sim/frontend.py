@@ -16,8 +16,9 @@ the same few cores, and the front-end saturates on its own (docs/results/simchec
    before) and ``arrival`` is that moment;
 3. when a worker takes its batch, the front-end hands the batch over (it writes the inputs
    to the worker's pipe), then the batch runs: with ``workers_on_host`` its time is CPU work
-   on the host too (each worker a single-threaded process; the forward pass scaled by the
-   profile's ``worker.forward_scale`` and its per-batch cost added), so a busy front-end
+   on the host too (each worker a single-threaded process; the batch's service time, the
+   zoo's own ``time_scale`` and ``dispatch_ms`` included, scaled by the profile's
+   ``worker.forward_scale`` and the worker's per-batch cost added), so a busy front-end
    slows the forward passes and the other way round; then the front-end reads the outputs back
    (``dispatch``, once per batch, for the write and the read), queued behind the work its
    event loop already has, and only then is the batch done and the worker free for the

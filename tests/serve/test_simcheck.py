@@ -46,7 +46,7 @@ from serve.simcheck_figures import (
     saturation_verdict,
     service_fit,
 )
-from sim.errors import ConfigError
+from sim.errors import ConfigError, UserError
 from sim.profiles import load_profile
 from tests.helpers import REPO
 
@@ -328,14 +328,22 @@ def test_worker_fit_separates_scale_batch_cost_and_wakeup() -> None:
     forward = batches * rng.uniform(0.2, 2.0, len(batches))
     got = worker_fit(forward, batches, 1.3 * forward + 0.4 * batches + 0.2)
     assert got == pytest.approx((1.3, 0.4, 0.2))
-    # too little spread between the shortest and the longest forward time: no scale to read
+    # every model as fast: a burst's forward time moves with its batches and cannot tell
+    # the scale from the cost per batch; the spread is judged per batch, the scale stays 1
+    same = batches * 1.0
+    assert worker_fit(same, batches, same + 0.4 * batches + 0.2) == pytest.approx(
+        (1.0, 0.4, 0.2))
+    # too little spread between the shortest and the longest forward time per batch, and
+    # just enough
     flat = np.full(8, 1.0)
     flat[-1] = SCALE_SPREAD - 0.01
-    b = np.arange(1.0, 9.0)
-    assert worker_fit(flat, b, 5.0 * flat + 0.1 * b)[0] == 1.0
+    b = np.ones(8)
+    assert worker_fit(flat, b, 5.0 * flat + 0.1)[0] == 1.0
     wide = flat.copy()
     wide[-1] = SCALE_SPREAD
-    assert worker_fit(wide, b, 3.0 * wide + 0.1 * b)[0] == pytest.approx(3.0)
+    assert worker_fit(wide, b, 3.0 * wide + 0.1)[0] == pytest.approx(3.0)
+    with pytest.raises(UserError, match="no burst ran a batch"):
+        worker_fit(np.array([]), np.array([]), np.array([]))
     # a fit that says the live passes are faster than a tenth of the profiled: noise
     assert worker_fit(forward, batches, 0.01 * forward + 0.4 * batches + 5.0)[0] == MIN_SCALE
 
