@@ -326,16 +326,20 @@ def worker_fit(forward_ms: np.ndarray, batches: np.ndarray,
     cannot tell the two apart), and is never below :data:`MIN_SCALE`."""
     if not len(cpu_ms):
         raise UserError("frontend probe: no burst ran a batch")
-    ones = np.ones(len(cpu_ms))
+    costs = np.column_stack([batches, np.ones(len(cpu_ms))])
+
+    def at(scale: float) -> tuple[float, float, float]:
+        """The other two with the scale fixed."""
+        coef, _ = fit_costs(costs, cpu_ms - scale * forward_ms)
+        return scale, float(coef[0]), float(coef[1])
+
     per_batch = forward_ms / np.maximum(batches, 1)
     if len(forward_ms) < 3 or per_batch.min() <= 0 \
             or per_batch.max() < SCALE_SPREAD * per_batch.min():
-        coef, _ = fit_costs(np.column_stack([batches, ones]), cpu_ms - forward_ms)
-        return 1.0, float(coef[0]), float(coef[1])
-    coef, _ = fit_costs(np.column_stack([forward_ms, batches, ones]), cpu_ms)
+        return at(1.0)
+    coef, _ = fit_costs(np.column_stack([forward_ms, costs]), cpu_ms)
     if coef[0] < MIN_SCALE:  # a fit that says so has measured noise
-        coef, _ = fit_costs(np.column_stack([batches, ones]), cpu_ms - MIN_SCALE * forward_ms)
-        return MIN_SCALE, float(coef[0]), float(coef[1])
+        return at(MIN_SCALE)
     return float(coef[0]), float(coef[1]), float(coef[2])
 
 
