@@ -35,7 +35,7 @@ from serve.live import LiveServer, Rejected, Shed
 from serve.procexec import WorkerUnavailable
 from serve.protocol import CLIENT_HEADER, BadInput, ClassifyBody, decode_inputs
 from serve.ratelimit import RateLimiter
-from sim.clock import freeze_heap
+from sim.clock import quiet_gc
 from sim.config_errors import describe_validation_error
 
 MAX_RECORDS_PAGE = 10_000
@@ -113,7 +113,7 @@ def create_app(scenario: ServeScenario, base_dir: Path | None = None,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         server = LiveServer(scenario, base_dir, asyncio.get_running_loop())
         state["server"] = server
-        freeze_heap()
+        quiet_gc()
         if on_ready is not None:
             on_ready(server)
         try:

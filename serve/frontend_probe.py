@@ -477,7 +477,7 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     ``admin_token``); the profile and the raw bursts (for the record)."""
     from serve.client import fetch_server_records
     from serve.protocol import encode_inputs
-    from sim.clock import run_precise
+    from sim.clock import quiet_gc, run_precise
 
     def body(j: int, model: str, latency_ms: float) -> bytes:
         x = inputs[j % len(inputs)][None]
@@ -490,6 +490,7 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     bodies = [[body(j, name, 1000.0) for j in range(max(BURSTS))] for name in names]
     refused = [body(j, names[0], REFUSED_LATENCY_MS) for j in range(max(BURSTS))]
     rounds = []
+    quiet_gc()  # the client as it runs in a replay (serve.loadgen)
     for k in range(passes):
         echo(f"frontend probe: pass {k + 1}/{passes}")
         rounds.append(run_precise(run_bursts(url, server_pid, bodies, refused, repeats,

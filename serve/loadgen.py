@@ -25,7 +25,7 @@ from serve.auth import Credentials
 from serve.client import fetch_server_records
 from serve.protocol import CLIENT_HEADER, encode_inputs
 from serve.wire import WireClient, WireError, encode_headers
-from sim.clock import freeze_heap, raise_open_file_limit, run_precise
+from sim.clock import quiet_gc, raise_open_file_limit, run_precise
 from sim.errors import UserError
 from sim.summary import _stats
 
@@ -134,7 +134,7 @@ async def replay(url: str, schedule: pd.DataFrame, inputs: np.ndarray, *,
         finally:
             bar.update(1)
 
-    freeze_heap()  # no full collection of the whole heap in the middle of the run
+    quiet_gc()  # no full collection of the whole heap in the middle of the run
     async with WireClient(url, max_connections=max_connections, timeout_s=timeout_s) as client:
         tasks: set[asyncio.Task[None]] = set()
         t0 = now() + lead_s

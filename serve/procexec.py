@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from sim.clock import WallClockEnvironment, freeze_heap
+from sim.clock import WallClockEnvironment, quiet_gc
 from sim.errors import UserError
 from sim.request import Request
 
@@ -118,7 +118,7 @@ def _worker_main(conn: Connection, profile_path: str, in_shape: tuple[int, ...],
             modules[m] = load(m)
         except Exception as e:  # reported; the worker serves its other models
             errors.append(describe(m, e))
-    freeze_heap()
+    quiet_gc()
     conn.send_bytes(READY + b"\n".join(errors))
     while True:
         try:

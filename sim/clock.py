@@ -175,13 +175,29 @@ def run_precise(main: Coroutine[Any, Any, T]) -> T:
             loop.close()
 
 
-def freeze_heap() -> None:
-    """Collect, then move every object alive now out of the garbage collector's reach.
+YOUNG_GC_THRESHOLD = 20_000
+"""Net allocations of tracked objects between two young-generation collections (Python's
+default is 700; :func:`quiet_gc`)."""
 
-    A full collection scans every tracked object; in a process that has imported torch,
-    pandas and the zoo that is hundreds of thousands of them, tens of milliseconds during
-    which nothing is served or sent (the live tail showed such stalls). Objects made at
-    start-up live for good anyway; after this, collections scan only what came later
-    (``gc.freeze``, as long-running Python servers do)."""
+
+def quiet_gc() -> None:
+    """Collect, move every object alive now out of the garbage collector's reach, and
+    collect the young generations less often: for a process that serves or sends requests.
+
+    - A full collection scans every tracked object; in a process that has imported torch,
+      pandas and the zoo that is hundreds of thousands of them, tens of milliseconds during
+      which nothing is served or sent (the live tail showed such stalls). Objects made at
+      start-up live for good anyway; after ``gc.freeze`` collections scan only what came
+      later, as long-running Python servers do.
+    - A young collection scans every object of the requests in flight: about a hundred per
+      request in the ASGI stack (coroutines, their frames, tasks, exit stacks). At Python's
+      default threshold one ran every few requests, so under a backlog of 256 requests the
+      event loop spent ~0.05 ms a request in the collector and stalled for up to 17 ms at a
+      time while a worker's answer waited (docs/results/simcheck.md, "The garbage
+      collector past saturation"). Collecting after :data:`YOUNG_GC_THRESHOLD` net
+      allocations costs at most that many young objects' memory, a few megabytes."""
     gc.collect()
     gc.freeze()
+    young, *older = gc.get_threshold()
+    if young:  # 0: collection switched off by the caller; leave it so
+        gc.set_threshold(max(young, YOUNG_GC_THRESHOLD), *older)
