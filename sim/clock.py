@@ -192,9 +192,9 @@ def quiet_gc() -> None:
     - A young collection scans every object of the requests in flight: about a hundred per
       request in the ASGI stack (coroutines, their frames, tasks, exit stacks). At Python's
       default threshold one ran every few requests, so under a backlog of 256 requests the
-      event loop spent ~0.05 ms a request in the collector and stalled for up to 17 ms at a
-      time while a worker's answer waited (docs/results/simcheck.md, "The garbage
-      collector past saturation"). Collecting after :data:`YOUNG_GC_THRESHOLD` net
+      event loop spent ~0.05 ms a request in the collector, 6-14 ms at a time in the older
+      generations' collections, while a worker's answer waited (docs/results/simcheck.md,
+      "The garbage collector past saturation"). Collecting after :data:`YOUNG_GC_THRESHOLD` net
       allocations costs at most that many young objects' memory, a few megabytes."""
     gc.collect()
     gc.freeze()
