@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sim.clock import YOUNG_GC_THRESHOLD, quiet_gc
+from sim.clock import GENERATIONAL_GC, YOUNG_GC_THRESHOLD, quiet_gc
 
 
 @pytest.fixture
@@ -17,6 +17,7 @@ def thresholds() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*saved)
+        gc.unfreeze()  # what the test froze goes back to the collector
 
 
 class Cycle:
@@ -27,8 +28,10 @@ class Cycle:
 @pytest.mark.usefixtures("thresholds")
 def test_quiet_gc_raises_the_young_threshold_and_keeps_the_older_ones() -> None:
     gc.set_threshold(700, 11, 12)
+    before = gc.get_threshold()  # 3.14 reads back 0 for the third, which it ignores
     quiet_gc()
-    assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, 11, 12)
+    young = YOUNG_GC_THRESHOLD if GENERATIONAL_GC else 700  # 3.14: left as it was
+    assert gc.get_threshold() == (young, *before[1:])
     assert gc.get_freeze_count() > 0
 
 
