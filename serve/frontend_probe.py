@@ -23,11 +23,15 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    against its size (the others in the burst already paid the wake-ups): for refused
    requests, ``ingress``; for requests of one batch, ``ingress + egress``; for requests of
    one batch each, that plus ``dispatch`` per batch. A wake-up's cost comes from a sweep
-   of lone refused requests after 0.25 to 32 ms asleep: what each costs beyond
-   ``ingress`` is ``setup + cold * (1 - exp(-t / cooling))`` (a wake-up costs something
-   however short the sleep, and more as the caches go cold), fitted by least squares
-   (:func:`cooling_fit`). The simulator's :class:`sim.host.Station` charges that to a job
-   that finds its process asleep, so under load, when the loop rarely sleeps and then
+   of **steady streams** of refused requests, the client pausing 0.25 to 32 ms between an
+   answer and the next request: what the server's loop spends in a stream beyond
+   ``ingress``, per wake-up, against how long it slept per wake-up (both measured), is
+   ``setup + cold * (1 - exp(-t / cooling))`` (a wake-up costs something however short the
+   sleep, and more as the caches go cold), fitted by least squares (:func:`cooling_fit`).
+   (Lone requests after a pause, each after one warm-up request, cost 0.1-0.2 ms more at
+   gaps of 1-2 ms than the same gaps in a steady stream: they were paying for the pause.)
+   The simulator's :class:`sim.host.Station` charges that to a job that finds its
+   process asleep, so under load, when the loop rarely sleeps and then
    briefly, the CPU per request falls towards the hot cost, as it does live. A worker, in
    one fit (:func:`worker_fit`): its forward passes against the zoo profile's
    (``forward_scale``: the profiler times forward passes back to back; live, the larger
@@ -77,7 +81,16 @@ PASSES = 3
 BURSTS = (1, 2, 4, 8)
 """Requests sent at once in the probe's bursts."""
 GAPS_MS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-"""Idle times before the lone refused requests of the cooling sweep."""
+"""The client's pauses between the refused requests of the cooling sweep's streams (the
+server's loop sleeps longer: the client's own work, and the request on the wire)."""
+STREAM_WARMUP = 4
+"""Requests of a sweep's stream sent before it is measured: it starts after a pause, and a
+stream's first requests pay for that pause (a single warm-up request left a stream of 1-ms
+gaps 0.2 ms a request dearer than its steady state)."""
+STREAM_REQUESTS = 16
+"""Requests of a sweep's stream measured together (one sample)."""
+ROUNDS_PER_STREAM = 3
+"""Rounds of bursts per round of the cooling sweep (one stream at each gap)."""
 REFUSED_LATENCY_MS = 1e9
 """A latency target every server refuses (above any ``api.max_latency_ms``): a 422."""
 PROBE_BATCH_TIMEOUT_MS = 25.0
@@ -201,13 +214,49 @@ class Burst:
     ids: list[int] = field(default_factory=list)
     """The server ids of its answered requests (to find their batches)."""
     gap_ms: float = 30.0
-    """How long the processes idled before it."""
+    """How long the processes idled before it; for a stream of the cooling sweep, how long
+    the server's loop slept per wake-up (measured)."""
     sweep: bool = False
-    """One of the cooling sweep's lone refused requests (after ``gap_ms`` asleep)."""
+    """A stream of the cooling sweep (its ``refused`` requests in a steady stream)."""
 
 
 def _diff(a: tuple[float, int], b: tuple[float, int]) -> tuple[float, int]:
     return b[0] - a[0], b[1] - a[1]
+
+
+async def _stream(client: Any, refused: list[bytes], i: int, gap_s: float, pause_s: float,
+                  counters: Callable[[], tuple[tuple[float, int], tuple[float, int]]],
+                  client_counters: Callable[[], tuple[float, int]]) -> Burst:
+    """One sample of the cooling sweep: after ``pause_s`` idle, a steady stream of refused
+    requests, each sent ``gap_s`` after the previous answer; :data:`STREAM_WARMUP` of them
+    unmeasured (the stream reaches its steady state), then :data:`STREAM_REQUESTS`
+    measured. Its ``gap_ms`` is what the server's loop slept per wake-up, measured: the
+    window's wall time less the loop's CPU, over its wake-ups."""
+    import time
+
+    headers = {"Content-Type": "application/json"}
+
+    async def send(j: int) -> None:
+        st, _ = await client.post("/v1/classify", refused[j % len(refused)], headers)
+        if st != 422:
+            raise UserError(f"frontend probe: expected 422, got {st}")
+        await asyncio.sleep(gap_s)
+
+    await asyncio.sleep(pause_s)
+    for j in range(STREAM_WARMUP):
+        await send(i + j)
+    s0, w0 = counters()
+    c0 = client_counters()
+    t0 = time.perf_counter()
+    for j in range(STREAM_WARMUP, STREAM_WARMUP + STREAM_REQUESTS):
+        await send(i + j)
+    wall_ms = (time.perf_counter() - t0) * 1000
+    c1 = client_counters()
+    s1, w1 = counters()
+    server = _diff(s0, s1)
+    asleep_ms = max(wall_ms - server[0], 0.0) / max(server[1], 1)
+    return Burst(0, STREAM_REQUESTS, server, _diff(w0, w1), _diff(c0, c1), [], asleep_ms,
+                 sweep=True)
 
 
 async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refused: list[bytes],
@@ -264,23 +313,11 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
                 out.append(Burst(len(ids), k - len(ids), _diff(s0, s1), _diff(w0, w1),
                                  _diff(c0, c1), ids))
             echo(f"frontend probe: round {rep + 1}/{repeats}")
-        for _ in range(repeats):  # the cooling sweep: one refused request after each gap
+        for _ in range(max(repeats // ROUNDS_PER_STREAM, 2)):  # the cooling sweep
             for gap in GAPS_MS:
-                await asyncio.sleep(gap_s)
-                await client.post("/v1/classify", refused[i % len(refused)], headers)
-                i += 1
-                await asyncio.sleep(gap / 1000)
-                s0, w0 = counters()
-                c0 = thread_counters(me_pid, me_tid)
-                st, _ = await client.post("/v1/classify", refused[i % len(refused)], headers)
-                c1 = thread_counters(me_pid, me_tid)
-                await asyncio.sleep(gap_s / 3)
-                s1, w1 = counters()
-                i += 1
-                if st != 422:
-                    raise UserError(f"frontend probe: expected 422, got {st}")
-                out.append(Burst(0, 1, _diff(s0, s1), _diff(w0, w1), _diff(c0, c1), [],
-                                 gap, sweep=True))
+                out.append(await _stream(client, refused, i, gap / 1000, gap_s, counters,
+                                         lambda: thread_counters(me_pid, me_tid)))
+                i += STREAM_WARMUP + STREAM_REQUESTS
     return out
 
 
@@ -391,7 +428,10 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     dispatch = max(slope(n[many & (n > 1)], srv[many & (n > 1)]) - both, 0.0) \
         if (many & (n > 1)).any() else 0.0
     lone = one & (n == 1)
-    setup, cold, cooling = cooling_fit(gaps[sweep], srv[sweep] - ingress)
+    # the sweep's streams: what the loop spent beyond the hot ingress, per wake-up
+    loop_wakes = np.maximum(np.array([b.server[1] for b in bursts], float), 1.0)
+    setup, cold, cooling = cooling_fit(gaps[sweep], (srv[sweep] - n[sweep] * ingress)
+                                       / loop_wakes[sweep])
     # the worker and the client wake as the server's loop does: the same share of a
     # wake-up's cost is paid at every wake-up, the rest after a long sleep
     share = cold_share(setup, cold, cooling, float(np.median(gaps[lone])))
@@ -433,9 +473,10 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                 f"{'/'.join(map(str, BURSTS))} requests (for one model, for several, refused "
                 "after parsing) against a live server from idle; per-thread CPU (schedstat): "
                 "the front-end's and the client's per-request and per-batch costs from the "
-                "slopes over burst sizes, the wake-up cost and cooling from lone requests "
-                "after 0.25-32 ms idle; a worker's forward-pass scale, cost per batch and "
-                "wake-up in one least-squares fit over the bursts that ran batches"),
+                "slopes over burst sizes, the wake-up cost and cooling from steady streams "
+                "of refused requests 0.25-32 ms apart; a worker's forward-pass scale, cost "
+                "per batch and wake-up in one least-squares fit over the bursts that ran "
+                "batches"),
         frontend=server, client=client, worker=worker)
 
 

@@ -21,6 +21,7 @@ from serve.frontend_probe import (
     GAPS_MS,
     MIN_SCALE,
     SCALE_SPREAD,
+    STREAM_REQUESTS,
     Burst,
     cooling_fit,
     frontend_profile,
@@ -284,8 +285,14 @@ def synthetic_bursts(ingress: float, egress: float, dispatch: float, setup: floa
                 ccpu = k * client + (0.3 if k else 0.0) + rng.normal(0, noise)
                 bursts.append(Burst(n_ok, n_bad, (cpu, 0), (wcpu, 0), (ccpu, 0), ids))
         for gap in GAPS_MS:
-            cpu = 0.1 + ingress + wake(gap) + rng.normal(0, noise)
-            bursts.append(Burst(0, 1, (cpu, 0), (0.0, 0), (client + 0.3, 0), [], gap,
+            # a stream: the loop sleeps longer than the client pauses and, after long
+            # pauses, wakes more often than once a request (timers): costs per wake-up
+            asleep = gap + 0.3
+            wakes = STREAM_REQUESTS + (2 if gap > 10 else 0)
+            cpu = 0.1 + STREAM_REQUESTS * ingress + wakes * wake(asleep) \
+                + rng.normal(0, noise)
+            bursts.append(Burst(0, STREAM_REQUESTS, (cpu, wakes), (0.0, 0),
+                                (STREAM_REQUESTS * (client + 0.3), 0), [], asleep,
                                 sweep=True))
     return bursts, batches
 
