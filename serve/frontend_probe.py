@@ -8,12 +8,12 @@ for the load generator (``client``). They are measured once,
 by a microbenchmark from idle, never at the loads the simulator is then asked to predict:
 
 1. a live server of the scenario (``zoosim serve``, records on, model names accepted and
-   batches waiting :data:`PROBE_BATCH_TIMEOUT_MS` to fill: :func:`probe_config`) is sent
-   **bursts** of k requests at once, k in :data:`BURSTS`, with a pause before each so that
-   each starts from idle: k requests for one model (one batch), for k models (k batches),
-   or refused after parsing (a latency target above ``api.max_latency_ms``: a 422, which
-   costs the ingress and a short answer only), and empty bursts (nothing sent: what the
-   measurement itself costs);
+   batches, larger than any burst, waiting :data:`PROBE_BATCH_TIMEOUT_MS` to fill:
+   :func:`probe_config`) is sent **bursts** of k requests at once, k in :data:`BURSTS`, with
+   a pause before each so that each starts from idle: k requests for one model (one batch),
+   for k models (k batches), or refused after parsing (a latency target above
+   ``api.max_latency_ms``: a 422, which costs the ingress and a short answer only), and
+   empty bursts (nothing sent: what the measurement itself costs);
 2. around each burst the probe reads the CPU time (``/proc/<pid>/task/<tid>/schedstat``,
    nanoseconds) of the server's event-loop thread, of the worker processes and of its own
    thread (the client, a :class:`serve.wire.WireClient` as the load generator uses), and
@@ -42,7 +42,7 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    split evenly between send and receive (the probe cannot tell them apart); the worker's
    and the client's wake-ups split between ``setup`` and ``cold`` in the server's shares;
 4. each per-request cost's distribution is its mean plus the spread of single requests'
-   costs around their median, kept as quantiles;
+   costs around their mean, kept as quantiles;
 5. all of it :data:`PASSES` times over, one pass after the other, and the **median pass**
    kept (:func:`median_pass`: by its cost per request and batch). A virtual machine's
    speed is not steady (a shared physical core: docs/results/simcheck.md measured a fixed
@@ -100,16 +100,19 @@ one batch (the costs measured do not depend on the timeout)."""
 
 def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
     """The probed server: the scenario's, taking model names (so that the probe chooses
-    each request's model, hence the batches) and waiting at least
-    :data:`PROBE_BATCH_TIMEOUT_MS` for a batch to fill."""
+    each request's model, hence the batches), waiting at least
+    :data:`PROBE_BATCH_TIMEOUT_MS` for a batch to fill, and with batches larger than any
+    burst."""
     import copy
 
     d = copy.deepcopy(serve_data)
     cluster = d.setdefault("cluster", {})
     cluster["batch_timeout_ms"] = max(float(cluster.get("batch_timeout_ms", 0.0)),
                                       PROBE_BATCH_TIMEOUT_MS)
-    if int(cluster.get("max_batch", 1)) < max(BURSTS):
-        cluster["max_batch"] = max(BURSTS)
+    # no burst fills a batch: each waits for the timer, whose wake-up is then one per burst
+    # (a burst that filled its batch would skip it, and the slope would take that for
+    # cheaper requests)
+    cluster["max_batch"] = max(int(cluster.get("max_batch", 1)), max(BURSTS) + 1)
     d["api"] = {**d.get("api", {}), "model_api": True, "records": True, "port": 0}
     return d
 
@@ -441,8 +444,10 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                 "cooling_ms": cooling}
 
     def spread(mean: float, x: np.ndarray) -> Cost:
-        """``mean`` with the spread of single requests' costs ``x`` around their median."""
-        return Cost.of(np.maximum(mean + x - np.median(x), 0.0)) if len(x) \
+        """``mean`` with the spread of single requests' costs ``x`` around their mean (not
+        their median: single requests' costs are skewed, and the cost's mean must stay the
+        slope measured)."""
+        return Cost.of(np.maximum(mean + x - np.mean(x), 0.0)) if len(x) \
             else Cost.constant(mean)
 
     server = ServerCosts(ingress=spread(ingress, srv[refused & (n == 1)]),

@@ -15,15 +15,17 @@ the same few cores, and the front-end saturates on its own (docs/results/simchec
    (:meth:`sim.system.ServingSystem.submit`: defense, policy, queues, batching, all as
    before) and ``arrival`` is that moment;
 3. when a worker takes its batch, the front-end hands the batch over (it writes the inputs
-   to the worker's pipe), then the batch runs: with ``workers_on_host`` its time is CPU work
-   on the host too (each worker a single-threaded process; the batch's service time, the
-   zoo's own ``time_scale`` and ``dispatch_ms`` included, scaled by the profile's
-   ``worker.forward_scale`` and the worker's per-batch cost added), so a busy front-end
-   slows the forward passes and the other way round; then the front-end reads the outputs back
-   (``dispatch``, once per batch, for the write and the read), queued behind the work its
-   event loop already has, and only then is the batch done and the worker free for the
-   next. That queueing is what makes batches grow under load, as they do live (a worker's
-   answer waits for the busy front-end), and so sets where the system saturates;
+   to the worker's pipe; when the batching timer took the batch, the front-end's loop first
+   has to be free, and pays a wake-up if it slept), then the batch runs: with
+   ``workers_on_host`` its time is CPU work on the host too (each worker a single-threaded
+   process; the batch's service time, the zoo's own ``time_scale`` and ``dispatch_ms``
+   included, scaled by the profile's ``worker.forward_scale`` and the worker's per-batch
+   cost added), so a busy front-end slows the forward passes and the other way round; then
+   the front-end reads the outputs back (``dispatch``, once per batch, for the write and the
+   read), queued behind the work its event loop already has, and only then is the batch done
+   and the worker free for the next. That queueing is what makes batches grow under load, as
+   they do live (a worker's answer waits for the busy front-end), and so sets where the
+   system saturates;
 4. the front-end's ``egress`` cost for the answer, then the client's ``receive`` cost;
    the request is done (``done``) and recorded.
 
@@ -142,14 +144,22 @@ class Frontend:
             # its next batch in that same callback, so under load its batches grow
             self.server.submit(self._dispatch(), done)
 
-        # the hand-off runs at once, in the callback that took the batch (a parse, the
-        # batching timer, the previous batch's answer: the live engine steps inside it); its
-        # CPU is counted in ``dispatch`` with the answer's (the probe measures them together)
-        if self.workers is not None:
-            self.workers[worker].submit(service_s * self._forward_scale
-                                        + self._worker_dispatch_s, collect)
+        def hand_over() -> None:
+            if self.workers is not None:
+                self.workers[worker].submit(service_s * self._forward_scale
+                                            + self._worker_dispatch_s, collect)
+            else:
+                self.env.timeout(service_s).callbacks.append(lambda _: collect())
+
+        # the hand-off is the event loop's: in the callback that took the batch (a parse,
+        # the previous batch's answer: the live engine steps inside it) it runs at once;
+        # when the batching timer took it, the loop runs the timer once it is free, waking
+        # for it if it slept. Its CPU is counted in ``dispatch`` with the answer's (the
+        # probe measures them together), so that job costs a wake-up at most
+        if self.server.in_callback():
+            hand_over()
         else:
-            self.env.timeout(service_s).callbacks.append(lambda _: collect())
+            self.server.submit(0.0, hand_over)
 
     # -- the way out -----------------------------------------------------------------------
     def answer(self, batch: list[Request]) -> None:

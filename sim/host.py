@@ -195,6 +195,13 @@ class Station:
         self.cpu_s = 0.0
         """CPU seconds of the jobs started so far, wake-ups included (what the live
         process's CPU counter would read: ``zoosim simcheck`` compares the two)."""
+        self.last_done = -math.inf
+        """When a job last ended (its callback runs then: :meth:`in_callback`)."""
+
+    def in_callback(self) -> bool:
+        """Whether a job ended this very moment: what happens now happens in its callback,
+        on its process, and needs no job of its own."""
+        return self.last_done >= self.env.now
 
     def _wake(self) -> float:
         """An idle process wakes (the one asleep the shortest time): its cost now."""
@@ -234,6 +241,7 @@ class Station:
 
         def finished() -> None:
             self.busy -= 1
+            self.last_done = self.env.now
             if self.queue:  # a busy process goes on without sleeping
                 w, d = self.queue.popleft()
                 self._start(w, d)

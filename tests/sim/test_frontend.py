@@ -263,6 +263,35 @@ def test_a_busy_frontend_grows_the_batches(tmp_path: Path) -> None:
     assert ms(df, "done_s") == pytest.approx([4.9, 5.9, 5.9, 7.9])
 
 
+@pytest.mark.parametrize(("times_ms", "done_ms", "wakeups"), [
+    # request 0 alone: parsed 0-1.1 (a wake-up, 0.1 ms); its batch waits for the timer, at
+    # 6.1, when the loop has slept since 1.1: it wakes for the hand-off, 6.1-6.2; the batch
+    # runs 6.2-7.2, its answer is read back 7.2-7.8 (a wake-up and the dispatch)
+    ([0.0], [7.8], 3),
+    # request 1 sent at 5.5 is being parsed (5.5-6.6) when the timer fires: the hand-off
+    # waits for the loop, and runs as the parse ends, with no wake-up; the batch runs
+    # 6.6-7.6 and is read back 7.6-8.2 (request 1's own batch wakes the loop twice more,
+    # for its timer at 11.6 and its answer)
+    ([0.0, 5.5], [8.2], 5),
+])
+def test_the_batching_timer_needs_the_event_loop(tmp_path: Path, times_ms: list[float],
+                                                 done_ms: list[float], wakeups: int) -> None:
+    """Ingress 1 ms, dispatch 0.5 ms, setup 0.1 ms per wake-up, 1-ms batches, batching
+    timeout 5 ms: a batch the timer takes is handed over by the front-end's event loop (live,
+    the timer is one of its callbacks), after whatever it is doing, and wakes it if it
+    sleeps."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.5, setup_ms=0.1)
+    d = trace_scenario(tmp_path, times_ms, frontend=frontend_block(),
+                       profile=zoo(tmp_path, {1: 1.0, 2: 1.0}))
+    d["cluster"] = {"workers": 1, "max_batch": 2, "batch_timeout_ms": 5.0}
+    sim = Simulation(parse_scenario(d, tmp_path), tmp_path)
+    df = sim.run().frame.sort_values("id")
+    assert ms(df, "start_s")[0] == pytest.approx(6.1)   # the engine took the batch then
+    assert ms(df, "done_s")[:1] == pytest.approx(done_ms)
+    assert sim.system.frontend is not None
+    assert sim.system.frontend.cpu_ms()["frontend_wakeups"] == wakeups
+
+
 @pytest.mark.parametrize(("processes", "arrival_ms"), [(1, [1.0, 2.0, 3.0]),
                                                       (2, [1.0, 1.0, 2.0])])
 def test_frontend_processes_share_one_queue(tmp_path: Path, processes: int,
