@@ -28,8 +28,9 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    ``ingress``, per wake-up, against how long it slept per wake-up (both measured), is
    ``setup + cold * (1 - exp(-t / cooling))`` (a wake-up costs something however short the
    sleep, and more as the caches go cold), fitted by least squares (:func:`cooling_fit`).
-   (Lone requests after a pause, each after one warm-up request, cost 0.1-0.2 ms more at
-   gaps of 1-2 ms than the same gaps in a steady stream: they were paying for the pause.)
+   (Lone requests after a pause, each after one warm-up request, cost 0.08-0.19 ms more
+   at gaps of 1-2 ms than the same gaps in a steady stream: they were paying for the
+   pause.)
    The simulator's :class:`sim.host.Station` charges that to a job that finds its
    process asleep, so under load, when the loop rarely sleeps and then
    briefly, the CPU per request falls towards the hot cost, as it does live. A worker, in
@@ -61,7 +62,7 @@ import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -75,6 +76,9 @@ from sim.frontend_profile import (
     WorkerCosts,
 )
 from sim.profiles import ZooProfile
+
+if TYPE_CHECKING:
+    from serve.wire import WireClient
 
 PASSES = 3
 """Whole probes run one after the other, of which the median is kept (step 5 above)."""
@@ -127,6 +131,19 @@ def _task_counters(path: str) -> tuple[int, int]:
             if line.startswith("voluntary_ctxt_switches"):
                 return cpu, int(line.split()[1])
     return cpu, 0
+
+
+def thread_waited_ms(pid: int, tid: int) -> float:
+    """How long thread ``tid`` of process ``pid`` has waited, runnable, for a core (ms; the
+    second field of ``schedstat``)."""
+    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+        return int(f.read().split()[1]) / 1e6
+
+
+def asleep_per_wakeup(wall_ms: float, cpu_ms: float, waited_ms: float, wakeups: int) -> float:
+    """How long a thread slept per wake-up over a window: the window's wall time less what
+    it ran and what it waited for a core, over its wake-ups (at least one)."""
+    return max(wall_ms - cpu_ms - waited_ms, 0.0) / max(wakeups, 1)
 
 
 def thread_counters(pid: int, tid: int) -> tuple[float, int]:
@@ -227,14 +244,15 @@ def _diff(a: tuple[float, int], b: tuple[float, int]) -> tuple[float, int]:
     return b[0] - a[0], b[1] - a[1]
 
 
-async def _stream(client: Any, refused: list[bytes], i: int, gap_s: float, pause_s: float,
+async def _stream(client: WireClient, refused: list[bytes], i: int, gap_s: float,
+                  pause_s: float, server_pid: int,
                   counters: Callable[[], tuple[tuple[float, int], tuple[float, int]]],
                   client_counters: Callable[[], tuple[float, int]]) -> Burst:
     """One sample of the cooling sweep: after ``pause_s`` idle, a steady stream of refused
     requests, each sent ``gap_s`` after the previous answer; :data:`STREAM_WARMUP` of them
     unmeasured (the stream reaches its steady state), then :data:`STREAM_REQUESTS`
-    measured. Its ``gap_ms`` is what the server's loop slept per wake-up, measured: the
-    window's wall time less the loop's CPU, over its wake-ups."""
+    measured. Its ``gap_ms`` is what the server's loop slept per wake-up, measured
+    (:func:`asleep_per_wakeup`)."""
     import time
 
     headers = {"Content-Type": "application/json"}
@@ -249,15 +267,17 @@ async def _stream(client: Any, refused: list[bytes], i: int, gap_s: float, pause
     for j in range(STREAM_WARMUP):
         await send(i + j)
     s0, w0 = counters()
+    q0 = thread_waited_ms(server_pid, server_pid)
     c0 = client_counters()
     t0 = time.perf_counter()
     for j in range(STREAM_WARMUP, STREAM_WARMUP + STREAM_REQUESTS):
         await send(i + j)
     wall_ms = (time.perf_counter() - t0) * 1000
     c1 = client_counters()
+    q1 = thread_waited_ms(server_pid, server_pid)
     s1, w1 = counters()
     server = _diff(s0, s1)
-    asleep_ms = max(wall_ms - server[0], 0.0) / max(server[1], 1)
+    asleep_ms = asleep_per_wakeup(wall_ms, server[0], q1 - q0, server[1])
     return Burst(0, STREAM_REQUESTS, server, _diff(w0, w1), _diff(c0, c1), [], asleep_ms,
                  sweep=True)
 
@@ -318,8 +338,8 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
             echo(f"frontend probe: round {rep + 1}/{repeats}")
         for _ in range(max(repeats // ROUNDS_PER_STREAM, 2)):  # the cooling sweep
             for gap in GAPS_MS:
-                out.append(await _stream(client, refused, i, gap / 1000, gap_s, counters,
-                                         lambda: thread_counters(me_pid, me_tid)))
+                out.append(await _stream(client, refused, i, gap / 1000, gap_s, server_pid,
+                                         counters, lambda: thread_counters(me_pid, me_tid)))
                 i += STREAM_WARMUP + STREAM_REQUESTS
     return out
 
@@ -385,10 +405,10 @@ def worker_fit(forward_ms: np.ndarray, batches: np.ndarray,
 
 def cooling_fit(gap_ms: np.ndarray, wake_ms: np.ndarray) -> tuple[float, float, float]:
     """``(setup_ms, cold_ms, cooling_ms)``: what a wake-up costs, how much more after a long
-    sleep, and how fast a process cools, fitted to what lone requests cost beyond their hot
-    cost (``wake_ms``) after ``gap_ms`` asleep: ``wake = setup + cold * (1 - exp(-gap /
-    cooling))``, non-negative least squares for each ``cooling`` on a log grid from 0.05 to
-    500 ms, the best kept."""
+    sleep, and how fast a process cools, fitted to what the sweep's streams cost the loop
+    per wake-up beyond their hot cost (``wake_ms``) against how long it slept per wake-up
+    (``gap_ms``): ``wake = setup + cold * (1 - exp(-gap / cooling))``, non-negative least
+    squares for each ``cooling`` on a log grid from 0.05 to 500 ms, the best kept."""
     best = (math.inf, 0.0, 0.0, 0.0)
     for tau in np.geomspace(0.05, 500.0, 161):
         X = np.column_stack([np.ones(len(gap_ms)), -np.expm1(-gap_ms / tau)])
@@ -424,8 +444,8 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
 
     # the server's loop, less what the measurement itself costs (an empty burst's CPU)
     srv = np.array([b.server[0] for b in bursts])
-    if empty.any():
-        srv = srv - np.median(srv[empty])
+    if empty.any():  # (not the sweep's streams: windows of another length, no settling)
+        srv = np.where(sweep, srv, srv - np.median(srv[empty]))
     ingress = max(slope(n[refused], srv[refused]), 0.0)
     both = max(slope(n[one], srv[one]), ingress)
     dispatch = max(slope(n[many & (n > 1)], srv[many & (n > 1)]) - both, 0.0) \

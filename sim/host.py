@@ -199,8 +199,11 @@ class Station:
         """When a job last ended (its callback runs then: :meth:`in_callback`)."""
 
     def in_callback(self) -> bool:
-        """Whether a job ended this very moment: what happens now happens in its callback,
-        on its process, and needs no job of its own."""
+        """Whether a job ended this very moment: what happens now is taken to follow from
+        it, on its process, and to need no job of its own (the engine steps a worker in
+        events at that same moment, after the job's callback has returned, so the test is
+        the time; another event falling on exactly that time, with costs drawn from
+        continuous distributions, is a coincidence of measure zero)."""
         return self.last_done >= self.env.now
 
     def _wake(self) -> float:

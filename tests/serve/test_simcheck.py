@@ -23,10 +23,13 @@ from serve.frontend_probe import (
     SCALE_SPREAD,
     STREAM_REQUESTS,
     Burst,
+    asleep_per_wakeup,
     cooling_fit,
     frontend_profile,
     median_pass,
     pass_cost_ms,
+    probe_config,
+    slope,
     worker_fit,
 )
 from serve.simcheck import at_rate, run_simcheck
@@ -325,6 +328,41 @@ def test_probe_fit_recovers_the_costs() -> None:
     assert r.worker.forward_scale == pytest.approx(1.5, abs=0.03)
     assert r.worker.dispatch_ms == pytest.approx(0.4, abs=0.03)
     assert r.worker.setup_ms + r.worker.cold_ms == pytest.approx(0.2, abs=0.03)
+
+
+def test_a_cost_keeps_its_slope_as_mean_under_skewed_noise() -> None:
+    """Single requests' costs skewed to the right (exponential noise, mean above median):
+    the cost's distribution keeps the slope as its mean (centred on the median it would
+    sit mean - median higher)."""
+    bursts, batches = synthetic_bursts(0.3, 0.2, 0.25, 0.15, 0.4, 3.0, 0.4, 0.3, noise=0.0)
+    rng = np.random.default_rng(5)
+    skewed = [Burst(b.ok, b.refused, (b.server[0] + rng.exponential(0.2), b.server[1]),
+                    b.workers, b.client, b.ids, b.gap_ms, b.sweep) for b in bursts]
+    fe = frontend_profile(skewed, batches, cores=2, description="t", zoo_profile="z").frontend
+    refused = [b for b in skewed if b.refused and not b.sweep]
+    n = np.array([b.refused for b in refused], float)
+    cpu = np.array([b.server[0] for b in refused])
+    empty = np.median([b.server[0] for b in skewed if not b.ok + b.refused])
+    measured = slope(n, cpu - empty)
+    singles = cpu[n == 1]
+    assert np.mean(singles) - np.median(singles) > 0.03   # the noise is skewed
+    assert fe.ingress.mean_ms == pytest.approx(measured, abs=0.005)
+
+
+def test_probe_config_batches_exceed_every_burst() -> None:
+    """No burst fills its batch (each waits for the timer); a larger batch is kept."""
+    small = probe_config({"cluster": {"max_batch": 8}})
+    assert small["cluster"]["max_batch"] > max(BURSTS)
+    assert probe_config({"cluster": {"max_batch": 32}})["cluster"]["max_batch"] == 32
+    assert probe_config({})["cluster"]["max_batch"] > max(BURSTS)
+
+
+def test_asleep_per_wakeup() -> None:
+    """A window's wall time less what the thread ran and waited for a core, per wake-up;
+    no wake-up counts as one, and never below zero."""
+    assert asleep_per_wakeup(100.0, 20.0, 10.0, 7) == pytest.approx(10.0)
+    assert asleep_per_wakeup(10.0, 4.0, 1.0, 0) == pytest.approx(5.0)
+    assert asleep_per_wakeup(10.0, 8.0, 5.0, 3) == 0.0
 
 
 def test_worker_fit_separates_scale_batch_cost_and_wakeup() -> None:

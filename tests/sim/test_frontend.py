@@ -208,6 +208,13 @@ def test_random_ingress_is_mg1(tmp_path: Path) -> None:
     assert got > 1.15 * pk_response(lam, mean, mean * mean)   # what M/D/1 would say
 
 
+def test_a_cost_keeps_its_samples_mean() -> None:
+    """A few samples skewed to the right: the quantile distribution keeps their mean (the
+    interpolation alone gives the extremes half weight and sits lower)."""
+    s = np.random.default_rng(2).exponential(0.2, 20)
+    assert Cost.of(s).mean_ms == pytest.approx(float(s.mean()), abs=2e-5)
+
+
 def test_md1_comparison_can_fail(tmp_path: Path) -> None:
     """At rho = 0.8 (lam = 800/s) the mean is P-K's 3 ms, clearly not the 1.5 ms of rho = 0.5."""
     got = ingress_response_s(tmp_path, 800.0, 1.0)
