@@ -122,10 +122,16 @@ def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- counters of threads and processes ----------------------------------------------------------
+def _schedstat(path: str) -> tuple[int, int]:
+    """(ns run on a core, ns waited runnable for one) of one thread: its ``schedstat``."""
+    with open(f"{path}/schedstat") as f:
+        run, wait = f.read().split()[:2]
+    return int(run), int(wait)
+
+
 def _task_counters(path: str) -> tuple[int, int]:
     """(CPU ns, voluntary context switches) of one thread."""
-    with open(f"{path}/schedstat") as f:
-        cpu = int(f.read().split()[0])
+    cpu = _schedstat(path)[0]
     with open(f"{path}/status") as f:
         for line in f:
             if line.startswith("voluntary_ctxt_switches"):
@@ -136,8 +142,7 @@ def _task_counters(path: str) -> tuple[int, int]:
 def thread_waited_ms(pid: int, tid: int) -> float:
     """How long thread ``tid`` of process ``pid`` has waited, runnable, for a core (ms; the
     second field of ``schedstat``)."""
-    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-        return int(f.read().split()[1]) / 1e6
+    return _schedstat(f"/proc/{pid}/task/{tid}")[1] / 1e6
 
 
 def asleep_per_wakeup(wall_ms: float, cpu_ms: float, waited_ms: float, wakeups: int) -> float:
