@@ -16,9 +16,10 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    empty bursts (nothing sent: what the measurement itself costs);
 2. around each burst the probe reads the CPU time (``/proc/<pid>/task/<tid>/schedstat``,
    nanoseconds) of the server's event-loop thread, of the worker processes and of its own
-   thread (the client, a :class:`serve.wire.WireClient` as the load generator uses), and
-   the times each went to sleep (``voluntary_ctxt_switches``, kept with the raw bursts);
-   the server's records say which batches ran (model, size);
+   thread (the client, a :class:`serve.wire.WireClient` as the load generator uses), how
+   long each waited, runnable, for a core (``schedstat``'s second field) and the times
+   each went to sleep (``voluntary_ctxt_switches``, kept with the raw bursts); the
+   server's records say which batches ran (model, size);
 3. the costs, from differences: a request's hot cost is the slope of a burst's CPU
    against its size (the others in the burst already paid the wake-ups): for refused
    requests, ``ingress``; for requests of one batch, ``ingress + egress``; for requests of
@@ -43,7 +44,11 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    split evenly between send and receive (the probe cannot tell them apart); the worker's
    and the client's wake-ups split between ``setup`` and ``cold`` in the server's shares;
 4. each per-request cost's distribution is its mean plus the spread of single requests'
-   costs around their mean, kept as quantiles;
+   costs around their mean, kept as quantiles. The waits for a core are kept with the raw
+   bursts but not put in the profile (``wait_ms`` stays 0): a constant wait per wake-up
+   measured on these lone requests, each from idle, made the model 23-68 % slow with one
+   worker where
+   the live processes, sleeping less, waited less (docs/results/simcheck.md, runs S-U);
 5. all of it :data:`PASSES` times over, one pass after the other, and the **median pass**
    kept (:func:`median_pass`: by its cost per request and batch). A virtual machine's
    speed is not steady (a shared physical core: docs/results/simcheck.md measured a fixed
@@ -157,6 +162,17 @@ def thread_counters(pid: int, tid: int) -> tuple[float, int]:
     return cpu / 1e6, sw
 
 
+def process_waited_ms(pid: int) -> float:
+    """How long every thread of ``pid`` has waited, runnable, for a core (ms, summed)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += _schedstat(f"/proc/{pid}/task/{tid}")[1]
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return total / 1e6
+
+
 def process_counters(pid: int) -> tuple[float, int]:
     """CPU ms and voluntary context switches summed over every thread of ``pid``."""
     cpu = sw = 0
@@ -196,7 +212,9 @@ def live_cpu_ms(server_pid: int) -> Iterator[dict[str, float]]:
     """What the live processes spend while the block runs: yields a mapping filled in on
     exit with the CPU ms of the server's event-loop thread (``frontend``) and its wake-ups
     (voluntary context switches), of its worker processes (``workers``) and of the calling
-    thread (``client``: the load generator runs its event loop there). Empty where
+    thread (``client``: the load generator runs its event loop there), and the ms each
+    waited, runnable, for a core (``frontend_waited``, ``workers_waited``,
+    ``client_waited``). Empty where
     ``/proc`` is missing (not Linux): the figures are then NaN."""
     import threading
 
@@ -207,22 +225,26 @@ def live_cpu_ms(server_pid: int) -> Iterator[dict[str, float]]:
     workers = worker_pids(server_pid)
     me_pid, me_tid = os.getpid(), threading.get_native_id()
 
-    def worker_ms(pid: int) -> float:
+    def worker_ms(pid: int) -> tuple[float, float]:
         try:
-            return process_counters(pid)[0]
+            return process_counters(pid)[0], process_waited_ms(pid)
         except OSError:  # a worker that ended (and was replaced) meanwhile: unknown
-            return math.nan
+            return math.nan, math.nan
 
-    def read() -> tuple[tuple[float, int], float, float]:
-        return (thread_counters(server_pid, server_pid),
-                sum(worker_ms(p) for p in workers),
-                thread_counters(me_pid, me_tid)[0])
+    def read() -> tuple[tuple[float, int], float, float, tuple[float, float, float]]:
+        w = [worker_ms(p) for p in workers]
+        return (thread_counters(server_pid, server_pid), sum(c for c, _ in w),
+                thread_counters(me_pid, me_tid)[0],
+                (thread_waited_ms(server_pid, server_pid), sum(q for _, q in w),
+                 thread_waited_ms(me_pid, me_tid)))
 
-    (loop0, wake0), workers0, client0 = read()
+    (loop0, wake0), workers0, client0, waited0 = read()
     yield out
-    (loop1, wake1), workers1, client1 = read()
+    (loop1, wake1), workers1, client1, waited1 = read()
+    waited = _waits_diff(waited0, waited1)
     out.update(frontend=loop1 - loop0, frontend_wakeups=float(wake1 - wake0),
-               workers=workers1 - workers0, client=client1 - client0)
+               workers=workers1 - workers0, client=client1 - client0,
+               frontend_waited=waited[0], workers_waited=waited[1], client_waited=waited[2])
 
 
 # -- the bursts --------------------------------------------------------------------------------
@@ -243,16 +265,25 @@ class Burst:
     the server's loop slept per wake-up (measured)."""
     sweep: bool = False
     """A stream of the cooling sweep (its ``refused`` requests in a steady stream)."""
+    waited: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """How long the server's loop, the workers and the client waited, runnable, for a core
+    (ms)."""
 
 
 def _diff(a: tuple[float, int], b: tuple[float, int]) -> tuple[float, int]:
     return b[0] - a[0], b[1] - a[1]
 
 
+def _waits_diff(a: tuple[float, float, float],
+                b: tuple[float, float, float]) -> tuple[float, float, float]:
+    return b[0] - a[0], b[1] - a[1], b[2] - a[2]
+
+
 async def _stream(client: WireClient, refused: list[bytes], i: int, gap_s: float,
-                  pause_s: float, server_pid: int,
+                  pause_s: float,
                   counters: Callable[[], tuple[tuple[float, int], tuple[float, int]]],
-                  client_counters: Callable[[], tuple[float, int]]) -> Burst:
+                  client_counters: Callable[[], tuple[float, int]],
+                  waits: Callable[[], tuple[float, float, float]]) -> Burst:
     """One sample of the cooling sweep: after ``pause_s`` idle, a steady stream of refused
     requests, each sent ``gap_s`` after the previous answer; :data:`STREAM_WARMUP` of them
     unmeasured (the stream reaches its steady state), then :data:`STREAM_REQUESTS`
@@ -272,19 +303,20 @@ async def _stream(client: WireClient, refused: list[bytes], i: int, gap_s: float
     for j in range(STREAM_WARMUP):
         await send(i + j)
     s0, w0 = counters()
-    q0 = thread_waited_ms(server_pid, server_pid)
+    q0 = waits()
     c0 = client_counters()
     t0 = time.perf_counter()
     for j in range(STREAM_WARMUP, STREAM_WARMUP + STREAM_REQUESTS):
         await send(i + j)
     wall_ms = (time.perf_counter() - t0) * 1000
     c1 = client_counters()
-    q1 = thread_waited_ms(server_pid, server_pid)
+    q1 = waits()
     s1, w1 = counters()
     server = _diff(s0, s1)
-    asleep_ms = asleep_per_wakeup(wall_ms, server[0], q1 - q0, server[1])
+    waited = _waits_diff(q0, q1)
+    asleep_ms = asleep_per_wakeup(wall_ms, server[0], waited[0], server[1])
     return Burst(0, STREAM_REQUESTS, server, _diff(w0, w1), _diff(c0, c1), [], asleep_ms,
-                 sweep=True)
+                 sweep=True, waited=waited)
 
 
 async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refused: list[bytes],
@@ -310,6 +342,10 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
         return (thread_counters(server_pid, server_pid),
                 (sum(c for c, _ in w), sum(s for _, s in w)))
 
+    def waits() -> tuple[float, float, float]:
+        return (thread_waited_ms(server_pid, server_pid),
+                sum(process_waited_ms(p) for p in workers), thread_waited_ms(me_pid, me_tid))
+
     async with WireClient(url, max_connections=max(BURSTS)) as client:
         for k in BURSTS:  # open the connections once, so no burst pays for a connect
             await asyncio.gather(*[client.get("/v1/health", headers) for _ in range(k)])
@@ -327,11 +363,14 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
                 i += max(k, 1)
                 await asyncio.sleep(gap_s)
                 s0, w0 = counters()
+                q0 = waits()
                 c0 = thread_counters(me_pid, me_tid)
                 answers = await asyncio.gather(*[client.post("/v1/classify", b, headers)
                                                  for b in batch])
                 c1 = thread_counters(me_pid, me_tid)
+                qc = waits()  # the client's window ends with its answers
                 await asyncio.sleep(gap_s / 3)  # the server's last writes settle
+                q1 = waits()  # the server's and the workers' end with their counters
                 s1, w1 = counters()
                 status = [st for st, _ in answers]
                 want = 422 if kind == "refused" else 200
@@ -339,12 +378,13 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
                     raise UserError(f"frontend probe: expected {want} answers, got {status}")
                 ids = [] if want == 422 else [int(json.loads(body)["id"]) for _, body in answers]
                 out.append(Burst(len(ids), k - len(ids), _diff(s0, s1), _diff(w0, w1),
-                                 _diff(c0, c1), ids))
+                                 _diff(c0, c1), ids,
+                                 waited=(q1[0] - q0[0], q1[1] - q0[1], qc[2] - q0[2])))
             echo(f"frontend probe: round {rep + 1}/{repeats}")
         for _ in range(max(repeats // ROUNDS_PER_STREAM, 2)):  # the cooling sweep
             for gap in GAPS_MS:
-                out.append(await _stream(client, refused, i, gap / 1000, gap_s, server_pid,
-                                         counters, lambda: thread_counters(me_pid, me_tid)))
+                out.append(await _stream(client, refused, i, gap / 1000, gap_s, counters,
+                                         lambda: thread_counters(me_pid, me_tid), waits))
                 i += STREAM_WARMUP + STREAM_REQUESTS
     return out
 
@@ -589,6 +629,7 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     raw = {"pass_cost_ms": [pass_cost_ms(m) for m in measured],
            "bursts": [{"ok": b.ok, "refused": b.refused, "server": b.server,
                        "ids": b.ids, "gap_ms": b.gap_ms, "sweep": b.sweep,
+                       "waited": b.waited,
                        "workers": b.workers, "client": b.client,
                        "batches": len({batches[i][0] for i in b.ids}), "pass": k}
                       for k, r in enumerate(rounds) for b in r]}

@@ -66,7 +66,7 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 14
+VERSION = 17
 """Bumped when the method changes, so that a rerun does not resume older results."""
 MIN_RUN_S = 4.0
 """Each run offers at least this many seconds of requests after its warm-up (past
@@ -498,9 +498,12 @@ def table(results: dict[str, Any]) -> str:
     if all("cpu" in s for s in results["loads"]):
         lines += ["", "CPU per request sent, live / sim (ms; warm-up included): the server's "
                   "event loop and its wake-ups per request, the worker processes (forward "
-                  "passes included), the load generator (live: with encoding the bodies):",
-                  "", "| load req/s | event loop ms | wake-ups | workers ms | client ms |",
-                  "|---:|---:|---:|---:|---:|"]
+                  "passes included), the load generator (live: with encoding the bodies); "
+                  "and the time each of the three waited, runnable, for a core (live: every "
+                  "such wait, schedstat; sim: a wake-up's):",
+                  "", "| load req/s | event loop ms | wake-ups | workers ms | client ms "
+                  "| loop waited ms | workers waited ms | client waited ms |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in results["loads"]:
             lines.append(f"| {s['rate_rps']:g} | "
                          + " | ".join(_live_sim(s["cpu"], k) for k in CPU_KEYS) + " |")

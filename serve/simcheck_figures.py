@@ -100,16 +100,20 @@ def sim_figures(sim: pd.DataFrame, warmup_s: float) -> dict[str, Any]:
                        sim["met_accuracy"].to_numpy(bool), sim["model"], warmup_s)
 
 
-CPU_KEYS = ("frontend", "frontend_wakeups", "workers", "client")
+CPU_KEYS = ("frontend", "frontend_wakeups", "workers", "client", "frontend_waited",
+            "workers_waited", "client_waited")
 """The processes whose CPU a run reports (:func:`cpu_per_request`)."""
 
 
 def cpu_per_request(cpu_ms: dict[str, float], requests: int) -> dict[str, float]:
     """A run's CPU per request sent (warm-up included: the counters cover the whole run),
     in ms, for the server's event loop (``frontend``), the workers (forward passes
-    included) and the load generator (``client``), and the event loop's wake-ups per
-    request. Live, from the processes' counters (:func:`serve.frontend_probe.thread_counters`:
-    the loop's voluntary context switches are its wake-ups); simulated, from the modeled
+    included) and the load generator (``client``), the event loop's wake-ups per
+    request, and the time each waited, runnable, for a core (``*_waited``: live, every such
+    wait, ``schedstat``; simulated, only a wake-up's: processor sharing slows the
+    processes down instead). Live, from the processes' counters
+    (:func:`serve.frontend_probe.thread_counters`: the loop's voluntary context switches
+    are its wake-ups); simulated, from the modeled
     stations (:meth:`sim.frontend.Frontend.cpu_ms`). Where the two differ the model's costs
     are off at that load, whatever the latencies say."""
     return {k: float(cpu_ms.get(k, math.nan)) / requests if requests else math.nan

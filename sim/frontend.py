@@ -95,14 +95,19 @@ class Frontend:
         system.frontend = self
 
     def cpu_ms(self) -> dict[str, float]:
-        """CPU milliseconds each modeled process has used so far, wake-ups included, and the
-        front-end's wake-ups: what ``zoosim simcheck`` sets against the live processes'
+        """CPU milliseconds each modeled process has used so far, wake-ups included, the
+        front-end's wake-ups, and the milliseconds each one's wake-ups waited for a core
+        (``*_waited``): what ``zoosim simcheck`` sets against the live processes'
         counters (``workers`` and ``client`` NaN when not modeled on the host)."""
         nan = float("nan")
         return {"frontend": self.server.cpu_s * 1000, "frontend_wakeups": self.server.wakeups,
                 "workers": (sum(w.cpu_s for w in self.workers) * 1000
                             if self.workers is not None else nan),
-                "client": self.client.cpu_s * 1000 if self.client is not None else nan}
+                "client": self.client.cpu_s * 1000 if self.client is not None else nan,
+                "frontend_waited": self.server.waited_s * 1000,
+                "workers_waited": (sum(w.waited_s for w in self.workers) * 1000
+                                   if self.workers is not None else nan),
+                "client_waited": self.client.waited_s * 1000 if self.client is not None else nan}
 
     # -- the way in ------------------------------------------------------------------------
     def arrive(self, req: Request) -> None:

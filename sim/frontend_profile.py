@@ -98,13 +98,17 @@ class Process(Strict):
     ``setup_ms + cold_ms * (1 - exp(-t / cooling_ms))``."""
     cooling_ms: Annotated[float, Field(ge=0)] = 0.0
     """How fast a sleeping process goes cold (ms); 0: at once."""
+    wait_ms: Annotated[float, Field(ge=0)] = 0.0
+    """How long a woken process waits for a core before it runs (ms, wall time, no CPU),
+    for what-if studies: ``zoosim frontend profile`` leaves it 0 (a constant measured on
+    requests from idle overcharged the live waits under load, docs/results/simcheck.md)."""
 
     def station(self, host: Host | CoreQueue, servers: int = 1) -> Station:
         """The process (``servers`` of them, one queue) on ``host``, with these costs."""
         from sim.host import Station
 
         return Station(host, servers, self.setup_ms / 1000, self.cold_ms / 1000,
-                       self.cooling_ms / 1000)
+                       self.cooling_ms / 1000, self.wait_ms / 1000)
 
 
 class ServerCosts(Process):

@@ -167,7 +167,7 @@ class Station:
     docstring)."""
 
     def __init__(self, host: Host | CoreQueue, servers: int = 1, setup_s: float = 0.0,
-                 cold_s: float = 0.0, cooling_s: float = 0.0) -> None:
+                 cold_s: float = 0.0, cooling_s: float = 0.0, wait_s: float = 0.0) -> None:
         if servers < 1:
             raise ValueError(f"servers must be at least 1, got {servers}")
         self.host = host
@@ -180,6 +180,11 @@ class Station:
         """How a sleeping process goes cold: a job that wakes it after ``t`` asleep pays
         ``setup_s + cold_s * (1 - exp(-t / cooling_s))`` (``cooling_s`` 0: all of
         ``cold_s`` at once)."""
+        self.wait_s = wait_s
+        """How long a woken process waits for a core before its job runs (no CPU)."""
+        self.waited_s = 0.0
+        """Seconds the wake-ups so far waited for a core (what the live thread's
+        ``schedstat`` counts as run-queue wait, at low load)."""
         self.busy = 0
         """Processes running a job now."""
         self.asleep: list[float] = [-math.inf] * servers
@@ -206,22 +211,36 @@ class Station:
         continuous distributions, is a coincidence of measure zero)."""
         return self.last_done >= self.env.now
 
-    def _wake(self) -> float:
-        """An idle process wakes (the one asleep the shortest time): its cost now."""
-        since = self.asleep.pop()
-        if since >= self.env.now:   # it went idle this very moment: it never slept
-            return 0.0
-        self.wakeups += 1
+    def _wake_cost(self, slept_s: float) -> float:
+        """What waking after ``slept_s`` asleep costs."""
         if not self.cold_s:
             return self.setup_s
         if self.cooling_s <= 0.0:
             return self.setup_s + self.cold_s
-        return self.setup_s - self.cold_s * math.expm1(-(self.env.now - since) / self.cooling_s)
+        return self.setup_s - self.cold_s * math.expm1(-slept_s / self.cooling_s)
+
+    def _begin(self, work_s: float, done: Done) -> None:
+        """An idle process (the one asleep the shortest time) takes a job: at once if it
+        went idle this very moment (it never slept), else it wakes, paying the wake-up's
+        cost, and waits :attr:`wait_s` for a core first."""
+        since = self.asleep.pop()
+        if since >= self.env.now:
+            self._start(work_s, done)
+            return
+        self.wakeups += 1
+        work_s += self._wake_cost(self.env.now - since)
+        if self.wait_s <= 0.0:
+            self._start(work_s, done)
+            return
+        self.busy += 1  # its place is held while it waits
+        self.waited_s += self.wait_s
+        self.env.timeout(self.wait_s).callbacks.append(
+            lambda _: self._start(work_s, done, held=True))
 
     def submit(self, work_s: float, done: Done) -> None:
         """Queue a job of ``work_s`` CPU seconds; ``done()`` is called when it is served."""
         if self.busy < self.servers:
-            self._start(work_s + self._wake(), done)
+            self._begin(work_s, done)
         else:
             self.queue.append((work_s, done))
 
@@ -233,12 +252,14 @@ class Station:
         if self.busy < self.servers:
             (w, d), rest = jobs[0], jobs[1:]
             self.queue.extend(rest)  # ahead of nothing: the queue was empty
-            self._start(w + self._wake(), d)
+            self._begin(w, d)
         else:
             self.queue.extend(jobs)
 
-    def _start(self, work_s: float, done: Done) -> None:
-        self.busy += 1
+    def _start(self, work_s: float, done: Done, held: bool = False) -> None:
+        """Run a job on a process now (``held``: its place was taken when it woke)."""
+        if not held:
+            self.busy += 1
         self.jobs += 1
         self.cpu_s += work_s
 

@@ -149,8 +149,10 @@ def test_load_verdict_past_saturation_on_both_sides() -> None:
 
 def test_cpu_per_request_and_its_summary() -> None:
     per = cpu_per_request({"frontend": 50.0, "frontend_wakeups": 150.0, "workers": 80.0,
-                           "client": 20.0}, 100)
-    assert per == {"frontend": 0.5, "frontend_wakeups": 1.5, "workers": 0.8, "client": 0.2}
+                           "client": 20.0, "frontend_waited": 30.0, "workers_waited": 10.0,
+                           "client_waited": 5.0}, 100)
+    assert per == {"frontend": 0.5, "frontend_wakeups": 1.5, "workers": 0.8, "client": 0.2,
+                   "frontend_waited": 0.3, "workers_waited": 0.1, "client_waited": 0.05}
     # a process not measured (no /proc, workers not on the host) and an empty run: unknown
     assert math.isnan(cpu_per_request({"frontend": 1.0}, 10)["workers"])
     assert all(math.isnan(v) for v in cpu_per_request({"frontend": 1.0}, 0).values())

@@ -158,6 +158,58 @@ def test_setup_on_wakeup_matches_the_recursion() -> None:
     assert shares[0] > 0.7 and shares[1] < 0.4
 
 
+def test_a_wakeups_wait_delays_like_a_setup_without_cpu() -> None:
+    """A woken process that waits ``w`` for a core, with cores to spare, serves the same
+    Poisson stream with the same departures as one whose wake-up costs ``w`` of CPU (both
+    are the FCFS recursion with an exceptional first service); but it uses no CPU
+    meanwhile, and counts what it waited."""
+    n, w = 5_000, 0.3
+    rng = np.random.default_rng(8)
+    gaps, works = rng.exponential(1 / 0.5, n), rng.exponential(0.7, n)
+    runs = []
+    for kw in ({"setup_s": w}, {"wait_s": w}):
+        env = simpy.Environment()
+        station = Station(Host(env, 4), 1, **kw)
+        got = np.full(n, np.nan)
+
+        def arrivals(env: simpy.Environment, station: Station = station,
+                     got: np.ndarray = got):  # type: ignore[no-untyped-def]
+            for i in range(n):
+                yield env.timeout(gaps[i])
+                station.submit(works[i], lambda i=i: got.__setitem__(i, env.now))
+
+        env.process(arrivals(env))
+        env.run()
+        runs.append((got, station))
+    (by_setup, s1), (by_wait, s2) = runs
+    np.testing.assert_allclose(by_wait, by_setup, rtol=1e-9, atol=1e-9)
+    assert s1.wakeups == s2.wakeups > n / 2 and s2.jobs == n
+    assert s2.cpu_s == pytest.approx(works.sum())
+    assert s1.cpu_s == pytest.approx(works.sum() + w * s1.wakeups)
+    assert s2.waited_s == pytest.approx(w * s2.wakeups) and s1.waited_s == 0.0
+
+
+def test_a_waiting_process_leaves_the_core_to_others() -> None:
+    """One core: a woken process waits 1 s, then runs 1 s; another process's job of 1 s
+    started at the same moment has the core to itself meanwhile (done at 1, the first at
+    2). Were the wait CPU (a setup), the two would share the core (done at 2 and 3); a job
+    arriving during the wait queues behind the woken one."""
+    def ends(**kw: float) -> dict[str, float]:
+        env = simpy.Environment()
+        host = Host(env, 1)
+        station = Station(host, 1, **kw)
+        out: dict[str, float] = {}
+        station.submit(1.0, lambda: out.__setitem__("woken", env.now))
+        host.run(1.0, lambda: out.__setitem__("other", env.now))
+        env.run(until=0.5)
+        station.submit(0.5, lambda: out.__setitem__("next", env.now))
+        env.run()
+        return out
+
+    assert ends(wait_s=1.0) == pytest.approx({"woken": 2.0, "other": 1.0, "next": 2.5})
+    assert ends(setup_s=1.0) == pytest.approx({"woken": 3.0, "other": 2.0, "next": 3.5})
+
+
 def test_jobs_ready_together_share_a_wakeup() -> None:
     env = simpy.Environment()
     station = Station(Host(env, 1), 1, 0.5)
