@@ -47,8 +47,8 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    costs around their mean, kept as quantiles. The waits for a core are kept with the raw
    bursts but not put in the profile (``wait_ms`` stays 0): a constant wait per wake-up
    measured on these lone requests, each from idle, made the model 23-68 % slow with one
-   worker where
-   the live processes, sleeping less, waited less (docs/results/simcheck.md, runs S-U);
+   worker, whose live processes, sleeping less, waited less (docs/results/simcheck.md,
+   runs S and U);
 5. all of it :data:`PASSES` times over, one pass after the other, and the **median pass**
    kept (:func:`median_pass`: by its cost per request and batch). A virtual machine's
    speed is not steady (a shared physical core: docs/results/simcheck.md measured a fixed
