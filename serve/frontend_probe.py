@@ -20,10 +20,16 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    long each waited, runnable, for a core (``schedstat``'s second field) and the times
    each went to sleep (``voluntary_ctxt_switches``, kept with the raw bursts); the
    server's records say which batches ran (model, size);
-3. the costs, from differences: a request's hot cost is the slope of a burst's CPU
-   against its size (the others in the burst already paid the wake-ups): for refused
-   requests, ``ingress``; for requests of one batch, ``ingress + egress``; for requests of
-   one batch each, that plus ``dispatch`` per batch. A wake-up's cost comes from a sweep
+3. the costs, from differences: the slope of a burst's CPU against its size (the others
+   in the burst already paid the wake-ups) is, for refused requests, ``ingress``; for
+   requests of one batch, ``ingress + egress``; for requests of one batch each, that plus
+   ``dispatch`` per batch. Requests in a burst from idle each cost more than back to back
+   (13-21 % more, ad hoc, and 17 % in run W's probe: docs/results/simcheck.md), and what
+   the saturation point hangs on is the latter: so **busy streams**, each
+   :data:`BUSY_REQUESTS` refused requests or requests for the fastest model with
+   :data:`BUSY_IN_FLIGHT` in flight (the loop never sleeps, batches fill), give the hot
+   ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch), the slopes only
+   ``dispatch``. A wake-up's cost comes from a sweep
    of **steady streams** of refused requests, the client pausing 0.25 to 32 ms between an
    answer and the next request: what the server's loop spends in a stream beyond
    ``ingress``, per wake-up, against how long it slept per wake-up (both measured), is
@@ -100,6 +106,11 @@ STREAM_REQUESTS = 16
 """Requests of a sweep's stream measured together (one sample)."""
 ROUNDS_PER_STREAM = 3
 """Rounds of bursts per round of the cooling sweep (one stream at each gap)."""
+BUSY_IN_FLIGHT = 64
+"""Requests a busy stream keeps in flight (the loop never idles; batches fill)."""
+BUSY_REQUESTS = 512
+"""Requests of a busy stream measured together (one sample), after two from each sender
+unmeasured."""
 REFUSED_LATENCY_MS = 1e9
 """A latency target every server refuses (above any ``api.max_latency_ms``): a 422."""
 PROBE_BATCH_TIMEOUT_MS = 25.0
@@ -265,6 +276,9 @@ class Burst:
     the server's loop slept per wake-up (measured)."""
     sweep: bool = False
     """A stream of the cooling sweep (its ``refused`` requests in a steady stream)."""
+    busy: bool = False
+    """A busy stream: :data:`BUSY_IN_FLIGHT` requests kept in flight, back to back, so that
+    the server's loop never sleeps (its hot costs)."""
     waited: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """How long the server's loop, the workers and the client waited, runnable, for a core
     (ms)."""
@@ -319,12 +333,49 @@ async def _stream(client: WireClient, refused: list[bytes], i: int, gap_s: float
                  sweep=True, waited=waited)
 
 
+async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause_s: float,
+                       counters: Callable[[], tuple[tuple[float, int], tuple[float, int]]],
+                       client_counters: Callable[[], tuple[float, int]],
+                       waits: Callable[[], tuple[float, float, float]]) -> Burst:
+    """One busy stream (step 3 of the module docstring): :data:`BUSY_IN_FLIGHT` senders,
+    each sending its next request as its last is answered, :data:`BUSY_REQUESTS` in all
+    measured; ``want`` is the status every answer must have (200 or 422)."""
+    headers = {"Content-Type": "application/json"}
+    each = BUSY_REQUESTS // BUSY_IN_FLIGHT
+    ids: list[int] = []
+
+    async def sender(c: int, n: int, keep: bool) -> None:
+        for j in range(n):
+            st, answer = await client.post("/v1/classify", bodies[(c + j) % len(bodies)],
+                                           headers)
+            if st != want:
+                raise UserError(f"frontend probe: expected {want}, got {st}")
+            if keep and want == 200:
+                ids.append(int(json.loads(answer)["id"]))
+
+    await asyncio.sleep(pause_s)
+    await asyncio.gather(*[sender(c, 2, False) for c in range(BUSY_IN_FLIGHT)])
+    s0, w0 = counters()
+    q0 = waits()
+    c0 = client_counters()
+    await asyncio.gather(*[sender(c, each, True) for c in range(BUSY_IN_FLIGHT)])
+    c1 = client_counters()
+    q1 = waits()
+    s1, w1 = counters()
+    n = each * BUSY_IN_FLIGHT
+    ok = n if want == 200 else 0
+    return Burst(ok, n - ok, _diff(s0, s1), _diff(w0, w1), _diff(c0, c1), ids, 0.0,
+                 busy=True, waited=_waits_diff(q0, q1))
+
+
 async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refused: list[bytes],
-                     repeats: int, gap_s: float = 0.03,
+                     repeats: int, gap_s: float = 0.03, busy: list[bytes] | None = None,
                      echo: Callable[[str], None] = lambda _: None) -> list[Burst]:
     """``repeats`` rounds of bursts: none (the measurement's own cost), and of each size in
     :data:`BURSTS` ordinary requests for one model (one batch), for several models, and
-    refused ones. ``bodies`` are ordinary request bodies grouped by the model they ask for."""
+    refused ones; then the cooling sweep and busy streams of refused requests and of
+    ``busy`` (ordinary request bodies for one model; none: ``bodies[0]``). ``bodies`` are
+    ordinary request bodies grouped by the model they ask for."""
     import threading
 
     from serve.wire import WireClient
@@ -346,8 +397,8 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
         return (thread_waited_ms(server_pid, server_pid),
                 sum(process_waited_ms(p) for p in workers), thread_waited_ms(me_pid, me_tid))
 
-    async with WireClient(url, max_connections=max(BURSTS)) as client:
-        for k in BURSTS:  # open the connections once, so no burst pays for a connect
+    async with WireClient(url, max_connections=max(*BURSTS, BUSY_IN_FLIGHT)) as client:
+        for k in (*BURSTS, BUSY_IN_FLIGHT):  # open the connections once: no burst connects
             await asyncio.gather(*[client.get("/v1/health", headers) for _ in range(k)])
         kinds = [("none", 0)] + [(kind, k) for k in BURSTS
                                  for kind in ("one model", "models", "refused")]
@@ -386,6 +437,9 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
                 out.append(await _stream(client, refused, i, gap / 1000, gap_s, counters,
                                          lambda: thread_counters(me_pid, me_tid), waits))
                 i += STREAM_WARMUP + STREAM_REQUESTS
+            for stream, want in ((refused, 422), (busy or bodies[0], 200)):
+                out.append(await _busy_stream(client, stream, want, gap_s, counters,
+                                              lambda: thread_counters(me_pid, me_tid), waits))
     return out
 
 
@@ -482,19 +536,28 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                         for b in bursts])
     gaps = np.array([b.gap_ms for b in bursts])
     sweep = np.array([b.sweep for b in bursts])
-    empty = (n == 0) & ~sweep
-    refused = (bad > 0) & ~sweep
-    one = (ok > 0) & (n_batches == 1)
-    many = (ok > 0) & (n_batches == ok)
+    busy = np.array([b.busy for b in bursts])
+    streams = sweep | busy  # windows of another length, no settling: not bursts
+    empty = (n == 0) & ~streams
+    refused = (bad > 0) & ~streams
+    one = (ok > 0) & (n_batches == 1) & ~streams
+    many = (ok > 0) & (n_batches == ok) & ~streams
 
     # the server's loop, less what the measurement itself costs (an empty burst's CPU)
     srv = np.array([b.server[0] for b in bursts])
-    if empty.any():  # (not the sweep's streams: windows of another length, no settling)
-        srv = np.where(sweep, srv, srv - np.median(srv[empty]))
+    if empty.any():
+        srv = np.where(streams, srv, srv - np.median(srv[empty]))
     ingress = max(slope(n[refused], srv[refused]), 0.0)
     both = max(slope(n[one], srv[one]), ingress)
     dispatch = max(slope(n[many & (n > 1)], srv[many & (n > 1)]) - both, 0.0) \
         if (many & (n > 1)).any() else 0.0
+    busy_refused, busy_ok = busy & (bad > 0), busy & (ok > 0)
+    if busy_refused.any() and busy_ok.any():
+        # hot costs from the busy streams, whose loop never cooled: requests in a burst
+        # from idle each cost more (what the slopes above say) than back to back
+        ingress = float(srv[busy_refused].sum() / n[busy_refused].sum())
+        both = max(float((srv[busy_ok] - dispatch * n_batches[busy_ok]).sum()
+                         / n[busy_ok].sum()), ingress)
     lone = one & (n == 1)
     # the sweep's streams: what the loop spent beyond the hot ingress, per wake-up
     loop_wakes = np.maximum(np.array([b.server[1] for b in bursts], float), 1.0)
@@ -523,16 +586,16 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     # a worker: its forward passes against the profiled ones, its cost per batch beyond
     # them (hot: batches back to back) and its wake-up, in one fit over the bursts that ran
     # batches (one batch of one model, one batch per request of several)
-    ran = ok > 0
+    ran = (ok > 0) & ~busy
     wk = np.array([b.workers[0] for b in bursts])
     scale, hot, woke = worker_fit(forward[ran], n_batches[ran], wk[ran])
     worker = WorkerCosts(forward_scale=scale, dispatch_ms=hot, **wake(woke))
 
     # the client: per request (hot), and what a lone request costs beyond that per wake-up
     cl = np.array([b.client[0] for b in bursts])
-    main = ~empty & ~sweep
+    main = ~empty & ~streams
     per_request = max(slope(n[main], cl[main]), 0.0)
-    single = (n == 1) & ~sweep
+    single = (n == 1) & ~streams
     c_setup = max((float(np.median(cl[single])) - per_request) / CLIENT_WAKEUPS, 0.0)
     half = spread(per_request, cl[single]).quantiles_ms
     half_cost = Cost(quantiles_ms=[q / 2 for q in half], samples=int(single.sum()))
@@ -542,9 +605,11 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
         method=(f"zoosim frontend profile: {len(bursts)} bursts of 0 or "
                 f"{'/'.join(map(str, BURSTS))} requests (for one model, for several, refused "
                 "after parsing) against a live server from idle; per-thread CPU (schedstat): "
-                "the front-end's and the client's per-request and per-batch costs from the "
-                "slopes over burst sizes, the wake-up cost and cooling from steady streams "
-                "of refused requests 0.25-32 ms apart; a worker's forward-pass scale, cost "
+                "the front-end's hot costs per request from busy streams of "
+                f"{BUSY_IN_FLIGHT} requests in flight (refused; for the fastest model), its "
+                "cost per batch and the client's per request from the slopes over burst "
+                "sizes, the wake-up cost and cooling from steady streams of refused "
+                "requests 0.25-32 ms apart; a worker's forward-pass scale, cost "
                 "per batch and wake-up in one least-squares fit over the bursts that ran "
                 "batches"),
         frontend=server, client=client, worker=worker)
@@ -599,13 +664,16 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     # so a burst of one group is one batch and a burst across groups one batch per request
     names = [m.name for m in profile.models]
     bodies = [[body(j, name, 1000.0) for j in range(max(BURSTS))] for name in names]
-    refused = [body(j, names[0], REFUSED_LATENCY_MS) for j in range(max(BURSTS))]
+    refused = [body(j, names[0], REFUSED_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
+    # the busy streams ask for the fastest model, so that the worker keeps up with the loop
+    fastest = min(profile.models, key=lambda m: m.latency_p50(1)).name
+    busy = [body(j, fastest, 1000.0) for j in range(BUSY_IN_FLIGHT)]
     rounds = []
     quiet_gc()  # the client as it runs in a replay (serve.loadgen)
     for k in range(passes):
         echo(f"frontend probe: pass {k + 1}/{passes}")
         rounds.append(run_precise(run_bursts(url, server_pid, bodies, refused, repeats,
-                                             echo=echo)))
+                                             busy=busy, echo=echo)))
     bursts = [b for r in rounds for b in r]
     records = fetch_server_records(url, admin_token)
     if records is None:
@@ -628,7 +696,7 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
             "passes: " + ", ".join(f"{pass_cost_ms(m):.3f}" for m in measured) + " ms)")})
     raw = {"pass_cost_ms": [pass_cost_ms(m) for m in measured],
            "bursts": [{"ok": b.ok, "refused": b.refused, "server": b.server,
-                       "ids": b.ids, "gap_ms": b.gap_ms, "sweep": b.sweep,
+                       "ids": b.ids, "gap_ms": b.gap_ms, "sweep": b.sweep, "busy": b.busy,
                        "waited": b.waited,
                        "workers": b.workers, "client": b.client,
                        "batches": len({batches[i][0] for i in b.ids}), "pass": k}

@@ -18,6 +18,7 @@ import yaml
 from serve import simcheck
 from serve.frontend_probe import (
     BURSTS,
+    BUSY_REQUESTS,
     GAPS_MS,
     MIN_SCALE,
     SCALE_SPREAD,
@@ -332,6 +333,49 @@ def test_probe_fit_recovers_the_costs() -> None:
     assert r.worker.setup_ms + r.worker.cold_ms == pytest.approx(0.2, abs=0.03)
 
 
+def busy_streams(ingress: float, egress: float, dispatch: float, batch: int, first_id: int,
+                 batches: dict[int, tuple[int, float]], seed: int = 0) -> list[Burst]:
+    """Busy streams (requests back to back) whose loop costs ``ingress`` a refused
+    request, ``ingress + egress`` an answered one and ``dispatch`` per batch of ``batch``."""
+    rng = np.random.default_rng(seed)
+    out, rid = [], first_id
+    for _ in range(4):
+        out.append(Burst(0, BUSY_REQUESTS, (BUSY_REQUESTS * ingress + rng.normal(0, 0.01), 0),
+                         (0.0, 0), (0.0, 0), [], 0.0, busy=True))
+        ids = list(range(rid, rid + BUSY_REQUESTS))
+        for i in ids:
+            batches[i] = (10**6 + i // batch, 0.2)
+        rid += BUSY_REQUESTS
+        cpu = BUSY_REQUESTS * (ingress + egress) + BUSY_REQUESTS / batch * dispatch
+        out.append(Burst(BUSY_REQUESTS, 0, (cpu + rng.normal(0, 0.01), 0), (50.0, 0),
+                         (0.0, 0), ids, 0.0, busy=True))
+    return out
+
+
+def test_hot_costs_come_from_busy_streams_when_there_are_some() -> None:
+    # a burst from idle costs each request 0.1 ms more to parse and 0.05 more to answer
+    # than back to back: the busy streams' costs are the hot ones, the slopes' are not
+    bursts, batches = synthetic_bursts(0.4, 0.25, 0.25, 0.15, 0.4, 3.0, 0.4, 0.3, noise=0.005)
+    busy = busy_streams(0.3, 0.2, 0.25, 8, max(batches) + 1, batches)
+    hot = frontend_profile(bursts + busy, batches, cores=2, description="t", zoo_profile="z")
+    assert hot.frontend.ingress.mean_ms == pytest.approx(0.3, abs=0.01)
+    assert hot.frontend.egress.mean_ms == pytest.approx(0.2, abs=0.01)
+    assert hot.frontend.dispatch.mean_ms == pytest.approx(0.25, abs=0.02)
+    # without them, the slopes; the busy streams move no other fit (the worker's and the
+    # client's costs are the bursts'; only their wake-ups' split follows the loop's)
+    cold = frontend_profile(bursts, batches, cores=2, description="t", zoo_profile="z")
+    assert cold.frontend.ingress.mean_ms == pytest.approx(0.4, abs=0.02)
+    assert cold.frontend.egress.mean_ms == pytest.approx(0.25, abs=0.02)
+    assert hot.worker.forward_scale == cold.worker.forward_scale
+    assert hot.worker.dispatch_ms == cold.worker.dispatch_ms
+    assert hot.worker.setup_ms + hot.worker.cold_ms == pytest.approx(
+        cold.worker.setup_ms + cold.worker.cold_ms)
+    assert hot.client is not None and cold.client is not None
+    assert hot.client.send == cold.client.send
+    # the sweep's wake-ups pay what the hot ingress leaves of a stream's cost
+    assert hot.frontend.setup_ms > cold.frontend.setup_ms
+
+
 def test_a_cost_keeps_its_slope_as_mean_under_skewed_noise() -> None:
     """Single requests' costs skewed to the right (exponential noise, mean above median):
     the cost's distribution keeps the slope as its mean (centred on the median it would
@@ -517,3 +561,26 @@ def test_frontend_profile_cli_bad_input_exits_2(tmp_path: Path, args: list[str],
                        timeout=60)
     assert r.returncode == 2, r.stderr
     assert says in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_the_probe_against_a_real_server_takes_its_hot_costs_from_busy_streams(
+        tmp_path: Path) -> None:
+    out = tmp_path / "fe.yaml"
+    r = subprocess.run([sys.executable, "-m", "sim", "frontend", "profile", str(CONFIG),
+                        "--zoo", "mnist5k-cpu", "--repeats", "3", "--passes", "1",
+                        "-o", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    profile = yaml.safe_load(out.read_text())
+    raw = json.loads(out.with_suffix(".bursts.json").read_text())["bursts"]
+    busy = [b for b in raw if b["busy"]]
+    refused = [b for b in busy if b["refused"]]
+    answered = [b for b in busy if b["ok"]]
+    # a round of the sweep (two with 3 repeats) each ends with one busy stream of each kind
+    assert len(refused) == len(answered) == 2
+    assert all(b["refused"] == BUSY_REQUESTS and b["ok"] == 0 for b in refused)
+    assert all(b["ok"] == BUSY_REQUESTS == len(b["ids"]) for b in answered)
+    assert all(b["batches"] < BUSY_REQUESTS / 2 for b in answered)   # batches filled
+    ingress = sum(b["server"][0] for b in refused) / (2 * BUSY_REQUESTS)
+    assert np.mean(profile["frontend"]["ingress"]["quantiles_ms"]) == pytest.approx(
+        ingress, rel=0.02)
