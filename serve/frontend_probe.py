@@ -4,8 +4,8 @@ Issue 18: the simulator's front-end model needs what a request costs, in CPU, ou
 forward pass, on this machine: for the server's event-loop thread (``ingress``, per batch
 ``dispatch``, ``egress``, and per wake-up ``setup``), for each worker process (how its
 forward passes compare with the profiled ones, and its cost per batch beyond them), and
-for the load generator (``client``). They are measured once,
-by a microbenchmark from idle, never at the loads the simulator is then asked to predict:
+for the load generator (``client``). They are measured once, by a microbenchmark from
+idle and back to back, never at the loads the simulator is then asked to predict:
 
 1. a live server of the scenario (``zoosim serve``, records on, model names accepted and
    batches, larger than any burst, waiting :data:`PROBE_BATCH_TIMEOUT_MS` to fill:
@@ -24,12 +24,17 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    in the burst already paid the wake-ups) is, for refused requests, ``ingress``; for
    requests of one batch, ``ingress + egress``; for requests of one batch each, that plus
    ``dispatch`` per batch. Requests in a burst from idle each cost more than back to back
-   (13-21 % more, ad hoc, and 17 % in run W's probe: docs/results/simcheck.md), and what
+   (13-21 % more, ad hoc; ingress + egress 17 % more in run W's probe:
+   docs/results/simcheck.md), and what
    the saturation point hangs on is the latter: so **busy streams**, each
    :data:`BUSY_REQUESTS` refused requests or requests for the fastest model with
    :data:`BUSY_IN_FLIGHT` in flight (the loop never sleeps, batches fill), give the hot
    ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch), the slopes only
-   ``dispatch``. A wake-up's cost comes from a sweep
+   ``dispatch``; busy streams of :data:`HEAVY_REQUESTS` for the slowest model (its worker
+   never sleeps) give a worker's forward passes back to back (``forward_scale``), and the
+   fit over the bursts (below) how much slower they run from idle (``cold_scale``, charged
+   by the cooling curve of the sleep before a batch; method version 19). A wake-up's cost
+   comes from a sweep
    of **steady streams** of refused requests, the client pausing 0.25 to 32 ms between an
    answer and the next request: what the server's loop spends in a stream beyond
    ``ingress``, per wake-up, against how long it slept per wake-up (both measured), is
@@ -41,11 +46,13 @@ by a microbenchmark from idle, never at the loads the simulator is then asked to
    The simulator's :class:`sim.host.Station` charges that to a job that finds its
    process asleep, so under load, when the loop rarely sleeps and then
    briefly, the CPU per request falls towards the hot cost, as it does live. A worker, in
-   one fit (:func:`worker_fit`): its forward passes against the zoo profile's
-   (``forward_scale``: the profiler times forward passes back to back; live, the larger
-   models run slower, among the front-end's work on the same cores), its cost per batch
-   beyond them (batches back to back) and its wake-up (what a burst's first batch pays; a
-   probe of a server with several workers wakes several for a burst of several models);
+   one fit (:func:`worker_fit`): its forward passes from idle against the zoo profile's
+   (the profiler times forward passes back to back, alone; live, the larger models run
+   slower, among the front-end's work on the same cores), its cost per batch beyond them
+   (batches back to back) and its wake-up (what a burst's first batch pays; a probe of a
+   server with several workers wakes several for a burst of several models); with the
+   heavy busy streams, ``forward_scale`` is theirs and ``cold_scale`` what makes a lone
+   batch (the median forward pass, its cost per batch) cost what the fit says;
    the client's: its slope, and a lone request's remainder over :data:`CLIENT_WAKEUPS`,
    split evenly between send and receive (the probe cannot tell them apart); the worker's
    and the client's wake-ups split between ``setup`` and ``cold`` in the server's shares;
@@ -111,6 +118,9 @@ BUSY_IN_FLIGHT = 64
 BUSY_REQUESTS = 512
 """Requests of a busy stream measured together (one sample), after two from each sender
 unmeasured."""
+HEAVY_REQUESTS = 128
+"""Requests of a busy stream for the slowest model (its batches take the worker 20-30 ms
+on this project's machine), after one from each sender unmeasured."""
 REFUSED_LATENCY_MS = 1e9
 """A latency target every server refuses (above any ``api.max_latency_ms``): a 422."""
 PROBE_BATCH_TIMEOUT_MS = 25.0
@@ -121,8 +131,9 @@ one batch (the costs measured do not depend on the timeout)."""
 def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
     """The probed server: the scenario's, taking model names (so that the probe chooses
     each request's model, hence the batches), waiting at least
-    :data:`PROBE_BATCH_TIMEOUT_MS` for a batch to fill, and with batches larger than any
-    burst."""
+    :data:`PROBE_BATCH_TIMEOUT_MS` for a batch to fill, with batches larger than any
+    burst, and without the scenario's rate limit, connection cap, pending cap and
+    shedding (a busy stream keeps :data:`BUSY_IN_FLIGHT` requests in flight)."""
     import copy
 
     d = copy.deepcopy(serve_data)
@@ -133,7 +144,11 @@ def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
     # (a burst that filled its batch would skip it, and the slope would take that for
     # cheaper requests)
     cluster["max_batch"] = max(int(cluster.get("max_batch", 1)), max(BURSTS) + 1)
-    d["api"] = {**d.get("api", {}), "model_api": True, "records": True, "port": 0}
+    # nothing the scenario limits load with may refuse the busy streams' requests
+    cluster.pop("shedding", None)
+    api = {k: v for k, v in d.get("api", {}).items()
+           if k not in ("rate_limit_rps", "rate_burst", "max_connections")}
+    d["api"] = {**api, "model_api": True, "records": True, "port": 0, "max_pending": None}
     return d
 
 
@@ -279,6 +294,9 @@ class Burst:
     busy: bool = False
     """A busy stream: :data:`BUSY_IN_FLIGHT` requests kept in flight, back to back, so that
     the server's loop never sleeps (its hot costs)."""
+    heavy: bool = False
+    """A busy stream for the slowest model: its worker never sleeps (its hot forward
+    passes)."""
     waited: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """How long the server's loop, the workers and the client waited, runnable, for a core
     (ms)."""
@@ -336,12 +354,16 @@ async def _stream(client: WireClient, refused: list[bytes], i: int, gap_s: float
 async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause_s: float,
                        counters: Callable[[], tuple[tuple[float, int], tuple[float, int]]],
                        client_counters: Callable[[], tuple[float, int]],
-                       waits: Callable[[], tuple[float, float, float]]) -> Burst:
+                       waits: Callable[[], tuple[float, float, float]],
+                       heavy: bool = False) -> Burst:
     """One busy stream (step 3 of the module docstring): :data:`BUSY_IN_FLIGHT` senders,
     each sending its next request as its last is answered, :data:`BUSY_REQUESTS` in all
-    measured; ``want`` is the status every answer must have (200 or 422)."""
+    measured (``heavy``, for the slowest model: :data:`HEAVY_REQUESTS`); ``want`` is the
+    status every answer must have (200 or 422). The measured requests start from the
+    unmeasured ones' end, all at once, and end with the last answer: the loop wakes 1-4
+    times in a stream of 512 (run W), under 0.5 % of its cost."""
     headers = {"Content-Type": "application/json"}
-    each = BUSY_REQUESTS // BUSY_IN_FLIGHT
+    each = (HEAVY_REQUESTS if heavy else BUSY_REQUESTS) // BUSY_IN_FLIGHT
     ids: list[int] = []
 
     async def sender(c: int, n: int, keep: bool) -> None:
@@ -353,29 +375,41 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
             if keep and want == 200:
                 ids.append(int(json.loads(answer)["id"]))
 
+    async def all_senders(n: int, keep: bool) -> None:
+        tasks = [asyncio.ensure_future(sender(c, n, keep)) for c in range(BUSY_IN_FLIGHT)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:  # one failing: the others stopped, not left running
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
     await asyncio.sleep(pause_s)
-    await asyncio.gather(*[sender(c, 2, False) for c in range(BUSY_IN_FLIGHT)])
+    await all_senders(1 if heavy else 2, False)
     s0, w0 = counters()
     q0 = waits()
     c0 = client_counters()
-    await asyncio.gather(*[sender(c, each, True) for c in range(BUSY_IN_FLIGHT)])
+    await all_senders(each, True)
     c1 = client_counters()
     q1 = waits()
     s1, w1 = counters()
     n = each * BUSY_IN_FLIGHT
     ok = n if want == 200 else 0
     return Burst(ok, n - ok, _diff(s0, s1), _diff(w0, w1), _diff(c0, c1), ids, 0.0,
-                 busy=True, waited=_waits_diff(q0, q1))
+                 busy=True, heavy=heavy, waited=_waits_diff(q0, q1))
 
 
 async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refused: list[bytes],
                      repeats: int, gap_s: float = 0.03, busy: list[bytes] | None = None,
+                     heavy: list[bytes] | None = None,
                      echo: Callable[[str], None] = lambda _: None) -> list[Burst]:
     """``repeats`` rounds of bursts: none (the measurement's own cost), and of each size in
     :data:`BURSTS` ordinary requests for one model (one batch), for several models, and
-    refused ones; then the cooling sweep and busy streams of refused requests and of
-    ``busy`` (ordinary request bodies for one model; none: ``bodies[0]``). ``bodies`` are
-    ordinary request bodies grouped by the model they ask for."""
+    refused ones; then the cooling sweep and busy streams of refused requests, of ``busy``
+    (ordinary request bodies for the fastest model; none: ``bodies[0]``) and of ``heavy``
+    (for the slowest; none: ``bodies[-1]``). ``bodies`` are ordinary request bodies
+    grouped by the model they ask for."""
     import threading
 
     from serve.wire import WireClient
@@ -437,9 +471,11 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
                 out.append(await _stream(client, refused, i, gap / 1000, gap_s, counters,
                                          lambda: thread_counters(me_pid, me_tid), waits))
                 i += STREAM_WARMUP + STREAM_REQUESTS
-            for stream, want in ((refused, 422), (busy or bodies[0], 200)):
+            for stream, want, slow in ((refused, 422, False), (busy or bodies[0], 200, False),
+                                       (heavy or bodies[-1], 200, True)):
                 out.append(await _busy_stream(client, stream, want, gap_s, counters,
-                                              lambda: thread_counters(me_pid, me_tid), waits))
+                                              lambda: thread_counters(me_pid, me_tid), waits,
+                                              heavy=slow))
     return out
 
 
@@ -457,7 +493,8 @@ CLIENT_WAKEUPS = 2
 
 def slope(k: np.ndarray, cpu: np.ndarray) -> float:
     """The least-squares slope of CPU against burst size: the cost of one more request in a
-    burst, whose wake-ups the others already paid (a hot request's cost)."""
+    burst, whose wake-ups the others already paid (but not back to back: the busy streams
+    measure that)."""
     if len(np.unique(k)) < 2:
         raise UserError("frontend probe: too few burst sizes to fit")
     return float(np.polyfit(k, cpu, 1)[0])
@@ -551,13 +588,17 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     both = max(slope(n[one], srv[one]), ingress)
     dispatch = max(slope(n[many & (n > 1)], srv[many & (n > 1)]) - both, 0.0) \
         if (many & (n > 1)).any() else 0.0
-    busy_refused, busy_ok = busy & (bad > 0), busy & (ok > 0)
-    if busy_refused.any() and busy_ok.any():
-        # hot costs from the busy streams, whose loop never cooled: requests in a burst
-        # from idle each cost more (what the slopes above say) than back to back
-        ingress = float(srv[busy_refused].sum() / n[busy_refused].sum())
-        both = max(float((srv[busy_ok] - dispatch * n_batches[busy_ok]).sum()
-                         / n[busy_ok].sum()), ingress)
+    heavy = np.array([b.heavy for b in bursts])
+    busy_refused, busy_ok = busy & (bad > 0), busy & (ok > 0) & ~heavy
+    # hot costs from the busy streams, whose loop never cooled: requests in a burst from
+    # idle each cost more (what the slopes above say) than back to back
+    if busy_refused.any():
+        hot_ingress = float(srv[busy_refused].sum() / n[busy_refused].sum())
+        both += hot_ingress - ingress  # the answer's share stays the slopes' until measured
+        ingress = hot_ingress
+    if busy_ok.any():
+        both = float((srv[busy_ok] - dispatch * n_batches[busy_ok]).sum() / n[busy_ok].sum())
+    both = max(both, ingress)
     lone = one & (n == 1)
     # the sweep's streams: what the loop spent beyond the hot ingress, per wake-up
     loop_wakes = np.maximum(np.array([b.server[1] for b in bursts], float), 1.0)
@@ -574,7 +615,7 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     def spread(mean: float, x: np.ndarray) -> Cost:
         """``mean`` with the spread of single requests' costs ``x`` around their mean (not
         their median: single requests' costs are skewed, and the cost's mean must stay the
-        slope measured)."""
+        one measured, unless clipped at 0)."""
         return Cost.of(np.maximum(mean + x - np.mean(x), 0.0)) if len(x) \
             else Cost.constant(mean)
 
@@ -589,7 +630,21 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     ran = (ok > 0) & ~busy
     wk = np.array([b.workers[0] for b in bursts])
     scale, hot, woke = worker_fit(forward[ran], n_batches[ran], wk[ran])
-    worker = WorkerCosts(forward_scale=scale, dispatch_ms=hot, **wake(woke))
+    cold_scale = 0.0
+    if heavy.any() and forward[heavy].sum() > 0:
+        # the busy streams for the slowest model ran its batches back to back: the hot
+        # forward passes; a lone batch from idle ran ``cold_scale`` slower (as a whole job:
+        # its forward pass and its cost per batch), as far as it had gone cold
+        warm = max((wk[heavy].sum() - hot * n_batches[heavy].sum()) / forward[heavy].sum(),
+                   MIN_SCALE)
+        f = float(np.median(forward[lone])) if lone.any() else 0.0
+        coldness = -math.expm1(-float(np.median(gaps[lone])) / cooling) if cooling > 0 \
+            and lone.any() else 1.0
+        if f > 0 and coldness > 0:
+            cold_scale = max(((scale * f + hot) / (warm * f + hot) - 1.0) / coldness, 0.0)
+        scale = warm
+    worker = WorkerCosts(forward_scale=scale, dispatch_ms=hot, cold_scale=cold_scale,
+                         **wake(woke))
 
     # the client: per request (hot), and what a lone request costs beyond that per wake-up
     cl = np.array([b.client[0] for b in bursts])
@@ -602,16 +657,18 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     client = ClientCosts(send=half_cost, receive=half_cost, **wake(c_setup))
     return FrontendProfile(
         machine=Machine(cores=cores, description=description), zoo_profile=zoo_profile,
-        method=(f"zoosim frontend profile: {len(bursts)} bursts of 0 or "
+        method=(f"zoosim frontend profile: {int((~streams).sum())} bursts of 0 or "
                 f"{'/'.join(map(str, BURSTS))} requests (for one model, for several, refused "
-                "after parsing) against a live server from idle; per-thread CPU (schedstat): "
-                "the front-end's hot costs per request from busy streams of "
-                f"{BUSY_IN_FLIGHT} requests in flight (refused; for the fastest model), its "
-                "cost per batch and the client's per request from the slopes over burst "
-                "sizes, the wake-up cost and cooling from steady streams of refused "
-                "requests 0.25-32 ms apart; a worker's forward-pass scale, cost "
-                "per batch and wake-up in one least-squares fit over the bursts that ran "
-                "batches"),
+                "after parsing) against a live server from idle, "
+                f"{int(sweep.sum())} steady streams and {int(busy.sum())} busy ones; "
+                "per-thread CPU (schedstat): the front-end's hot costs per request from busy "
+                f"streams of {BUSY_IN_FLIGHT} requests in flight (refused; for the fastest "
+                "model), its cost per batch and the client's per request from the slopes "
+                "over burst sizes, the wake-up cost and cooling from steady streams of "
+                "refused requests 0.25-32 ms apart; a worker's forward-pass scale from idle, "
+                "cost per batch and wake-up in one least-squares fit over the bursts that "
+                "ran batches, its forward passes back to back from busy streams for the "
+                "slowest model (cold_scale: how much slower from idle)"),
         frontend=server, client=client, worker=worker)
 
 
@@ -668,12 +725,14 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     # the busy streams ask for the fastest model, so that the worker keeps up with the loop
     fastest = min(profile.models, key=lambda m: m.latency_p50(1)).name
     busy = [body(j, fastest, 1000.0) for j in range(BUSY_IN_FLIGHT)]
+    slowest = max(profile.models, key=lambda m: m.latency_p50(1)).name
+    heavy = [body(j, slowest, 1000.0) for j in range(BUSY_IN_FLIGHT)]
     rounds = []
     quiet_gc()  # the client as it runs in a replay (serve.loadgen)
     for k in range(passes):
         echo(f"frontend probe: pass {k + 1}/{passes}")
         rounds.append(run_precise(run_bursts(url, server_pid, bodies, refused, repeats,
-                                             busy=busy, echo=echo)))
+                                             busy=busy, heavy=heavy, echo=echo)))
     bursts = [b for r in rounds for b in r]
     records = fetch_server_records(url, admin_token)
     if records is None:
@@ -697,6 +756,7 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     raw = {"pass_cost_ms": [pass_cost_ms(m) for m in measured],
            "bursts": [{"ok": b.ok, "refused": b.refused, "server": b.server,
                        "ids": b.ids, "gap_ms": b.gap_ms, "sweep": b.sweep, "busy": b.busy,
+                       "heavy": b.heavy,
                        "waited": b.waited,
                        "workers": b.workers, "client": b.client,
                        "batches": len({batches[i][0] for i in b.ids}), "pass": k}

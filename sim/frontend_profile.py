@@ -102,13 +102,17 @@ class Process(Strict):
     """How long a woken process waits for a core before it runs (ms, wall time, no CPU),
     for what-if studies: ``zoosim frontend profile`` leaves it 0 (a constant measured on
     requests from idle overcharged the live waits under load, docs/results/simcheck.md)."""
+    cold_scale: Annotated[float, Field(ge=0)] = 0.0
+    """How much slower a job runs on the process gone cold: after ``t`` ms asleep it takes
+    ``1 + cold_scale * (1 - exp(-t / cooling_ms))`` times its CPU, back to back its own (a
+    worker's forward pass over weights evicted while it slept; 0: as fast either way)."""
 
     def station(self, host: Host | CoreQueue, servers: int = 1) -> Station:
         """The process (``servers`` of them, one queue) on ``host``, with these costs."""
         from sim.host import Station
 
         return Station(host, servers, self.setup_ms / 1000, self.cold_ms / 1000,
-                       self.cooling_ms / 1000, self.wait_ms / 1000)
+                       self.cooling_ms / 1000, self.wait_ms / 1000, self.cold_scale)
 
 
 class ServerCosts(Process):
@@ -130,10 +134,10 @@ class ClientCosts(Process):
 
 class WorkerCosts(Process):
     forward_scale: Annotated[float, Field(gt=0)] = 1.0
-    """A live worker's forward pass over the zoo profile's: the profiler times forward
-    passes back to back, with the weights in cache; a live worker runs one batch among the
-    front-end's and the client's work on the same cores, and the larger models then take
-    visibly longer (measured by ``zoosim frontend profile``; 1: profiles older than it)."""
+    """A live worker's forward pass over the zoo profile's, back to back (``cold_scale``
+    says how much slower after a sleep): the profiler times forward passes alone, one
+    thread; a live worker runs one batch among the front-end's and the client's work on
+    the same cores (measured by ``zoosim frontend profile``; 1: profiles older than it)."""
     dispatch_ms: Annotated[float, Field(ge=0)] = 0.0
     """Per batch, beyond the (scaled) forward pass (unpickling the inputs, the reply)."""
 

@@ -167,7 +167,8 @@ class Station:
     docstring)."""
 
     def __init__(self, host: Host | CoreQueue, servers: int = 1, setup_s: float = 0.0,
-                 cold_s: float = 0.0, cooling_s: float = 0.0, wait_s: float = 0.0) -> None:
+                 cold_s: float = 0.0, cooling_s: float = 0.0, wait_s: float = 0.0,
+                 cold_scale: float = 0.0) -> None:
         if servers < 1:
             raise ValueError(f"servers must be at least 1, got {servers}")
         self.host = host
@@ -180,6 +181,11 @@ class Station:
         """How a sleeping process goes cold: a job that wakes it after ``t`` asleep pays
         ``setup_s + cold_s * (1 - exp(-t / cooling_s))`` (``cooling_s`` 0: all of
         ``cold_s`` at once)."""
+        self.cold_scale = cold_scale
+        """How much slower the job itself runs on a process gone cold: a job that wakes it
+        after ``t`` asleep takes ``1 + cold_scale * (1 - exp(-t / cooling_s))`` times its
+        CPU (a worker's forward pass over weights evicted while it slept); back to back,
+        its own."""
         self.wait_s = wait_s
         """How long a woken process waits for a core before its job runs (no CPU)."""
         self.waited_s = 0.0
@@ -211,13 +217,20 @@ class Station:
         continuous distributions, is a coincidence of measure zero)."""
         return self.last_done >= self.env.now
 
-    def _wake_cost(self, slept_s: float) -> float:
-        """What waking after ``slept_s`` asleep costs."""
-        if not self.cold_s:
-            return self.setup_s
+    def _coldness(self, slept_s: float) -> float:
+        """How far a process asleep ``slept_s`` has gone cold: 0 (hot) to 1."""
         if self.cooling_s <= 0.0:
-            return self.setup_s + self.cold_s
-        return self.setup_s - self.cold_s * math.expm1(-slept_s / self.cooling_s)
+            return 1.0
+        return -math.expm1(-slept_s / self.cooling_s)
+
+    def _woken(self, work_s: float, slept_s: float) -> float:
+        """The CPU of a job of ``work_s`` that wakes a process asleep ``slept_s``, the
+        wake-up included."""
+        if self.cold_scale:
+            work_s *= 1.0 + self.cold_scale * self._coldness(slept_s)
+        if not self.cold_s:
+            return work_s + self.setup_s
+        return work_s + (self.setup_s + self.cold_s * self._coldness(slept_s))
 
     def _begin(self, work_s: float, done: Done) -> None:
         """An idle process (the one asleep the shortest time) takes a job: at once if it
@@ -228,7 +241,7 @@ class Station:
             self._start(work_s, done)
             return
         self.wakeups += 1
-        work_s += self._wake_cost(self.env.now - since)
+        work_s = self._woken(work_s, self.env.now - since)
         if self.wait_s <= 0.0:
             self._start(work_s, done)
             return

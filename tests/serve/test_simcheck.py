@@ -16,10 +16,12 @@ import pytest
 import yaml
 
 from serve import simcheck
+from serve.config import ServeScenario
 from serve.frontend_probe import (
     BURSTS,
     BUSY_REQUESTS,
     GAPS_MS,
+    HEAVY_REQUESTS,
     MIN_SCALE,
     SCALE_SPREAD,
     STREAM_REQUESTS,
@@ -52,6 +54,7 @@ from serve.simcheck_figures import (
     service_fit,
 )
 from sim.errors import ConfigError, UserError
+from sim.frontend_profile import load_frontend_profile
 from sim.profiles import load_profile
 from tests.helpers import REPO
 
@@ -374,6 +377,55 @@ def test_hot_costs_come_from_busy_streams_when_there_are_some() -> None:
     assert hot.client.send == cold.client.send
     # the sweep's wake-ups pay what the hot ingress leaves of a stream's cost
     assert hot.frontend.setup_ms > cold.frontend.setup_ms
+    # refused busy streams alone: the hot ingress, the answer's share still the slopes'
+    alone = frontend_profile(bursts + [b for b in busy if b.refused], batches, cores=2,
+                             description="t", zoo_profile="z")
+    assert alone.frontend.ingress.mean_ms == pytest.approx(0.3, abs=0.01)
+    assert alone.frontend.egress.mean_ms == pytest.approx(0.25, abs=0.02)
+
+
+def heavy_streams(warm: float, worker: float, batch: int, first_id: int,
+                  batches: dict[int, tuple[int, float]]) -> list[Burst]:
+    """Busy streams for a slow model (1 ms a batch as profiled) whose worker runs
+    ``warm`` times the profiled forward pass back to back, plus ``worker`` a batch."""
+    out, rid = [], first_id
+    for _ in range(3):
+        ids = list(range(rid, rid + 128))
+        for i in ids:
+            batches[i] = (2 * 10**6 + i // batch, 1.0)
+        rid += 128
+        n_b = 128 / batch
+        out.append(Burst(128, 0, (60.0, 0), (n_b * (warm * 1.0 + worker), 0), (0.0, 0), ids,
+                         0.0, busy=True, heavy=True))
+    return out
+
+
+def test_a_workers_hot_forward_passes_come_from_its_busy_streams() -> None:
+    # live forward passes 1.5 x the profiled from idle, 1.1 x back to back
+    bursts, batches = synthetic_bursts(0.3, 0.2, 0.25, 0.15, 0.4, 3.0, 0.4, 0.3, noise=0.005,
+                                       scale=1.5)
+    busy = busy_streams(0.3, 0.2, 0.25, 8, max(batches) + 1, batches)
+    heavy = heavy_streams(1.1, 0.4, 8, max(batches) + 1, batches)
+    p = frontend_profile(bursts + busy + heavy, batches, cores=2, description="t",
+                         zoo_profile="z")
+    w = p.worker
+    assert w.forward_scale == pytest.approx(1.1, abs=0.03)
+    assert w.dispatch_ms == pytest.approx(0.4, abs=0.03)
+    # a lone batch from idle (the median forward pass) costs what the bursts measured
+    lone = [batches[b.ids[0]][1] for b in bursts if b.ok == 1 and not b.busy]
+    f = float(np.median(lone))
+    assert (w.forward_scale * f + w.dispatch_ms) * (1 + w.cold_scale) == pytest.approx(
+        1.5 * f + 0.4, rel=0.03)
+    # no heavy streams: the scale from idle, nothing cold
+    q = frontend_profile(bursts + busy, batches, cores=2, description="t", zoo_profile="z")
+    assert q.worker.forward_scale == pytest.approx(1.5, abs=0.03)
+    assert q.worker.cold_scale == 0.0
+    # back to back as slow as from idle: nothing cold either
+    same = heavy_streams(1.5, 0.4, 8, max(batches) + 1, batches)
+    r = frontend_profile(bursts + busy + same, batches, cores=2, description="t",
+                         zoo_profile="z")
+    assert r.worker.forward_scale == pytest.approx(1.5, abs=0.03)
+    assert r.worker.cold_scale == pytest.approx(0.0, abs=0.02)
 
 
 def test_a_cost_keeps_its_slope_as_mean_under_skewed_noise() -> None:
@@ -401,6 +453,18 @@ def test_probe_config_batches_exceed_every_burst() -> None:
     assert small["cluster"]["max_batch"] > max(BURSTS)
     assert probe_config({"cluster": {"max_batch": 32}})["cluster"]["max_batch"] == 32
     assert probe_config({})["cluster"]["max_batch"] > max(BURSTS)
+
+
+def test_probe_config_drops_what_would_refuse_a_busy_stream() -> None:
+    limited = {"cluster": {"max_batch": 8, "shedding": {"deadline": True, "max_pending": 4}},
+               "api": {"rate_limit_rps": 10.0, "rate_burst": 2, "max_connections": 8,
+                       "max_pending": 4, "max_latency_ms": 500.0}}
+    d = probe_config(limited)
+    assert "shedding" not in d["cluster"] and d["api"]["max_pending"] is None
+    assert not {"rate_limit_rps", "rate_burst", "max_connections"} & set(d["api"])
+    assert d["api"]["max_latency_ms"] == 500.0    # what refuses the probe's 422s stays
+    assert limited["api"]["rate_limit_rps"] == 10.0   # the scenario itself is untouched
+    ServeScenario.model_validate({**d, "zoo": {"profile": "mnist5k-cpu"}})
 
 
 def test_asleep_per_wakeup() -> None:
@@ -571,16 +635,20 @@ def test_the_probe_against_a_real_server_takes_its_hot_costs_from_busy_streams(
                         "--zoo", "mnist5k-cpu", "--repeats", "3", "--passes", "1",
                         "-o", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    profile = yaml.safe_load(out.read_text())
+    profile = load_frontend_profile(out)
     raw = json.loads(out.with_suffix(".bursts.json").read_text())["bursts"]
     busy = [b for b in raw if b["busy"]]
     refused = [b for b in busy if b["refused"]]
-    answered = [b for b in busy if b["ok"]]
+    answered = [b for b in busy if b["ok"] and not b["heavy"]]
+    heavy = [b for b in busy if b["heavy"]]
     # a round of the sweep (two with 3 repeats) each ends with one busy stream of each kind
-    assert len(refused) == len(answered) == 2
+    assert len(refused) == len(answered) == len(heavy) == 2
     assert all(b["refused"] == BUSY_REQUESTS and b["ok"] == 0 for b in refused)
     assert all(b["ok"] == BUSY_REQUESTS == len(b["ids"]) for b in answered)
-    assert all(b["batches"] < BUSY_REQUESTS / 2 for b in answered)   # batches filled
+    assert all(b["ok"] == HEAVY_REQUESTS == len(b["ids"]) for b in heavy)
+    # the hot ingress is the refused streams' CPU per request (the spread of single
+    # requests around it, clipped at 0, can only raise the mean)
     ingress = sum(b["server"][0] for b in refused) / (2 * BUSY_REQUESTS)
-    assert np.mean(profile["frontend"]["ingress"]["quantiles_ms"]) == pytest.approx(
-        ingress, rel=0.02)
+    assert ingress > 0
+    assert ingress * 0.99 <= profile.frontend.ingress.mean_ms <= ingress * 2
+    assert profile.worker.forward_scale > 0 and profile.worker.cold_scale >= 0

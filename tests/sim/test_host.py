@@ -158,6 +158,41 @@ def test_setup_on_wakeup_matches_the_recursion() -> None:
     assert shares[0] > 0.7 and shares[1] < 0.4
 
 
+def test_a_cold_process_runs_its_job_slower_by_how_long_it_slept() -> None:
+    """``cold_scale``: a job that wakes the process after ``t`` asleep takes ``1 + c * (1 -
+    exp(-t / cooling))`` times its work, one that finds it busy its own: the FCFS recursion
+    with that service, job by job; at a high load fewer jobs pay it, so the CPU per job
+    falls towards the work's."""
+    c, cooling, n = 0.5, 2.0, 20_000
+    per_job = []
+    for lam in (0.2, 1.2):
+        rng = np.random.default_rng(9)
+        gaps, works = rng.exponential(1 / lam, n), rng.exponential(0.7, n)
+        env = simpy.Environment()
+        station = Station(Host(env, 4), 1, cooling_s=cooling, cold_scale=c)
+        got = np.full(n, np.nan)
+
+        def arrivals(env: simpy.Environment, station: Station = station, gaps: np.ndarray = gaps,
+                     works: np.ndarray = works, got: np.ndarray = got):  # type: ignore[no-untyped-def]
+            for i in range(n):
+                yield env.timeout(gaps[i])
+                station.submit(works[i], lambda i=i: got.__setitem__(i, env.now))
+
+        env.process(arrivals(env))
+        env.run()
+        arrive = np.cumsum(gaps)
+        want = np.empty(n)
+        last = -math.inf
+        for i in range(n):
+            slept = arrive[i] - last
+            scale = 1.0 + c * -math.expm1(-slept / cooling) if slept > 0 else 1.0
+            last = max(arrive[i], last) + works[i] * scale
+            want[i] = last
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+        per_job.append(station.cpu_s / works.sum() - 1.0)
+    assert per_job[0] > 0.25 and per_job[1] < 0.15
+
+
 def test_a_wakeups_wait_delays_like_a_setup_without_cpu() -> None:
     """A woken process that waits ``w`` for a core, with cores to spare, serves the same
     Poisson stream with the same departures as one whose wake-up costs ``w`` of CPU (both
