@@ -28,12 +28,13 @@ idle and back to back, never at the loads the simulator is then asked to predict
    docs/results/simcheck.md), and what
    the saturation point hangs on is the latter: so **busy streams**, each
    :data:`BUSY_REQUESTS` refused requests or requests for the fastest model with
-   :data:`BUSY_IN_FLIGHT` in flight (the loop never sleeps, batches fill), give the hot
+   :data:`BUSY_IN_FLIGHT` in flight (the loop hardly ever sleeps, batches fill), give the hot
    ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch), the slopes only
    ``dispatch``; busy streams of :data:`HEAVY_REQUESTS` for the slowest model (its worker
-   never sleeps) give a worker's forward passes back to back (``forward_scale``), and the
-   fit over the bursts (below) how much slower they run from idle (``cold_scale``, charged
-   by the cooling curve of the sleep before a batch; method version 19). A wake-up's cost
+   never short of work, sleeping only between a batch's answer and the next hand-over)
+   give a worker's forward passes back to back (``forward_scale``), and the fit over the
+   bursts (below) how much slower they run from idle (``cold_scale``, charged by the
+   cooling curve of the sleep before a batch; method version 19). A wake-up's cost
    comes from a sweep
    of **steady streams** of refused requests, the client pausing 0.25 to 32 ms between an
    answer and the next request: what the server's loop spends in a stream beyond
@@ -121,6 +122,8 @@ unmeasured."""
 HEAVY_REQUESTS = 128
 """Requests of a busy stream for the slowest model (its batches take the worker 20-30 ms
 on this project's machine), after one from each sender unmeasured."""
+ORDINARY_LATENCY_MS = 1000.0
+"""The latency target of the probe's ordinary requests (loose: no policy moves them)."""
 REFUSED_LATENCY_MS = 1e9
 """A latency target every server refuses (above any ``api.max_latency_ms``): a 422."""
 PROBE_BATCH_TIMEOUT_MS = 25.0
@@ -132,8 +135,10 @@ def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
     """The probed server: the scenario's, taking model names (so that the probe chooses
     each request's model, hence the batches), waiting at least
     :data:`PROBE_BATCH_TIMEOUT_MS` for a batch to fill, with batches larger than any
-    burst, and without the scenario's rate limit, connection cap, pending cap and
-    shedding (a busy stream keeps :data:`BUSY_IN_FLIGHT` requests in flight)."""
+    burst, every model preloaded, and without what would refuse the probe's requests: the
+    scenario's rate limit, connection cap, pending cap, shedding, API keys, defense (its
+    cost is not the front-end's) and a latency limit under :data:`ORDINARY_LATENCY_MS`
+    (a busy stream keeps :data:`BUSY_IN_FLIGHT` requests in flight)."""
     import copy
 
     d = copy.deepcopy(serve_data)
@@ -144,11 +149,17 @@ def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
     # (a burst that filled its batch would skip it, and the slope would take that for
     # cheaper requests)
     cluster["max_batch"] = max(int(cluster.get("max_batch", 1)), max(BURSTS) + 1)
-    # nothing the scenario limits load with may refuse the busy streams' requests
+    # nothing the scenario limits load with, or guards the API with, may refuse the probe's
+    # requests (64 in flight in a busy stream, no API key, latency targets of 1 s); every
+    # model loaded from the start, so that no burst or stream pays for a load
     cluster.pop("shedding", None)
+    cluster["preload"] = "all"
+    d.pop("defense", None)
     api = {k: v for k, v in d.get("api", {}).items()
-           if k not in ("rate_limit_rps", "rate_burst", "max_connections")}
-    d["api"] = {**api, "model_api": True, "records": True, "port": 0, "max_pending": None}
+           if k not in ("rate_limit_rps", "rate_burst", "max_connections", "keys", "keys_file")}
+    d["api"] = {**api, "model_api": True, "records": True, "port": 0, "max_pending": None,
+                "max_latency_ms": max(float(api.get("max_latency_ms", 0.0)),
+                                      2 * ORDINARY_LATENCY_MS)}
     return d
 
 
@@ -293,10 +304,10 @@ class Burst:
     """A stream of the cooling sweep (its ``refused`` requests in a steady stream)."""
     busy: bool = False
     """A busy stream: :data:`BUSY_IN_FLIGHT` requests kept in flight, back to back, so that
-    the server's loop never sleeps (its hot costs)."""
+    the server's loop hardly ever sleeps (its hot costs)."""
     heavy: bool = False
-    """A busy stream for the slowest model: its worker never sleeps (its hot forward
-    passes)."""
+    """A busy stream for the slowest model: its worker never short of work (its hot
+    forward passes)."""
     waited: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """How long the server's loop, the workers and the client waited, runnable, for a core
     (ms)."""
@@ -555,6 +566,17 @@ def cooling_fit(gap_ms: np.ndarray, wake_ms: np.ndarray) -> tuple[float, float, 
     return best[1], best[2], best[3]
 
 
+MAX_COLD_SCALE = 2.0
+"""At most this much slower from idle (3 times as slow): a bound on a ratio of noisy fits."""
+
+
+def lone_worker_sleep_ms(gap_ms: float) -> float:
+    """How long a worker slept before a lone burst's batch: the settling after the burst
+    before (a third of the pause), the pause ``gap_ms``, and the batching timer (one
+    request never fills a batch: :func:`probe_config`)."""
+    return gap_ms * 4 / 3 + PROBE_BATCH_TIMEOUT_MS
+
+
 def cold_share(setup: float, cold: float, cooling: float, gap_ms: float) -> float:
     """The share of a wake-up's cost after ``gap_ms`` that every wake-up pays (``setup``)."""
     total = setup + cold * -math.expm1(-gap_ms / cooling) if cooling > 0 else setup + cold
@@ -630,21 +652,25 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     ran = (ok > 0) & ~busy
     wk = np.array([b.workers[0] for b in bursts])
     scale, hot, woke = worker_fit(forward[ran], n_batches[ran], wk[ran])
+    worker_wake = wake(woke)
     cold_scale = 0.0
-    if heavy.any() and forward[heavy].sum() > 0:
-        # the busy streams for the slowest model ran its batches back to back: the hot
-        # forward passes; a lone batch from idle ran ``cold_scale`` slower (as a whole job:
-        # its forward pass and its cost per batch), as far as it had gone cold
-        warm = max((wk[heavy].sum() - hot * n_batches[heavy].sum()) / forward[heavy].sum(),
-                   MIN_SCALE)
-        f = float(np.median(forward[lone])) if lone.any() else 0.0
-        coldness = -math.expm1(-float(np.median(gaps[lone])) / cooling) if cooling > 0 \
-            and lone.any() else 1.0
+    if heavy.any() and forward[heavy].sum() > 0 and lone.any():
+        # the busy streams for the slowest model kept its worker in work: batch after batch,
+        # each handed over as the last one's answer was read (a short sleep between: a
+        # wake-up's setup each, as the model charges it), the hot forward passes; a lone
+        # batch from idle ran ``cold_scale`` slower (as a whole job: its forward pass and
+        # its cost per batch), as far as its worker had gone cold
+        warm = max((wk[heavy].sum() - (hot + worker_wake["setup_ms"]) * n_batches[heavy].sum())
+                   / forward[heavy].sum(), MIN_SCALE)
+        f = float(np.median(forward[lone]))
+        coldness = -math.expm1(-lone_worker_sleep_ms(float(np.median(gaps[lone]))) / cooling) \
+            if cooling > 0 else 1.0
         if f > 0 and coldness > 0:
-            cold_scale = max(((scale * f + hot) / (warm * f + hot) - 1.0) / coldness, 0.0)
+            cold_scale = min(max(((scale * f + hot) / (warm * f + hot) - 1.0) / coldness, 0.0),
+                             MAX_COLD_SCALE)
         scale = warm
     worker = WorkerCosts(forward_scale=scale, dispatch_ms=hot, cold_scale=cold_scale,
-                         **wake(woke))
+                         **worker_wake)
 
     # the client: per request (hot), and what a lone request costs beyond that per wake-up
     cl = np.array([b.client[0] for b in bursts])
@@ -720,13 +746,14 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     # one group of bodies per model, each naming it (the probe's server takes model names),
     # so a burst of one group is one batch and a burst across groups one batch per request
     names = [m.name for m in profile.models]
-    bodies = [[body(j, name, 1000.0) for j in range(max(BURSTS))] for name in names]
+    bodies = [[body(j, name, ORDINARY_LATENCY_MS) for j in range(max(BURSTS))]
+              for name in names]
     refused = [body(j, names[0], REFUSED_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
     # the busy streams ask for the fastest model, so that the worker keeps up with the loop
     fastest = min(profile.models, key=lambda m: m.latency_p50(1)).name
-    busy = [body(j, fastest, 1000.0) for j in range(BUSY_IN_FLIGHT)]
+    busy = [body(j, fastest, ORDINARY_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
     slowest = max(profile.models, key=lambda m: m.latency_p50(1)).name
-    heavy = [body(j, slowest, 1000.0) for j in range(BUSY_IN_FLIGHT)]
+    heavy = [body(j, slowest, ORDINARY_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
     rounds = []
     quiet_gc()  # the client as it runs in a replay (serve.loadgen)
     for k in range(passes):

@@ -7,10 +7,11 @@ the serving system (``ingress``: reading and parsing the request, validation, ad
 per batch the hand-off to a worker and back (``dispatch``), and after the batch the answer
 (``egress``: its JSON, the write); the load generator's work to send a request and to read
 its answer (``client``; used only when the load generator shares the machine, as in
-``zoosim simcheck``); and each worker's forward passes against the profiled ones
-(``worker.forward_scale``) and its cost per batch beyond them (``worker.dispatch_ms``).
-Each process also pays ``setup_ms`` for a job that finds it idle (waking from
-``epoll_wait``).
+``zoosim simcheck``); and each worker's forward passes against the profiled ones, back
+to back (``worker.forward_scale``), and its cost per batch beyond them
+(``worker.dispatch_ms``). Each process also pays ``setup_ms`` for a job that finds it idle
+(waking from ``epoll_wait``), more (``cold_ms``) the longer it slept, and may run the job
+itself slower after a sleep (``cold_scale``: a worker's, its forward pass from idle).
 
 Distributions are kept as 101 quantiles (0 %, 1 %, ..., 100 %) in milliseconds, and sampled
 by inverse transform with linear interpolation between them: compact, and as close to the

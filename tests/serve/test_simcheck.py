@@ -23,12 +23,15 @@ from serve.frontend_probe import (
     GAPS_MS,
     HEAVY_REQUESTS,
     MIN_SCALE,
+    ORDINARY_LATENCY_MS,
+    REFUSED_LATENCY_MS,
     SCALE_SPREAD,
     STREAM_REQUESTS,
     Burst,
     asleep_per_wakeup,
     cooling_fit,
     frontend_profile,
+    lone_worker_sleep_ms,
     median_pass,
     pass_cost_ms,
     probe_config,
@@ -400,28 +403,35 @@ def heavy_streams(warm: float, worker: float, batch: int, first_id: int,
     return out
 
 
-def test_a_workers_hot_forward_passes_come_from_its_busy_streams() -> None:
-    # live forward passes 1.5 x the profiled from idle, 1.1 x back to back
-    bursts, batches = synthetic_bursts(0.3, 0.2, 0.25, 0.15, 0.4, 3.0, 0.4, 0.3, noise=0.005,
-                                       scale=1.5)
+@pytest.mark.parametrize("cooling", [3.0, 30.0])
+def test_a_workers_hot_forward_passes_come_from_its_busy_streams(cooling: float) -> None:
+    # live forward passes 1.5 x the profiled from idle, 1.1 x back to back; in the busy
+    # streams the worker also wakes, briefly, for every batch (a wake-up's setup each)
+    bursts, batches = synthetic_bursts(0.3, 0.2, 0.25, 0.15, 0.4, cooling, 0.4, 0.3,
+                                       noise=0.005, scale=1.5)
     busy = busy_streams(0.3, 0.2, 0.25, 8, max(batches) + 1, batches)
-    heavy = heavy_streams(1.1, 0.4, 8, max(batches) + 1, batches)
+    setup = frontend_profile(bursts + busy, batches, cores=2, description="t",
+                             zoo_profile="z").worker.setup_ms
+    heavy = heavy_streams(1.1, 0.4 + setup, 8, max(batches) + 1, batches)
     p = frontend_profile(bursts + busy + heavy, batches, cores=2, description="t",
                          zoo_profile="z")
     w = p.worker
     assert w.forward_scale == pytest.approx(1.1, abs=0.03)
     assert w.dispatch_ms == pytest.approx(0.4, abs=0.03)
-    # a lone batch from idle (the median forward pass) costs what the bursts measured
+    # a lone batch from idle (the median forward pass), as cold as the cooling curve says
+    # its worker's sleep leaves it, costs what the bursts measured
     lone = [batches[b.ids[0]][1] for b in bursts if b.ok == 1 and not b.busy]
     f = float(np.median(lone))
-    assert (w.forward_scale * f + w.dispatch_ms) * (1 + w.cold_scale) == pytest.approx(
+    cold = -math.expm1(-lone_worker_sleep_ms(30.0) / p.frontend.cooling_ms)
+    assert cold < 0.95 if cooling == 30.0 else cold > 0.99
+    assert (w.forward_scale * f + w.dispatch_ms) * (1 + w.cold_scale * cold) == pytest.approx(
         1.5 * f + 0.4, rel=0.03)
     # no heavy streams: the scale from idle, nothing cold
     q = frontend_profile(bursts + busy, batches, cores=2, description="t", zoo_profile="z")
     assert q.worker.forward_scale == pytest.approx(1.5, abs=0.03)
     assert q.worker.cold_scale == 0.0
     # back to back as slow as from idle: nothing cold either
-    same = heavy_streams(1.5, 0.4, 8, max(batches) + 1, batches)
+    same = heavy_streams(1.5, 0.4 + setup, 8, max(batches) + 1, batches)
     r = frontend_profile(bursts + busy + same, batches, cores=2, description="t",
                          zoo_profile="z")
     assert r.worker.forward_scale == pytest.approx(1.5, abs=0.03)
@@ -456,13 +466,19 @@ def test_probe_config_batches_exceed_every_burst() -> None:
 
 
 def test_probe_config_drops_what_would_refuse_a_busy_stream() -> None:
-    limited = {"cluster": {"max_batch": 8, "shedding": {"deadline": True, "max_pending": 4}},
+    limited = {"cluster": {"max_batch": 8, "preload": "none",
+                           "shedding": {"deadline": True, "max_pending": 4}},
+               "defense": {"type": "gaussian", "sigma": 0.1},
                "api": {"rate_limit_rps": 10.0, "rate_burst": 2, "max_connections": 8,
-                       "max_pending": 4, "max_latency_ms": 500.0}}
+                       "max_pending": 4, "max_latency_ms": 500.0,
+                       "keys": {"web": "0" * 64}}}
     d = probe_config(limited)
     assert "shedding" not in d["cluster"] and d["api"]["max_pending"] is None
-    assert not {"rate_limit_rps", "rate_burst", "max_connections"} & set(d["api"])
-    assert d["api"]["max_latency_ms"] == 500.0    # what refuses the probe's 422s stays
+    assert d["cluster"]["preload"] == "all" and "defense" not in d
+    assert not {"rate_limit_rps", "rate_burst", "max_connections", "keys"} & set(d["api"])
+    # the ordinary requests' 1-s target is accepted, the refused ones' still refused
+    assert ORDINARY_LATENCY_MS <= d["api"]["max_latency_ms"] < REFUSED_LATENCY_MS
+    assert probe_config({"api": {"max_latency_ms": 5000.0}})["api"]["max_latency_ms"] == 5000.0
     assert limited["api"]["rate_limit_rps"] == 10.0   # the scenario itself is untouched
     ServeScenario.model_validate({**d, "zoo": {"profile": "mnist5k-cpu"}})
 

@@ -272,6 +272,30 @@ def test_cpu_counts_the_jobs_and_their_wakeups() -> None:
     assert station.wakeups == 2 and station.jobs == 3
 
 
+def test_cold_scale_scales_the_job_and_not_its_wakeup() -> None:
+    """With ``cold_scale`` c the same three jobs cost: the first (asleep for good) ``1 + c``
+    times its work plus ``setup + cold``, the queued one its own, the one after a cooling
+    time ``1 + c * (1 - 1/e)`` times its work plus its wake-up; with ``cooling_s`` 0 every
+    wake-up is fully cold; with c = 0 the CPU is exactly that without it."""
+    def cpu(**kw: float) -> float:
+        env = simpy.Environment()
+        station = Station(Host(env, 1), 1, setup_s=0.1, cold_s=0.2, **kw)
+        station.submit(1.0, lambda: None)
+        station.submit(0.5, lambda: None)
+        env.run()
+        env.run(until=env.now + 1.0)
+        station.submit(0.25, lambda: None)
+        env.run()
+        return station.cpu_s
+
+    c, e = 0.4, 1 - math.exp(-1.0)
+    assert cpu(cooling_s=1.0, cold_scale=c) == pytest.approx(
+        1.0 * (1 + c) + 0.3 + 0.5 + 0.25 * (1 + c * e) + 0.1 + 0.2 * e)
+    assert cpu(cooling_s=0.0, cold_scale=c) == pytest.approx(
+        1.0 * (1 + c) + 0.3 + 0.5 + 0.25 * (1 + c) + 0.3)
+    assert cpu(cooling_s=1.0, cold_scale=0.0) == cpu(cooling_s=1.0)
+
+
 def test_bad_arguments() -> None:
     env = simpy.Environment()
     with pytest.raises(ValueError, match="cores"):
