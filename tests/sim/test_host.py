@@ -123,6 +123,25 @@ def two_jobs(cores: float) -> dict[str, float]:
     return ends
 
 
+def departures(gaps: np.ndarray, works: np.ndarray,
+               **station: float) -> tuple[np.ndarray, Station]:
+    """Jobs of ``works`` CPU seconds arriving ``gaps`` apart at one process (a
+    :class:`Station` with ``station``'s costs) on a host with cores to spare: when each was
+    done, and the station."""
+    env = simpy.Environment()
+    st = Station(Host(env, 4), 1, **station)
+    got = np.full(len(gaps), np.nan)
+
+    def arrivals(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        for i, (gap, work) in enumerate(zip(gaps, works, strict=True)):
+            yield env.timeout(gap)
+            st.submit(work, lambda i=i: got.__setitem__(i, env.now))
+
+    env.process(arrivals(env))
+    env.run()
+    return got, st
+
+
 def test_setup_on_wakeup_matches_the_recursion() -> None:
     """A job finding the process asleep costs ``setup`` more: the departures equal those of
     the FCFS recursion with that exceptional first service, job by job; and the share of
@@ -133,18 +152,7 @@ def test_setup_on_wakeup_matches_the_recursion() -> None:
         rng = np.random.default_rng(6)
         gaps = rng.exponential(1 / lam, n)
         works = rng.exponential(0.7, n)
-        env = simpy.Environment()
-        station = Station(Host(env, 4), 1, setup)
-        got = np.full(n, np.nan)
-
-        def arrivals(env: simpy.Environment, station: Station = station, gaps: np.ndarray = gaps,
-                     works: np.ndarray = works, got: np.ndarray = got):  # type: ignore[no-untyped-def]
-            for i in range(n):
-                yield env.timeout(gaps[i])
-                station.submit(works[i], lambda i=i: got.__setitem__(i, env.now))
-
-        env.process(arrivals(env))
-        env.run()
+        got, station = departures(gaps, works, setup_s=setup)
         arrive = np.cumsum(gaps)
         want = np.empty(n)
         last = -math.inf
@@ -168,18 +176,7 @@ def test_a_cold_process_runs_its_job_slower_by_how_long_it_slept() -> None:
     for lam in (0.2, 1.2):
         rng = np.random.default_rng(9)
         gaps, works = rng.exponential(1 / lam, n), rng.exponential(0.7, n)
-        env = simpy.Environment()
-        station = Station(Host(env, 4), 1, cooling_s=cooling, cold_scale=c)
-        got = np.full(n, np.nan)
-
-        def arrivals(env: simpy.Environment, station: Station = station, gaps: np.ndarray = gaps,
-                     works: np.ndarray = works, got: np.ndarray = got):  # type: ignore[no-untyped-def]
-            for i in range(n):
-                yield env.timeout(gaps[i])
-                station.submit(works[i], lambda i=i: got.__setitem__(i, env.now))
-
-        env.process(arrivals(env))
-        env.run()
+        got, station = departures(gaps, works, cooling_s=cooling, cold_scale=c)
         arrive = np.cumsum(gaps)
         want = np.empty(n)
         last = -math.inf
@@ -201,22 +198,8 @@ def test_a_wakeups_wait_delays_like_a_setup_without_cpu() -> None:
     n, w = 5_000, 0.3
     rng = np.random.default_rng(8)
     gaps, works = rng.exponential(1 / 0.5, n), rng.exponential(0.7, n)
-    runs = []
-    for kw in ({"setup_s": w}, {"wait_s": w}):
-        env = simpy.Environment()
-        station = Station(Host(env, 4), 1, **kw)
-        got = np.full(n, np.nan)
-
-        def arrivals(env: simpy.Environment, station: Station = station,
-                     got: np.ndarray = got):  # type: ignore[no-untyped-def]
-            for i in range(n):
-                yield env.timeout(gaps[i])
-                station.submit(works[i], lambda i=i: got.__setitem__(i, env.now))
-
-        env.process(arrivals(env))
-        env.run()
-        runs.append((got, station))
-    (by_setup, s1), (by_wait, s2) = runs
+    (by_setup, s1), (by_wait, s2) = (departures(gaps, works, setup_s=w),
+                                     departures(gaps, works, wait_s=w))
     np.testing.assert_allclose(by_wait, by_setup, rtol=1e-9, atol=1e-9)
     assert s1.wakeups == s2.wakeups > n / 2 and s2.jobs == n
     assert s2.cpu_s == pytest.approx(works.sum())
