@@ -226,11 +226,8 @@ class Station:
     def _woken(self, work_s: float, slept_s: float) -> float:
         """The CPU of a job of ``work_s`` that wakes a process asleep ``slept_s``, the
         wake-up included."""
-        if self.cold_scale:
-            work_s *= 1.0 + self.cold_scale * self._coldness(slept_s)
-        if not self.cold_s:
-            return work_s + self.setup_s
-        return work_s + (self.setup_s + self.cold_s * self._coldness(slept_s))
+        cold = self._coldness(slept_s)
+        return work_s * (1.0 + self.cold_scale * cold) + (self.setup_s + self.cold_s * cold)
 
     def _begin(self, work_s: float, done: Done) -> None:
         """An idle process (the one asleep the shortest time) takes a job: at once if it
