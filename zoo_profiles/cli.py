@@ -98,6 +98,32 @@ def profile(name: str, device: str, out_name: str | None, threads: int, progress
     _print_table(load_profile(path))
 
 
+@zoo.command()
+@click.argument("name")
+@click.option("--device", default="cuda", show_default=True, help="cpu or cuda.")
+@click.option("--exact", is_flag=True,
+              help="Turn TF32 off (cuDNN convolutions, CUDA matrix products) for the check.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Local folder of a full dataset (mnist, cifar10).")
+def check(name: str, device: str, exact: bool, data_dir: Path | None) -> None:
+    """Do a zoo's models predict on DEVICE what they predict on the CPU (its test split)?
+
+    Exit status 1 when any prediction differs."""
+    from zoo_profiles.device_check import compare_devices
+
+    rows = compare_devices(name, device, exact=exact, data_dir=data_dir)
+    click.echo(f"{'model':<16} {'acc cpu %':>9} {'acc ' + device + ' %':>10} {'agree':>7} "
+               f"{'max |logit diff|':>16}")
+    for r in rows:
+        click.echo(f"{r.model:<16} {r.accuracy_cpu:>9.2f} {r.accuracy_device:>10.2f} "
+                   f"{r.agreement:>7.4f} {r.max_logit_diff:>16.2e}")
+    differ = [r.model for r in rows if not r.agrees]
+    click.echo(f"{len(rows) - len(differ)} of {len(rows)} models agree on every test input"
+               + (f"; differ: {', '.join(differ)}" if differ else ""))
+    if differ:
+        sys.exit(1)
+
+
 @zoo.command(name="list")
 def list_() -> None:
     """The shipped profiles: model count, source, accuracy range."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.profiles import PROFILE_DIR, load_profile
+from sim.profiles import PROFILE_DIR, ZooProfile, load_profile
 from zoo_profiles.datasets import load_mnist5k
 from zoo_profiles.models import build_model
 from zoo_profiles.profiler import BATCH_SIZES, load_weights
@@ -46,6 +46,22 @@ def test_mnist5k_cpu_weights_reproduce_the_profiled_accuracy() -> None:
                              sha256=m.weights_sha256)
         assert accuracy(model, ds.test) == m.accuracy, m.name
     assert total < 8 * 2**20
+
+
+@pytest.mark.parametrize("zoo", ["mnist5k", "mnist1d", "mnist1d-regime"])
+def test_cuda_profiles_time_the_cpu_zoos_own_weights_on_a_gpu(zoo: str) -> None:
+    """``zoosim zoo profile <zoo>-cpu --device cuda``: new latencies, the same models."""
+    cpu, gpu = load_profile(f"{zoo}-cpu"), load_profile(f"{zoo}-cuda")
+    meta = gpu.metadata.model_dump()
+    assert meta["device"] == "cuda" and meta["profiled_from"] == f"{zoo}-cpu"
+    assert "H200" in meta["hardware"] and "cu" in meta["torch"]
+
+    def same(p: ZooProfile) -> list[tuple[object, ...]]:
+        return [(m.name, m.arch, m.accuracy, m.weights, m.weights_sha256) for m in p.models]
+
+    assert same(gpu) == same(cpu)
+    assert all(sorted(g.latency_ms) == sorted(c.latency_ms)
+               for g, c in zip(gpu.models, cpu.models, strict=True))
 
 
 @pytest.mark.parametrize("name", ["cifar10-published", "cifar100-published"])

@@ -1,0 +1,76 @@
+"""``zoosim zoo check``: a zoo's predictions on another device against the CPU's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from sim.errors import UserError
+from sim.profiles import load_profile
+from zoo_profiles import device_check
+from zoo_profiles.cli import zoo
+from zoo_profiles.device_check import DeviceAgreement, agreement, compare_devices, tf32
+
+LABELS = np.array([0, 1, 1, 0])
+CPU = np.array([[2.0, 1.0], [0.0, 3.0], [0.4, 0.6], [5.0, 0.0]])
+
+
+def test_identical_logits_agree() -> None:
+    row = agreement("m", CPU, CPU.copy(), LABELS)
+    assert row.agrees and row.agreement == 1.0 and row.max_logit_diff == 0.0
+    assert row.accuracy_cpu == row.accuracy_device == 100.0
+
+
+def test_a_near_tie_that_flips_is_a_disagreement() -> None:
+    device = CPU.copy()
+    device[2] = [0.61, 0.6]        # the third input now gets label 0 (its true label is 1)
+    row = agreement("m", CPU, device, LABELS)
+    assert not row.agrees and row.agreement == 0.75
+    assert row.accuracy_cpu == 100.0 and row.accuracy_device == 75.0
+    assert row.max_logit_diff == pytest.approx(0.21)
+
+
+def test_a_logit_change_that_keeps_every_label_still_agrees() -> None:
+    row = agreement("m", CPU, CPU + 0.01, LABELS)
+    assert row.agrees and row.max_logit_diff == pytest.approx(0.01)
+
+
+def test_mismatched_logits_are_refused() -> None:
+    with pytest.raises(ValueError, match="labels"):
+        agreement("m", CPU, CPU[:3], LABELS)
+
+
+def test_tf32_is_restored_after_the_check() -> None:
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with tf32(not before[0]):
+        assert torch.backends.cudnn.allow_tf32 is (not before[0])
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
+@pytest.mark.slow
+def test_the_cpu_agrees_with_itself_at_the_profiled_accuracy() -> None:
+    rows = compare_devices("mnist5k-cpu", "cpu")
+    prof = load_profile("mnist5k-cpu")
+    assert [r.model for r in rows] == [m.name for m in prof.models]
+    assert all(r.agrees and r.max_logit_diff == 0.0 for r in rows)
+    assert [r.accuracy_cpu for r in rows] == [m.accuracy for m in prof.models]
+
+
+def test_a_zoo_without_weights_cannot_be_checked() -> None:
+    with pytest.raises(UserError, match="only a measured zoo"):
+        compare_devices("cifar10-published", "cpu")
+
+
+@pytest.mark.parametrize(("rows", "code", "says"), [
+    ([DeviceAgreement("a", 90.0, 90.0, 1.0, 0.0)], 0, "1 of 1 models agree"),
+    ([DeviceAgreement("a", 90.0, 90.0, 1.0, 0.0), DeviceAgreement("b", 95.9, 95.95, 0.9995, 0.1)],
+     1, "1 of 2 models agree on every test input; differ: b"),
+])
+def test_the_command_fails_when_a_model_disagrees(monkeypatch: pytest.MonkeyPatch,
+                                                  rows: list[DeviceAgreement], code: int,
+                                                  says: str) -> None:
+    monkeypatch.setattr(device_check, "compare_devices", lambda *a, **k: rows)
+    res = CliRunner().invoke(zoo, ["check", "mnist5k-cpu", "--device", "cpu"])
+    assert res.exit_code == code and says in res.output
