@@ -101,17 +101,20 @@ def profile(name: str, device: str, out_name: str | None, threads: int, progress
 @zoo.command()
 @click.argument("name")
 @click.option("--device", default="cuda", show_default=True, help="cpu or cuda.")
-@click.option("--exact", is_flag=True,
-              help="Turn TF32 off (cuDNN convolutions, CUDA matrix products) for the check.")
+@click.option("--tf32", "tf32", type=click.Choice(["default", "on", "off"]), default="default",
+              show_default=True,
+              help="TF32 in cuDNN convolutions and CUDA matrix products: torch's settings "
+                   "(by default convolutions on, matrix products off), both on, or both off.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Local folder of a full dataset (mnist, cifar10).")
-def check(name: str, device: str, exact: bool, data_dir: Path | None) -> None:
+def check(name: str, device: str, tf32: str, data_dir: Path | None) -> None:
     """Do a zoo's models predict on DEVICE what they predict on the CPU (its test split)?
 
     Exit status 1 when any prediction differs."""
     from zoo_profiles.device_check import compare_devices
 
-    rows = compare_devices(name, device, exact=exact, data_dir=data_dir)
+    allow = {"default": None, "on": True, "off": False}[tf32]
+    rows = compare_devices(name, device, allow_tf32=allow, data_dir=data_dir)
     click.echo(f"{'model':<16} {'acc cpu %':>9} {'acc ' + device + ' %':>10} {'agree':>7} "
                f"{'max |logit diff|':>16}")
     for r in rows:

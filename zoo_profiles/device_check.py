@@ -5,7 +5,8 @@ on a GPU (``zoosim zoo profile NAME --device cuda``) keeps it. This module check
 the device at hand: each model, loaded from the same checked weights on the CPU and on
 ``device``, labels the zoo's test split; the rows give the agreement of the two label sets, the
 largest logit difference and both accuracies. PyTorch lets cuDNN run convolutions in TF32 by
-default, which can flip a prediction near a tie; ``exact=True`` turns TF32 off for the check
+default (matrix products not), which can flip a prediction near a tie; ``tf32`` True or False
+allows or forbids TF32 in both for the check, None keeps torch's settings
 (docs/architecture.md, "The GPU profiles, measured").
 """
 
@@ -57,10 +58,12 @@ def agreement(name: str, cpu: np.ndarray, device: np.ndarray, labels: np.ndarray
 
 
 @contextmanager
-def tf32(allowed: bool) -> Iterator[None]:
-    """Allow or forbid TF32 in cuDNN convolutions and CUDA matrix products, restoring after."""
+def tf32(allowed: bool | None) -> Iterator[None]:
+    """Allow or forbid TF32 in cuDNN convolutions and CUDA matrix products (None: leave torch's
+    settings as they are), restoring them after."""
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+    if allowed is not None:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
     try:
         yield
     finally:
@@ -76,7 +79,7 @@ def _device_logits(model: torch.nn.Module, x: np.ndarray, dev: torch.device) -> 
     return np.concatenate(out)
 
 
-def compare_devices(name: str | Path, device: str, exact: bool = False,
+def compare_devices(name: str | Path, device: str, allow_tf32: bool | None = None,
                     data_dir: str | Path | None = None) -> list[DeviceAgreement]:
     """Each model of measured zoo ``name`` on the CPU against itself on ``device``."""
     dev = check_device(device)
@@ -90,7 +93,7 @@ def compare_devices(name: str | Path, device: str, exact: bool = False,
         if m.weights is None:
             raise UserError(f"{path}: model {m.name!r} has no weights to check")
     rows = []
-    with tf32(not exact):
+    with tf32(allow_tf32):
         for m in prof.models:
             weights = (path.parent / str(m.weights)).resolve()
             model = build_model(m.arch, md.input_shape, md.num_classes)

@@ -42,11 +42,22 @@ def test_mismatched_logits_are_refused() -> None:
         agreement("m", CPU, CPU[:3], LABELS)
 
 
-def test_tf32_is_restored_after_the_check() -> None:
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    with tf32(not before[0]):
-        assert torch.backends.cudnn.allow_tf32 is (not before[0])
-    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+def flags() -> tuple[bool, bool]:
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_tf32_on_or_off_sets_both_and_is_restored_after(allowed: bool) -> None:
+    before = flags()
+    with tf32(allowed):
+        assert flags() == (allowed, allowed)
+    assert flags() == before
+
+
+def test_tf32_default_keeps_torchs_settings() -> None:
+    before = flags()
+    with tf32(None):
+        assert flags() == before
 
 
 @pytest.mark.slow
