@@ -100,7 +100,8 @@ def profile(name: str, device: str, out_name: str | None, threads: int, progress
 
 @zoo.command()
 @click.argument("name")
-@click.option("--device", default="cuda", show_default=True, help="cpu or cuda.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cuda", show_default=True,
+              help="The device to check against the CPU (cpu: the CPU against itself).")
 @click.option("--tf32", "tf32", type=click.Choice(["default", "on", "off"]), default="default",
               show_default=True,
               help="TF32 in cuDNN convolutions and CUDA matrix products: torch's settings "

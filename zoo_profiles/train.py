@@ -17,7 +17,7 @@ the same split give exactly the same accuracy.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,19 +106,31 @@ def train_model(model: nn.Module, data: Split, *, arch: str, seed: int, epochs: 
     return losses
 
 
-def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Logits of ``model`` (in eval mode) on images ``x``, in fixed-size batches."""
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = EVAL_BATCH,
+                   device: torch.device | None = None, exact: bool = True) -> np.ndarray:
+    """Logits of ``model`` (in eval mode, on ``device``: the CPU when None) on images ``x``,
+    in fixed-size batches, with torch's deterministic algorithms (``exact``; else the ones
+    torch picks, as a GPU deployment runs)."""
     model.eval()
     out = []
-    with deterministic(), torch.inference_mode():
+    with deterministic() if exact else nullcontext(), torch.inference_mode():
         for start in range(0, len(x), batch_size):
-            out.append(model(torch.from_numpy(x[start:start + batch_size])).numpy())
+            batch = torch.from_numpy(x[start:start + batch_size])
+            if device is not None:
+                batch = batch.to(device)
+            out.append(model(batch).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def top1(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy in percent of predicted labels ``pred`` (rounded as profiles keep it)."""
+    if len(labels) == 0:
+        raise ValueError("cannot measure accuracy on an empty split")
+    return round(100.0 * float((pred == labels).sum()) / len(labels), 4)
 
 
 def accuracy(model: nn.Module, data: Split) -> float:
     """Top-1 accuracy in percent on ``data``."""
     if len(data) == 0:
         raise ValueError("cannot measure accuracy on an empty split")
-    pred = predict_logits(model, data.x).argmax(axis=1)
-    return round(100.0 * float((pred == data.y).sum()) / len(data), 4)
+    return top1(predict_logits(model, data.x).argmax(axis=1), data.y)
