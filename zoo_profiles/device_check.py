@@ -26,7 +26,7 @@ import torch
 from sim.errors import UserError
 from sim.profiles import load_profile, resolve_profile_path
 from zoo_profiles.datasets import load_dataset, split_digest
-from zoo_profiles.models import build_model
+from zoo_profiles.models import Shape, build_model
 from zoo_profiles.profiler import check_device, load_weights, warn_unchecked
 from zoo_profiles.train import predict_logits, top1
 
@@ -105,17 +105,18 @@ def compare_devices(name: str | Path, device: str, allow_tf32: bool | None = Non
     if digest is not None and split_digest(data) != digest:
         raise UserError(f"{path}: this {md.dataset} split is not the one the zoo was tested on "
                         f"(split_digest {split_digest(data)}, the profile's {digest})")
-    test, shape = data.test, md.input_shape
     rows = []
     with tf32(allow_tf32):
         for m in prof.models:
-            weights = (path.parent / str(m.weights)).resolve()
-
-            def logits(on: torch.device, weights: Path = weights, arch: str = m.arch,
-                       digest: str | None = m.weights_sha256) -> np.ndarray:
-                model = build_model(arch, shape, md.num_classes)
-                return predict_logits(load_weights(model, weights, str(on), sha256=digest),
-                                      test.x, device=on, exact=on.type == "cpu")
-
-            rows.append(agreement(m.name, logits(torch.device("cpu")), logits(dev), test.y))
+            model = (m.arch, md.input_shape, md.num_classes,
+                     (path.parent / str(m.weights)).resolve(), m.weights_sha256)
+            rows.append(agreement(m.name, _logits(*model, torch.device("cpu"), data.test.x),
+                                  _logits(*model, dev, data.test.x), data.test.y))
     return rows
+
+
+def _logits(arch: str, shape: Shape, num_classes: int, weights: Path, sha256: str | None,
+            on: torch.device, x: np.ndarray) -> np.ndarray:
+    """A zoo model's logits on ``x`` on device ``on`` (deterministic on the CPU only)."""
+    model = load_weights(build_model(arch, shape, num_classes), weights, str(on), sha256=sha256)
+    return predict_logits(model, x, device=on, exact=on.type == "cpu")
