@@ -139,7 +139,7 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
     """Measure the front-end's CPU costs per request, per batch and per wake-up on this
     machine, against a live server of CONFIG (a serve scenario; default: mnist5k-cpu, one
     worker). Method: docs/serving.md, "The front-end model"."""
-    from serve.frontend_probe import probe_config
+    from serve.frontend_probe import probe_config, scenario_targets
     from serve.simcheck import measure_frontend
     from sim.config import parse_scenario, read_yaml
     from sim.errors import UserError
@@ -174,6 +174,7 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
     write_json(cfg, probe_config(serve_data))
     result = measure_frontend(cfg, work, load_profile(zoo_path), out,
                               zoo_name=zoo_path.name, repeats=repeats, passes=passes,
+                              targets=scenario_targets(data, base_dir),
                               echo=lambda m: click.echo(m, err=True))
     f = result.frontend
     c = result.client

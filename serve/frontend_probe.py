@@ -27,11 +27,13 @@ idle and back to back, never at the loads the simulator is then asked to predict
    (13-21 % more, ad hoc; ingress + egress 17 % more in run W's probe:
    docs/results/simcheck.md), and what
    the saturation point hangs on is the latter: so **busy streams**, each
-   :data:`BUSY_REQUESTS` refused requests or requests for the fastest model with
-   :data:`BUSY_IN_FLIGHT` in flight (the loop hardly ever sleeps, batches fill), give the hot
-   ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch), the slopes only
-   ``dispatch``; busy streams of :data:`HEAVY_REQUESTS` for the slowest model (its worker
-   never short of work, sleeping only between a batch's answer and the next hand-over)
+   :data:`BUSY_REQUESTS` refused requests or the scenario's own requests (its tenants'
+   targets, :func:`scenario_targets`, the policy choosing each one's model; method version
+   20) with :data:`BUSY_IN_FLIGHT` in flight (the loop hardly ever sleeps, batches fill),
+   give the hot ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch and a
+   hot wake-up's ``setup`` each time the loop slept), the slopes only ``dispatch``; busy
+   streams of :data:`HEAVY_REQUESTS` for the slowest model (its worker never short of work,
+   sleeping only between a batch's answer and the next hand-over)
    give a worker's forward passes back to back (``forward_scale``), and the fit over the
    bursts (below) how much slower they run from idle (``cold_scale``, charged by the
    cooling curve of the sleep before a batch; method version 19). A wake-up's cost
@@ -57,12 +59,12 @@ idle and back to back, never at the loads the simulator is then asked to predict
    the client's: its slope, and a lone request's remainder over :data:`CLIENT_WAKEUPS`,
    split evenly between send and receive (the probe cannot tell them apart); the worker's
    and the client's wake-ups split between ``setup`` and ``cold`` in the server's shares;
-4. each per-request cost's distribution is its mean plus the spread of single requests'
-   costs around their mean, kept as quantiles. The waits for a core are kept with the raw
-   bursts but not put in the profile (``wait_ms`` stays 0): a constant wait per wake-up
-   measured on these lone requests, each from idle, made the model 23-68 % slow with one
-   worker, whose live processes, sleeping less, waited less (docs/results/simcheck.md,
-   runs S and U);
+4. each per-request cost's distribution is single requests' costs scaled to its mean
+   (:func:`spread_cost`), kept as quantiles. The waits for a core are kept with the raw
+   bursts; the profile takes the event loop's wait per wake-up from the cooling sweep
+   (:func:`loop_wait_ms`), one request at a time, not from lone requests from idle: a
+   constant wait per wake-up measured on those made the model 23-68 % slow with one
+   worker (docs/results/simcheck.md, runs S and U);
 5. all of it :data:`PASSES` times over, one pass after the other, and the **median pass**
    kept (:func:`median_pass`: by its cost per request and batch). A virtual machine's
    speed is not steady (a shared physical core: docs/results/simcheck.md measured a fixed
@@ -81,6 +83,7 @@ import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -583,6 +586,34 @@ def cold_share(setup: float, cold: float, cooling: float, gap_ms: float) -> floa
     return setup / total if total > 0 else 1.0
 
 
+def loop_wait_ms(bursts: list[Burst]) -> float:
+    """How long the server's loop waits for a core each time it wakes: the median, over
+    the cooling sweep's streams, of what it waited (``schedstat``) per wake-up (method
+    version 20). One request at a time, woken by the client's request from the other
+    core, it waited 0.10-0.15 ms a wake-up whether it had slept 0.3 or 28 ms (run AB;
+    docs/results/simcheck.md): a virtual core that went idle is not running when the
+    wake-up comes. Lone requests from idle, which versions 15-17 took it from, wait far
+    longer (their client, worker and loop contend for the cores at once), and that
+    contention the model's shared cores already charge. The workers' and the client's
+    waits stay 0: no stream of the probe measures them alone (the sweep's client, woken by
+    its own timer, waited under 0.01 ms a request). 0 without a sweep."""
+    waits = [b.waited[0] / max(b.server[1], 1) for b in bursts if b.sweep]
+    return max(float(np.median(waits)), 0.0) if waits else 0.0
+
+
+def spread_cost(mean: float, x: np.ndarray) -> Cost:
+    """A cost of mean ``mean`` spread as single requests' costs ``x`` are: ``x`` scaled to
+    that mean (method version 20). Single requests, each from idle, cost more than the
+    mean, which busy streams measure hot: their spread, added to the mean and clipped at
+    0 (version 19), raised the client's mean 32-61 % and the answer's 25-64 %
+    (docs/results/simcheck.md); scaled, the mean stays the one measured and no cost goes
+    below 0. A constant where there is no spread to scale."""
+    x = np.maximum(np.asarray(x, float), 0.0)
+    if not len(x) or x.mean() <= 0 or mean <= 0:
+        return Cost.constant(max(mean, 0.0))
+    return Cost.of(x * (mean / x.mean()))
+
+
 def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]], *,
                      cores: float, description: str, zoo_profile: str) -> FrontendProfile:
     """The profile from the bursts (module docstring, 3-4). ``batches`` maps a server
@@ -618,14 +649,18 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
         hot_ingress = float(srv[busy_refused].sum() / n[busy_refused].sum())
         both += hot_ingress - ingress  # the answer's share stays the slopes' until measured
         ingress = hot_ingress
+    # the sweep's streams: what the loop spent beyond the hot ingress, per wake-up
+    loop_wakes = np.array([b.server[1] for b in bursts], float)
+    setup, cold, cooling = cooling_fit(gaps[sweep], (srv[sweep] - n[sweep] * ingress)
+                                       / np.maximum(loop_wakes[sweep], 1.0))
     if busy_ok.any():
-        both = float((srv[busy_ok] - dispatch * n_batches[busy_ok]).sum() / n[busy_ok].sum())
+        # the scenario's own requests back to back (the policy chooses their models): the
+        # loop sleeps now and then while the worker catches up, a hot wake-up's ``setup``
+        # each, which the model charges apart
+        both = float((srv[busy_ok] - dispatch * n_batches[busy_ok]
+                      - setup * loop_wakes[busy_ok]).sum() / n[busy_ok].sum())
     both = max(both, ingress)
     lone = one & (n == 1)
-    # the sweep's streams: what the loop spent beyond the hot ingress, per wake-up
-    loop_wakes = np.maximum(np.array([b.server[1] for b in bursts], float), 1.0)
-    setup, cold, cooling = cooling_fit(gaps[sweep], (srv[sweep] - n[sweep] * ingress)
-                                       / loop_wakes[sweep])
     # the worker and the client wake as the server's loop does: the same share of a
     # wake-up's cost is paid at every wake-up, the rest after a long sleep
     share = cold_share(setup, cold, cooling, float(np.median(gaps[lone])))
@@ -634,17 +669,11 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
         return {"setup_ms": total * share, "cold_ms": total * (1 - share),
                 "cooling_ms": cooling}
 
-    def spread(mean: float, x: np.ndarray) -> Cost:
-        """``mean`` with the spread of single requests' costs ``x`` around their mean (not
-        their median: single requests' costs are skewed, and the cost's mean must stay the
-        one measured, unless clipped at 0)."""
-        return Cost.of(np.maximum(mean + x - np.mean(x), 0.0)) if len(x) \
-            else Cost.constant(mean)
-
-    server = ServerCosts(ingress=spread(ingress, srv[refused & (n == 1)]),
+    server = ServerCosts(ingress=spread_cost(ingress, srv[refused & (n == 1)]),
                          dispatch=Cost.constant(dispatch),
-                         egress=spread(both - ingress, srv[lone]), setup_ms=setup,
-                         cold_ms=cold, cooling_ms=cooling)
+                         egress=spread_cost(both - ingress, srv[lone]), setup_ms=setup,
+                         cold_ms=cold, cooling_ms=cooling,
+                         wait_ms=loop_wait_ms(bursts))
 
     # a worker: its forward passes against the profiled ones, its cost per batch beyond
     # them (hot: batches back to back) and its wake-up, in one fit over the bursts that ran
@@ -678,7 +707,7 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     per_request = max(slope(n[main], cl[main]), 0.0)
     single = (n == 1) & ~streams
     c_setup = max((float(np.median(cl[single])) - per_request) / CLIENT_WAKEUPS, 0.0)
-    half = spread(per_request, cl[single]).quantiles_ms
+    half = spread_cost(per_request, cl[single]).quantiles_ms
     half_cost = Cost(quantiles_ms=[q / 2 for q in half], samples=int(single.sum()))
     client = ClientCosts(send=half_cost, receive=half_cost, **wake(c_setup))
     return FrontendProfile(
@@ -688,13 +717,16 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                 "after parsing) against a live server from idle, "
                 f"{int(sweep.sum())} steady streams and {int(busy.sum())} busy ones; "
                 "per-thread CPU (schedstat): the front-end's hot costs per request from busy "
-                f"streams of {BUSY_IN_FLIGHT} requests in flight (refused; for the fastest "
-                "model), its cost per batch and the client's per request from the slopes "
+                f"streams of {BUSY_IN_FLIGHT} requests in flight (refused; the scenario's "
+                "own, or without tenants the fastest model's), its cost per batch and the "
+                "client's per request from the slopes "
                 "over burst sizes, the wake-up cost and cooling from steady streams of "
                 "refused requests 0.25-32 ms apart; a worker's forward-pass scale from idle, "
                 "cost per batch and wake-up in one least-squares fit over the bursts that "
                 "ran batches, its forward passes back to back from busy streams for the "
-                "slowest model (cold_scale: how much slower from idle)"),
+                "slowest model (cold_scale: how much slower from idle); the loop's wait "
+                "for a core per wake-up from the steady streams (median); each per-request "
+                "cost spread as single requests' costs, scaled to its mean"),
         frontend=server, client=client, worker=worker)
 
 
@@ -728,19 +760,45 @@ def machine_description() -> str:
     return f"{cpu}; Python {platform.python_version()}"
 
 
+BUSY_TARGETS = 256
+"""The scenario's requests whose targets the busy streams cycle through."""
+
+
+def scenario_targets(data: dict[str, Any], base_dir: Path | None,
+                     n: int = BUSY_TARGETS) -> list[tuple[float, float]] | None:
+    """The (accuracy, latency) targets of the first ``n`` requests of the scenario
+    ``data`` (its tenants, seed and SLO distributions; at any rate: the targets do not
+    depend on it), or None when it has no tenants."""
+    from serve.config import ServeScenario
+    from sim.config import parse_scenario
+    from workloads.schedule import request_schedule
+
+    if not data.get("tenants"):
+        return None
+    d = {k: v for k, v in data.items() if k not in ("duration_s", "frontend")}
+    d["requests"] = n
+    sched = request_schedule(parse_scenario(d, base_dir, "frontend probe", ServeScenario))
+    return [(float(a), float(lat)) for a, lat in zip(sched["acc_req"], sched["lat_req_ms"],
+                                                     strict=True)]
+
+
 def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
           admin_token: str, zoo_profile: str, repeats: int = 30, passes: int = PASSES,
-          cores: float | None = None,
+          cores: float | None = None, targets: list[tuple[float, float]] | None = None,
           echo: Callable[[str], None] = lambda _: None) -> tuple[FrontendProfile, dict[str, Any]]:
     """Probe the live server at ``url`` (process ``server_pid``, records on, started with
-    ``admin_token``); the profile and the raw bursts (for the record)."""
+    ``admin_token``); the profile and the raw bursts (for the record). ``targets`` are the
+    scenario's requests' (accuracy, latency) targets (:func:`scenario_targets`): the busy
+    streams of answered requests send those, the policy choosing each one's model, as the
+    scenario's requests are served; none: requests for the fastest model by name."""
     from serve.client import fetch_server_records
     from serve.protocol import encode_inputs
     from sim.clock import quiet_gc, run_precise
 
-    def body(j: int, model: str, latency_ms: float) -> bytes:
+    def body(j: int, model: str | None, latency_ms: float, accuracy: float = 0.0) -> bytes:
         x = inputs[j % len(inputs)][None]
-        return json.dumps({"inputs": encode_inputs(x), "accuracy": 0.0, "model": model,
+        named = {"model": model} if model is not None else {}
+        return json.dumps({"inputs": encode_inputs(x), "accuracy": accuracy, **named,
                            "latency_ms": latency_ms}).encode()
 
     # one group of bodies per model, each naming it (the probe's server takes model names),
@@ -749,9 +807,14 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     bodies = [[body(j, name, ORDINARY_LATENCY_MS) for j in range(max(BURSTS))]
               for name in names]
     refused = [body(j, names[0], REFUSED_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
-    # the busy streams ask for the fastest model, so that the worker keeps up with the loop
-    fastest = min(profile.models, key=lambda m: m.latency_p50(1)).name
-    busy = [body(j, fastest, ORDINARY_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
+    # the busy streams send the scenario's own requests (what the loop spends choosing a
+    # model is part of their cost: 0.63 ms a request back to back against 0.53 for the
+    # fastest model by name, ad hoc); without a scenario's, the fastest model by name
+    if targets:
+        busy = [body(j, None, lat, acc) for j, (acc, lat) in enumerate(targets)]
+    else:
+        fastest = min(profile.models, key=lambda m: m.latency_p50(1)).name
+        busy = [body(j, fastest, ORDINARY_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
     slowest = max(profile.models, key=lambda m: m.latency_p50(1)).name
     heavy = [body(j, slowest, ORDINARY_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
     rounds = []

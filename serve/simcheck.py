@@ -66,7 +66,7 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 19
+VERSION = 20
 """Bumped when the method changes, so that a rerun does not resume older results."""
 MIN_RUN_S = 4.0
 """Each run offers at least this many seconds of requests after its warm-up (past
@@ -243,13 +243,13 @@ class Check:
             self.echo(f"using the front-end profile {beside} (delete it to measure again)")
             return beside
         self.echo("profiling the front-end on this machine (zoosim frontend profile)")
-        from serve.frontend_probe import probe_config
+        from serve.frontend_probe import probe_config, scenario_targets
 
         measure_frontend(self._serve_config("probe", probe_config(self.serve_data)),
                          self.out / "serve",
                          self.zoo, beside, zoo_name=self.zoo_path.name,
                          repeats=self.probe_repeats, passes=self.probe_passes,
-                         echo=self.echo)
+                         targets=scenario_targets(self.data, self.base_dir), echo=self.echo)
         return beside
 
     # -- runs ------------------------------------------------------------------------------
@@ -390,6 +390,7 @@ class Check:
 
 def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_name: str,
                      repeats: int = 30, passes: int | None = None,
+                     targets: list[tuple[float, float]] | None = None,
                      echo: Callable[[str], None] = print) -> FrontendProfile:
     """Serve ``config`` live and probe it (:mod:`serve.frontend_probe`); the profile is
     written to ``out`` (the raw bursts beside it, ``.bursts.json``)."""
@@ -405,7 +406,8 @@ def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_na
         inputs = load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed).test.x
         result, raw = probe(proc.url, proc.pid, zoo, inputs, admin_token=token,
                             zoo_profile=zoo_name, repeats=repeats,
-                            passes=PASSES if passes is None else passes, echo=echo)
+                            passes=PASSES if passes is None else passes,
+                            targets=targets, echo=echo)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_yaml(out, result.model_dump())
     write_json(out.with_suffix(".bursts.json"), raw)

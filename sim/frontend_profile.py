@@ -100,9 +100,9 @@ class Process(Strict):
     cooling_ms: Annotated[float, Field(ge=0)] = 0.0
     """How fast a sleeping process goes cold (ms); 0: at once."""
     wait_ms: Annotated[float, Field(ge=0)] = 0.0
-    """How long a woken process waits for a core before it runs (ms, wall time, no CPU),
-    for what-if studies: ``zoosim frontend profile`` leaves it 0 (a constant measured on
-    requests from idle overcharged the live waits under load, docs/results/simcheck.md)."""
+    """How long a woken process waits for a core before it runs (ms, wall time, no CPU):
+    ``zoosim frontend profile`` measures the event loop's in steady streams, one request
+    at a time, and leaves the workers' and the client's 0 (docs/serving.md)."""
     cold_scale: Annotated[float, Field(ge=0)] = 0.0
     """How much slower a job runs on the process gone cold: after ``t`` ms asleep it takes
     ``1 + cold_scale * (1 - exp(-t / cooling_ms))`` times its CPU, back to back its own (a
