@@ -605,7 +605,7 @@ def spread_cost(mean: float, x: np.ndarray) -> Cost:
     """A cost of mean ``mean`` spread as single requests' costs ``x`` are: ``x`` scaled to
     that mean (method version 20). Single requests, each from idle, cost more than the
     mean, which busy streams measure hot: their spread, added to the mean and clipped at
-    0 (version 19), raised the client's mean 32-61 % and the answer's 25-64 %
+    0 (version 19), raised the client's mean 32-61 % and the answer's 28-64 %
     (docs/results/simcheck.md); scaled, the mean stays the one measured and no cost goes
     below 0. A constant where there is no spread to scale."""
     x = np.maximum(np.asarray(x, float), 0.0)
