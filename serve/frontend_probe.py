@@ -135,8 +135,9 @@ one batch (the costs measured do not depend on the timeout)."""
 
 
 def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
-    """The probed server: the scenario's, taking model names (so that the probe chooses
-    each request's model, hence the batches), waiting at least
+    """The probed server: the scenario's, taking model names (so that the probe's bursts
+    choose each request's model, hence the batches; its busy streams of the scenario's own
+    requests name none, and the policy chooses), waiting at least
     :data:`PROBE_BATCH_TIMEOUT_MS` for a batch to fill, with batches larger than any
     burst, every model preloaded, and without what would refuse the probe's requests: the
     scenario's rate limit, connection cap, pending cap, shedding, API keys, defense (its
@@ -153,7 +154,8 @@ def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
     # cheaper requests)
     cluster["max_batch"] = max(int(cluster.get("max_batch", 1)), max(BURSTS) + 1)
     # nothing the scenario limits load with, or guards the API with, may refuse the probe's
-    # requests (64 in flight in a busy stream, no API key, latency targets of 1 s); every
+    # requests (64 in flight in a busy stream, no API key, latency targets of 1 s or the
+    # scenario's own); every
     # model loaded from the start, so that no burst or stream pays for a load
     cluster.pop("shedding", None)
     cluster["preload"] = "all"
@@ -365,6 +367,14 @@ async def _stream(client: WireClient, refused: list[bytes], i: int, gap_s: float
                  sweep=True, waited=waited)
 
 
+def sender_body(sender: int, j: int, per_sender: int, bodies: int) -> int:
+    """The body a busy stream's ``sender`` sends as its ``j``-th of ``per_sender``: the
+    senders take consecutive runs of the bodies, so that a stream of ``bodies`` requests
+    or more sends each of them (sender + j, as until method version 20's review, sent 71
+    of 256 scenario targets)."""
+    return (sender * per_sender + j) % bodies
+
+
 async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause_s: float,
                        counters: Callable[[], tuple[tuple[float, int], tuple[float, int]]],
                        client_counters: Callable[[], tuple[float, int]],
@@ -374,16 +384,20 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
     each sending its next request as its last is answered, :data:`BUSY_REQUESTS` in all
     measured (``heavy``, for the slowest model: :data:`HEAVY_REQUESTS`); ``want`` is the
     status every answer must have (200 or 422). The measured requests start from the
-    unmeasured ones' end, all at once, and end with the last answer: the loop wakes 1-4
-    times in a stream of 512 (run W), under 0.5 % of its cost."""
+    unmeasured ones' end, all at once, and end with the last answer. The loop wakes 1-4
+    times in a stream of 512 refused or by-name requests (run W), under 0.5 % of its cost,
+    and 18-33 times in one of the scenario's own, whose models' batches can keep it
+    waiting (run AB): :func:`frontend_profile` charges those apart. Sender ``c`` sends
+    bodies ``c * n`` to ``c * n + n - 1`` (cyclically, :func:`sender_body`), so that a
+    stream sends every body as evenly as its length allows."""
     headers = {"Content-Type": "application/json"}
     each = (HEAVY_REQUESTS if heavy else BUSY_REQUESTS) // BUSY_IN_FLIGHT
     ids: list[int] = []
 
     async def sender(c: int, n: int, keep: bool) -> None:
         for j in range(n):
-            st, answer = await client.post("/v1/classify", bodies[(c + j) % len(bodies)],
-                                           headers)
+            st, answer = await client.post(
+                "/v1/classify", bodies[sender_body(c, j, n, len(bodies))], headers)
             if st != want:
                 raise UserError(f"frontend probe: expected {want}, got {st}")
             if keep and want == 200:
@@ -655,8 +669,11 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                                        / np.maximum(loop_wakes[sweep], 1.0))
     if busy_ok.any():
         # the scenario's own requests back to back (the policy chooses their models): the
-        # loop sleeps now and then while the worker catches up, a hot wake-up's ``setup``
-        # each, which the model charges apart
+        # loop sleeps now and then while the worker catches up, and the model charges its
+        # wake-ups apart. Each is taken as a hot one (``setup``): the sleeps are short (a
+        # batch's forward pass) and not measured here, so any cold part stays in the
+        # answer's cost (an approximation). The refused streams' 1-4 wake-ups in 512
+        # requests are left in (under 0.5 % of their cost).
         both = float((srv[busy_ok] - dispatch * n_batches[busy_ok]
                       - setup * loop_wakes[busy_ok]).sum() / n[busy_ok].sum())
     both = max(both, ingress)
@@ -767,15 +784,16 @@ BUSY_TARGETS = 256
 def scenario_targets(data: dict[str, Any], base_dir: Path | None,
                      n: int = BUSY_TARGETS) -> list[tuple[float, float]] | None:
     """The (accuracy, latency) targets of the first ``n`` requests of the scenario
-    ``data`` (its tenants, seed and SLO distributions; at any rate: the targets do not
-    depend on it), or None when it has no tenants."""
+    ``data`` (its tenants, seed and SLO distributions; they do not depend on the rate when
+    every tenant's rate is scaled together, as ``zoosim simcheck`` does), or None when it
+    has no tenants. One input each, whatever the requests' ``size``."""
     from serve.config import ServeScenario
     from sim.config import parse_scenario
     from workloads.schedule import request_schedule
 
     if not data.get("tenants"):
         return None
-    d = {k: v for k, v in data.items() if k not in ("duration_s", "frontend")}
+    d = {k: v for k, v in data.items() if k != "duration_s"}
     d["requests"] = n
     sched = request_schedule(parse_scenario(d, base_dir, "frontend probe", ServeScenario))
     return [(float(a), float(lat)) for a, lat in zip(sched["acc_req"], sched["lat_req_ms"],
@@ -812,9 +830,11 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     # fastest model by name, ad hoc); without a scenario's, the fastest model by name
     if targets:
         busy = [body(j, None, lat, acc) for j, (acc, lat) in enumerate(targets)]
+        answered = f"the scenario's own requests ({len(targets)} targets, the policy choosing)"
     else:
         fastest = min(profile.models, key=lambda m: m.latency_p50(1)).name
         busy = [body(j, fastest, ORDINARY_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
+        answered = f"{fastest} by name (no tenants given)"
     slowest = max(profile.models, key=lambda m: m.latency_p50(1)).name
     heavy = [body(j, slowest, ORDINARY_LATENCY_MS) for j in range(BUSY_IN_FLIGHT)]
     rounds = []
@@ -839,10 +859,11 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
                                  description=machine_description(), zoo_profile=zoo_profile)
                 for r in rounds]
     result = median_pass(measured)
+    method = f"{result.method}; answered busy streams: {answered}"
     if passes > 1:
-        result = result.model_copy(update={"method": (
-            f"{result.method}; the median of {passes} such passes by cost per request (the "
-            "passes: " + ", ".join(f"{pass_cost_ms(m):.3f}" for m in measured) + " ms)")})
+        method += (f"; the median of {passes} such passes by cost per request (the passes: "
+                   + ", ".join(f"{pass_cost_ms(m):.3f}" for m in measured) + " ms)")
+    result = result.model_copy(update={"method": method})
     raw = {"pass_cost_ms": [pass_cost_ms(m) for m in measured],
            "bursts": [{"ok": b.ok, "refused": b.refused, "server": b.server,
                        "ids": b.ids, "gap_ms": b.gap_ms, "sweep": b.sweep, "busy": b.busy,

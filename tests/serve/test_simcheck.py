@@ -37,6 +37,7 @@ from serve.frontend_probe import (
     pass_cost_ms,
     probe_config,
     scenario_targets,
+    sender_body,
     slope,
     spread_cost,
     worker_fit,
@@ -445,6 +446,16 @@ def test_the_loops_wait_for_a_core_comes_from_the_steady_streams_alone() -> None
     assert loop_wait_ms([b for b in bursts if not b.sweep]) == 0.0
 
 
+@pytest.mark.parametrize(("senders", "each", "bodies"), [(64, 8, 256), (64, 2, 256),
+                                                       (64, 8, 64), (64, 2, 64)])
+def test_a_busy_stream_sends_every_body_evenly(senders: int, each: int, bodies: int) -> None:
+    sent = [sender_body(c, j, each, bodies) for c in range(senders) for j in range(each)]
+    counts = np.bincount(sent, minlength=bodies)
+    # every body as often as the stream's length allows, none more than once over
+    assert counts.max() - counts.min() <= 1
+    assert (counts > 0).sum() == min(bodies, senders * each)
+
+
 def test_spread_cost_keeps_the_measured_mean_and_the_single_requests_shape() -> None:
     # single requests from idle cost more than the hot mean, and are skewed
     x = np.array([0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8, 1.6])
@@ -759,6 +770,8 @@ def test_the_probe_against_a_real_server_takes_its_hot_costs_from_busy_streams(
     assert all(b["refused"] == BUSY_REQUESTS and b["ok"] == 0 for b in refused)
     assert all(b["ok"] == BUSY_REQUESTS == len(b["ids"]) for b in answered)
     assert all(b["ok"] == HEAVY_REQUESTS == len(b["ids"]) for b in heavy)
+    # the answered busy streams sent the scenario's own requests: the policy chose
+    assert "the scenario's own requests (256 targets" in profile.method
     # the hot ingress is the refused streams' CPU per request (single requests' spread
     # scaled to it: the mean stays)
     ingress = sum(b["server"][0] for b in refused) / (2 * BUSY_REQUESTS)
