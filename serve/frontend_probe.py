@@ -603,10 +603,10 @@ def cold_share(setup: float, cold: float, cooling: float, gap_ms: float) -> floa
 def loop_wait_ms(bursts: list[Burst]) -> float:
     """How long the server's loop waits for a core each time it wakes: the median, over
     the cooling sweep's streams, of what it waited (``schedstat``) per wake-up (method
-    version 20). One request at a time, woken by the client's request from the other
-    core, it waited 0.10-0.15 ms a wake-up whether it had slept 0.3 or 28 ms (run AB;
-    docs/results/simcheck.md): a virtual core that went idle is not running when the
-    wake-up comes. Lone requests from idle, which versions 15-17 took it from, wait far
+    version 20). One request at a time, woken by the client's request, it waited mostly
+    0.10-0.15 ms a wake-up whether it had slept 0.3 or 28 ms (run AB;
+    docs/results/simcheck.md; likely a virtual core that went idle being scheduled
+    again, not measured). Lone requests from idle, which versions 15-17 took it from, wait far
     longer (their client, worker and loop contend for the cores at once), and that
     contention the model's shared cores already charge. The workers' and the client's
     waits stay 0: no stream of the probe measures them alone (the sweep's client, woken by
