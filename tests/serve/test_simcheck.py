@@ -3,6 +3,7 @@ both sides of every threshold), and a small real run with its resume."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -411,8 +412,6 @@ def test_an_answered_busy_streams_wake_ups_are_charged_apart() -> None:
         assert p.frontend.egress.mean_ms == pytest.approx(0.2, abs=0.01)
     # the same CPU with the wake-ups unseen: they land in the answer's cost (and the model
     # would charge them twice)
-    import dataclasses
-
     unseen = [dataclasses.replace(b, server=(b.server[0], 0)) for b in busy]
     q = frontend_profile(bursts + unseen, b2, cores=2, description="t", zoo_profile="z")
     assert q.frontend.egress.mean_ms == pytest.approx(0.2 + 400 * setup / BUSY_REQUESTS,
@@ -420,8 +419,6 @@ def test_an_answered_busy_streams_wake_ups_are_charged_apart() -> None:
 
 
 def test_the_loops_wait_for_a_core_comes_from_the_steady_streams_alone() -> None:
-    import dataclasses
-
     bursts, batches = synthetic_bursts(0.3, 0.2, 0.25, 0.15, 0.4, 3.0, 0.4, 0.3, noise=0.005)
     assert frontend_profile(bursts, batches, cores=2, description="t",
                             zoo_profile="z").frontend.wait_ms == 0.0
