@@ -31,7 +31,9 @@ idle and back to back, never at the loads the simulator is then asked to predict
    targets, :func:`scenario_targets`, the policy choosing each one's model; method version
    20) with :data:`BUSY_IN_FLIGHT` in flight (the loop hardly ever sleeps, batches fill),
    give the hot ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch and a
-   hot wake-up's ``setup`` each time the loop slept), the slopes only ``dispatch``; busy
+   hot wake-up's ``setup`` each time the loop slept), the slopes only ``dispatch`` (less
+   the loop's wake-ups between a burst's batches, which the model charges apart:
+   :func:`batch_dispatch_ms`, method version 21); busy
    streams of :data:`HEAVY_REQUESTS` for the slowest model (its worker never short of work,
    sleeping only between a batch's answer and the next hand-over)
    give a worker's forward passes back to back (``forward_scale``), and the fit over the
@@ -600,6 +602,34 @@ def cold_share(setup: float, cold: float, cooling: float, gap_ms: float) -> floa
     return setup / total if total > 0 else 1.0
 
 
+def wakeup_ms(setup: float, cold: float, cooling: float, asleep_ms: np.ndarray) -> np.ndarray:
+    """What a wake-up after ``asleep_ms`` costs by the cooling curve (:func:`cooling_fit`)."""
+    coldness = -np.expm1(-asleep_ms / cooling) if cooling > 0 else np.ones_like(asleep_ms)
+    return setup + cold * coldness
+
+
+def batch_dispatch_ms(n: np.ndarray, srv: np.ndarray, wakes: np.ndarray, asleep_ms: np.ndarray,
+                      one: np.ndarray, many: np.ndarray,
+                      wake: tuple[float, float, float]) -> float:
+    """The loop's cost per batch (``dispatch``): the slope of its CPU over bursts of one batch
+    per request (``many``) less that over bursts of one batch (``one``), each burst's
+    wake-ups beyond a burst of one batch's (the median of ``one``'s) taken out first at
+    what the cooling curve ``wake`` = (setup, cold, cooling) says they cost after
+    ``asleep_ms``. A burst of k batches on one worker runs them one
+    after the other, and the loop sleeps while each runs: 0.73-0.86 more wake-ups a batch
+    in the probes of runs AC-AE (docs/results/simcheck.md), each after about a forward
+    pass (the batch's profiled forward time stands for the sleep). The model charges those
+    wake-ups apart whenever the loop slept (:class:`sim.host.Station`), so a dispatch that
+    kept them charged them twice (until method version 21: 0.23-0.26 ms a batch in those
+    probes, 0.09-0.11 with their wake-ups taken out, each priced after 1.5 ms asleep, ad
+    hoc). 0 without bursts of several batches."""
+    if not many.any():
+        return 0.0
+    extra = np.maximum(wakes - float(np.median(wakes[one])), 0.0)
+    net = srv - extra * wakeup_ms(*wake, asleep_ms)
+    return max(slope(n[many], net[many]) - slope(n[one], net[one]), 0.0)
+
+
 def loop_wait_ms(bursts: list[Burst]) -> float:
     """How long the server's loop waits for a core each time it wakes: the median, over
     the cooling sweep's streams, of what it waited (``schedstat``) per wake-up (method
@@ -653,8 +683,6 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
         srv = np.where(streams, srv, srv - np.median(srv[empty]))
     ingress = max(slope(n[refused], srv[refused]), 0.0)
     both = max(slope(n[one], srv[one]), ingress)
-    dispatch = max(slope(n[many & (n > 1)], srv[many & (n > 1)]) - both, 0.0) \
-        if (many & (n > 1)).any() else 0.0
     heavy = np.array([b.heavy for b in bursts])
     busy_refused, busy_ok = busy & (bad > 0), busy & (ok > 0) & ~heavy
     # hot costs from the busy streams, whose loop never cooled: requests in a burst from
@@ -667,6 +695,8 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     loop_wakes = np.array([b.server[1] for b in bursts], float)
     setup, cold, cooling = cooling_fit(gaps[sweep], (srv[sweep] - n[sweep] * ingress)
                                        / np.maximum(loop_wakes[sweep], 1.0))
+    dispatch = batch_dispatch_ms(n, srv, loop_wakes, forward / np.maximum(n_batches, 1.0),
+                                 one, many & (n > 1), (setup, cold, cooling))
     if busy_ok.any():
         # the scenario's own requests back to back (the policy chooses their models): the
         # loop sleeps now and then while the worker catches up, and the model charges its
@@ -735,8 +765,9 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                 f"{int(sweep.sum())} steady streams and {int(busy.sum())} busy ones; "
                 "per-thread CPU (schedstat): the front-end's hot costs per request from busy "
                 f"streams of {BUSY_IN_FLIGHT} requests in flight (refused; the scenario's "
-                "own, or without tenants the fastest model's), its cost per batch and the "
-                "client's per request from the slopes "
+                "own, or without tenants the fastest model's), its cost per batch (less "
+                "its wake-ups between a burst's batches, at the cooling curve's price) and "
+                "the client's per request from the slopes "
                 "over burst sizes, the wake-up cost and cooling from steady streams of "
                 "refused requests 0.25-32 ms apart; a worker's forward-pass scale from idle, "
                 "cost per batch and wake-up in one least-squares fit over the bursts that "
