@@ -48,6 +48,8 @@ from serve.simcheck_figures import (
     ENGINE_KEYS,
     GOODPUT_POINTS,
     MEAN_ERROR_PCT,
+    SPEED_STEP,
+    SPEEDS,
     THROUGHPUT_ERROR_PCT,
     bisect_saturation,
     calibration_drift,
@@ -66,7 +68,7 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 21
+VERSION = 22
 """Bumped when the method changes, so that a rerun does not resume older results."""
 MIN_RUN_S = 4.0
 """Each run offers at least this many seconds of requests after its warm-up (past
@@ -253,16 +255,17 @@ class Check:
         return beside
 
     # -- runs ------------------------------------------------------------------------------
-    def scenario(self, rate: float, repeat: int, cpu: str = "sharing") -> Scenario:
+    def scenario(self, rate: float, repeat: int, cpu: str = "sharing",
+                 speed: float = 1.0) -> Scenario:
         """The workload at ``rate`` (seed + ``repeat``), with the front-end model on (its
-        cores shared as ``cpu`` says)."""
+        cores shared as ``cpu`` says, the machine ``speed`` times the profiled one's)."""
         warmup = float(self.data.get("warmup_s") or 0.0)
         n = max(self.requests or int(self.data.get("requests") or 0),
                 int((warmup + MIN_RUN_S) * rate))
         d = at_rate(self.data, rate, n)
         d["seed"] = int(d.get("seed", 0)) + repeat
         d["frontend"] = {"profile": str(self.fe_path.resolve()),
-                         "cores": self.fe.machine.cores, "cpu": cpu,
+                         "cores": self.fe.machine.cores, "cpu": cpu, "speed": speed,
                          "client": {"max_connections": CLIENT_CONNECTIONS}}
         return parse_scenario(d, self.base_dir, str(self.config))
 
@@ -319,6 +322,10 @@ class Check:
                                "sim_queue": sim_figures(
                                    self.simulate(self.scenario(rate, repeat, "queue"))[0],
                                    sc.warmup_s)}
+        if kind == "load":  # how far a calibration SPEED_STEP off moves the prediction
+            row["sim_speed"] = {f"{speed:g}": sim_figures(
+                self.simulate(self.scenario(rate, repeat, speed=speed))[0], sc.warmup_s)
+                for speed in SPEEDS}
         if kind != "predict":
             live, server, live_cpu = self.live(sc)
             row["live"] = {**live_figures(live, sc.warmup_s),
@@ -543,6 +550,29 @@ def table(results: dict[str, Any]) -> str:
         if qs.get("predicted_rps") is not None:
             lines += ["", f"Saturation point predicted with `cpu: queue`: "
                           f"{qs['predicted_rps']:.0f} req/s."]
+    if all("speed_band" in s for s in results["loads"]):
+        lines += ["", "Sensitivity to the calibration: every load simulated again with every "
+                  "CPU cost of the profile divided by "
+                  + " and by ".join(f"{v:g}" for v in SPEEDS)
+                  + " (`frontend.speed`, the machine "
+                  f"{100 * SPEED_STEP:g} % slower or faster than profiled): the band that "
+                  "spans, below saturation of the mean latency (ms), past it of the sustained "
+                  "throughput (/s), half its width against the prediction, and whether the "
+                  "live figure lies inside it:", "",
+                  "| load req/s | figure | live | sim, band | +/- % | live inside |",
+                  "|---:|---|---:|---:|---:|---|"]
+        for s in results["loads"]:
+            b = s["speed_band"]
+            fmt = ".0f" if b["figure"] == "throughput_rps" else ".2f"
+            lines.append(f"| {s['rate_rps']:g} | {b['figure']} | "
+                         f"{s['live'][b['figure']]['mean']:{fmt}} | "
+                         f"{s['sim'][b['figure']]['mean']:{fmt}} "
+                         f"({b['low']:{fmt}} to {b['high']:{fmt}}) | {b['shift_pct']:.1f} | "
+                         f"{'yes' if b['live_inside'] else 'no'} |")
+        misses = [s for s in results["loads"] if not s["verdict"]["ok"]]
+        inside = sum(s["speed_band"]["live_inside"] for s in misses)
+        lines += ["", f"Of the {len(misses)} loads out of bounds, {inside} lie inside the band "
+                  "(a calibration that far off would explain them)."]
     m, p = sat["measured_rps"], sat["predicted_rps"]
     lines += ["", "Saturation point: measured "
               + (f"{m:.0f} req/s" if m is not None and math.isfinite(m) else "not bracketed")

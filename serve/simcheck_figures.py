@@ -145,6 +145,35 @@ def calibration_drift(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"live_over_charged_pct": pct, "held": abs(pct) <= DRIFT_PCT, "loads": len(ratios)}
 
 
+SPEED_STEP = 0.05
+"""How far off the calibration's speed is taken to be for the sensitivity band: every
+load is simulated again at ``1 - SPEED_STEP`` and ``1 + SPEED_STEP`` times the profiled
+machine's speed (``frontend.speed``; :func:`speed_band`)."""
+SPEEDS = (1.0 - SPEED_STEP, 1.0 + SPEED_STEP)
+"""The speeds of the sensitivity band (as keys of a run's ``sim_speed``: ``f"{s:g}"``)."""
+
+
+def speed_band(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """How far a calibration :data:`SPEED_STEP` off moves one load's prediction, and
+    whether the live figure lies inside the band it spans (repeat means): below saturation
+    the mean latency, past it the sustained throughput. ``shift_pct``: half the band's
+    width against the prediction at the profiled speed. A miss inside the band is one a
+    calibration that far off would explain (a virtual machine's speed drifts more than
+    that between the probe and a check: docs/results/simcheck.md); outside it, not. None
+    without the band's runs."""
+    band = summary.get("sim_speed")
+    if band is None:
+        return None
+    key = "throughput_rps" if summary["live"]["saturated"] else "mean_ms"
+    ends = [band[f"{s:g}"][key]["mean"] for s in SPEEDS]
+    lo, hi = min(ends), max(ends)
+    mid, live = summary["sim"][key]["mean"], summary["live"][key]["mean"]
+    ok = all(map(math.isfinite, (lo, hi, mid, live))) and mid > 0
+    return {"figure": key, "low": lo, "high": hi,
+            "shift_pct": 100.0 * (hi - lo) / 2 / mid if ok else math.nan,
+            "live_inside": bool(ok and lo <= live <= hi)}
+
+
 ENGINE_KEYS = ("server_mean_ms", "batch_ms", "batch_size")
 """The serving system's own figures a run reports (:func:`engine_figures`)."""
 
@@ -213,6 +242,13 @@ def load_summary(rate: float, repeats: list[dict[str, Any]]) -> dict[str, Any]:
                                for k in ("mean_pct", "throughput_pct", "goodput_points")}
         out["sim_queue_saturated"] = sum(r["sim_queue"]["saturated"]
                                          for r in repeats) * 2 > len(repeats)
+    if all("sim_speed" in r for r in repeats):  # the sensitivity band (speed_band)
+        out["sim_speed"] = {k: {f: _stats([r["sim_speed"][k][f] for r in repeats])
+                                for f in ("mean_ms", "throughput_rps")}
+                            for k in repeats[0]["sim_speed"]}
+    band = speed_band(out)
+    if band is not None:
+        out["speed_band"] = band
     e = out["errors"]
     if out["live"]["saturated"]:
         ok = out["sim"]["saturated"] and abs(e["throughput_pct"]["mean"]) <= THROUGHPUT_ERROR_PCT

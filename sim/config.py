@@ -148,6 +148,10 @@ class FrontendConfig(Strict):
     ``api.max_connections``, a 503); null: no cap."""
     client: ClientConfig | None = None
     """A load generator sharing the host (null: clients are elsewhere)."""
+    speed: Annotated[float, Field(gt=0)] = 1.0
+    """The host's speed against the profiled machine's: every CPU cost of the profile
+    divided by it (1.2: a machine 20 % faster; the workers' forward passes too when they
+    run on the host; :meth:`sim.frontend_profile.FrontendProfile.at_speed`)."""
 
 
 class SloConfig(Strict):

@@ -62,6 +62,7 @@ class Frontend:
                  profile: FrontendProfile, seeds: SeedTree) -> None:
         self.env = env
         self.system = system
+        profile = profile.at_speed(config.speed)
         cores = config.cores or profile.machine.cores
         self.host: Host | CoreQueue = (Host(env, cores) if config.cpu == "sharing"
                                        else CoreQueue(env, cores))

@@ -164,6 +164,37 @@ class FrontendProfile(Strict):
     worker: WorkerCosts = WorkerCosts()
 
 
+    def at_speed(self, speed: float) -> FrontendProfile:
+        """The same machine ``speed`` times as fast: every CPU cost divided by ``speed`` (the
+        per-request and per-batch costs, the wake-ups', the workers' forward passes on the
+        host); the waits for a core, the cooling time and the cold slow-down (times of the
+        scheduler and a ratio) kept. A what-if (``frontend.speed``), and what
+        ``zoosim simcheck`` uses to say how far an error in the calibration moves each
+        prediction."""
+        if speed == 1.0:
+            return self
+        f = 1.0 / speed
+
+        def cost(c: Cost) -> Cost:
+            return Cost(quantiles_ms=[q * f for q in c.quantiles_ms], samples=c.samples)
+
+        def wake(p: Process) -> dict[str, float]:
+            return {"setup_ms": p.setup_ms * f, "cold_ms": p.cold_ms * f}
+
+        fe = self.frontend
+        client = self.client
+        return self.model_copy(update={
+            "frontend": fe.model_copy(update={**wake(fe), "ingress": cost(fe.ingress),
+                                              "dispatch": cost(fe.dispatch),
+                                              "egress": cost(fe.egress)}),
+            "client": None if client is None else client.model_copy(
+                update={**wake(client), "send": cost(client.send),
+                        "receive": cost(client.receive)}),
+            "worker": self.worker.model_copy(update={
+                **wake(self.worker), "forward_scale": self.worker.forward_scale * f,
+                "dispatch_ms": self.worker.dispatch_ms * f})})
+
+
 def load_frontend_profile(path: Path, field: str = "frontend.profile") -> FrontendProfile:
     """Read and validate a front-end profile; a ConfigError naming ``field`` and the file."""
     try:

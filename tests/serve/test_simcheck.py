@@ -49,6 +49,7 @@ from serve.simcheck_figures import (
     GOODPUT_POINTS,
     KEEP_UP,
     MEAN_ERROR_PCT,
+    SPEEDS,
     THROUGHPUT_ERROR_PCT,
     bisect_saturation,
     calibration_drift,
@@ -157,6 +158,32 @@ def test_load_verdict_past_saturation_on_both_sides() -> None:
     assert not load_summary(900, [row(500, 900, True, True, 800, 800 * (1 + t + 0.01))]
                             )["verdict"]["ok"]
     assert not load_summary(900, [row(500, 9, True, False, 800, 800)])["verdict"]["ok"]
+
+
+def banded(r: dict[str, Any], slow: float, fast: float, key: str = "mean_ms"
+           ) -> dict[str, Any]:
+    """A run row with the sensitivity band's runs: ``key`` simulated at the two speeds."""
+    speeds = {f"{s:g}": {**r["sim"], key: v} for s, v in zip(SPEEDS, (slow, fast), strict=True)}
+    return {**r, "sim_speed": speeds}
+
+
+def test_speed_band_on_both_sides() -> None:
+    # the prediction 10 ms; a calibration 5 % off would say 9 to 11.5: live 11 inside
+    inside = load_summary(100, [banded(row(11, 10), 11.5, 9)] * 3)
+    b = inside["speed_band"]
+    assert b["figure"] == "mean_ms" and (b["low"], b["high"]) == (9, 11.5)
+    assert b["shift_pct"] == pytest.approx(12.5) and b["live_inside"]
+    # live 12: out of the band (and of the bounds: a miss the calibration does not explain)
+    outside = load_summary(100, [banded(row(12, 10), 11.5, 9)] * 3)
+    assert not outside["speed_band"]["live_inside"]
+    # past saturation the band is the sustained throughput's
+    sat = load_summary(900, [banded(row(500, 900, True, True, 800, 760), 720, 800,
+                                    "throughput_rps")] * 3)["speed_band"]
+    assert sat["figure"] == "throughput_rps" and sat["live_inside"]
+    assert not load_summary(900, [banded(row(500, 900, True, True, 820, 760), 720, 800,
+                                         "throughput_rps")] * 3)["speed_band"]["live_inside"]
+    # runs without the band's (older ones) have none
+    assert "speed_band" not in load_summary(100, [row(10, 10)])
 
 
 def test_cpu_per_request_and_its_summary() -> None:
@@ -735,6 +762,13 @@ def test_small_simcheck_against_a_real_server_and_its_resume(
     assert "| batch size |" in (out / "simcheck.md").read_text()
     assert res["calibration"]["loads"] == 2 and isinstance(res["calibration"]["held"], bool)
     assert "Calibration: below saturation" in (out / "simcheck.md").read_text()
+    # the sensitivity band: the slower machine predicts no less latency than the faster
+    for s in res["loads"]:
+        b = s["speed_band"]
+        assert b["figure"] == "mean_ms" and isinstance(b["live_inside"], bool)
+        assert s["sim_speed"]["0.95"]["mean_ms"]["mean"] >= s["sim_speed"]["1.05"]["mean_ms"][
+            "mean"]
+    assert "Sensitivity to the calibration" in (out / "simcheck.md").read_text()
 
     def no_more_runs(*_: Any, **__: Any) -> Any:
         raise AssertionError("a finished step ran again")

@@ -406,6 +406,38 @@ def test_forward_scale_lengthens_forward_passes_on_the_host(tmp_path: Path) -> N
     assert ms(off, "finish_s") == pytest.approx([2.0])
 
 
+@pytest.mark.parametrize(("speed", "finish_ms"), [(1.0, 3.4), (2.0, 1.7), (0.5, 6.8)])
+def test_speed_divides_every_cpu_cost(tmp_path: Path, speed: float, finish_ms: float) -> None:
+    """``frontend.speed``: a lone request (ingress 1, forward 1 x 1.5 + 0.5, a worker
+    wake-up 0.2, dispatch 0.1, egress 0.1: 3.4 ms of CPU in all) on a machine ``speed``
+    times the profiled one's takes 3.4 / speed ms to its answer."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.1, egress=0.1,
+                           worker=WorkerCosts(forward_scale=1.5, dispatch_ms=0.5,
+                                              setup_ms=0.2))
+    d = trace_scenario(tmp_path, [0], frontend=frontend_block(workers_on_host=True,
+                                                              speed=speed))
+    assert ms(run(d, tmp_path).frame, "done_s") == pytest.approx([finish_ms])
+
+
+def test_at_speed_scales_the_costs_and_keeps_the_times() -> None:
+    p = FrontendProfile(
+        machine=Machine(cores=2),
+        frontend=ServerCosts(ingress=Cost.constant(0.4), dispatch=Cost.constant(0.2),
+                             egress=Cost.constant(0.2), setup_ms=0.1, cold_ms=0.4,
+                             cooling_ms=5.0, wait_ms=0.1),
+        client=ClientCosts(send=Cost.constant(0.1), receive=Cost.constant(0.1),
+                           setup_ms=0.05),
+        worker=WorkerCosts(forward_scale=1.2, dispatch_ms=0.3, cold_scale=0.2))
+    assert p.at_speed(1.0) is p
+    q = p.at_speed(2.0)
+    assert q.frontend.ingress.mean_ms == pytest.approx(0.2)
+    assert (q.frontend.setup_ms, q.frontend.cold_ms) == pytest.approx((0.05, 0.2))
+    assert q.client is not None and q.client.send.mean_ms == pytest.approx(0.05)
+    assert (q.worker.forward_scale, q.worker.dispatch_ms) == pytest.approx((0.6, 0.15))
+    # the scheduler's times and the cold slow-down are not CPU
+    assert (q.frontend.cooling_ms, q.frontend.wait_ms, q.worker.cold_scale) == (5.0, 0.1, 0.2)
+
+
 def test_worker_setup_cost_applies_to_an_idle_worker(tmp_path: Path) -> None:
     """worker.setup_ms 0.2: the lone batch (1 ms) finds its worker process idle."""
     write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0,
@@ -542,6 +574,7 @@ def test_client_needs_client_costs(tmp_path: Path) -> None:
     ({"cores": 0}, "frontend.cores"),
     ({"processes": 0}, "frontend.processes"),
     ({"max_connections": 0}, "frontend.max_connections"),
+    ({"speed": 0}, "frontend.speed"),
 ])
 def test_bad_frontend_block_names_the_key(tmp_path: Path, block: dict[str, Any],
                                           needle: str) -> None:
