@@ -571,8 +571,8 @@ def table(results: dict[str, Any]) -> str:
                          f"{'yes' if b['live_inside'] else 'no'} |")
         misses = [s for s in results["loads"] if not s["verdict"]["ok"]]
         inside = sum(s["speed_band"]["live_inside"] for s in misses)
-        lines += ["", f"Of the {len(misses)} loads out of bounds, {inside} lie inside the band "
-                  "(a calibration that far off would explain them)."]
+        lines += ["", f"Loads out of bounds: {len(misses)}, of which {inside} inside the band "
+                  "(a calibration that far off would explain those)."]
     m, p = sat["measured_rps"], sat["predicted_rps"]
     lines += ["", "Saturation point: measured "
               + (f"{m:.0f} req/s" if m is not None and math.isfinite(m) else "not bracketed")
