@@ -99,11 +99,16 @@ from sim.frontend_profile import (
     ServerCosts,
     WorkerCosts,
 )
+from sim.host import coldness
 from sim.profiles import ZooProfile
 
 if TYPE_CHECKING:
     from serve.wire import WireClient
 
+PROBE_VERSION = 21
+"""The method's version, written into every profile it measures (``probe_version``):
+bumped when what a profile's costs mean changes (21: ``dispatch`` without the loop's
+wake-ups between a burst's batches, :func:`batch_dispatch_ms`)."""
 PASSES = 3
 """Whole probes run one after the other, of which the median is kept (step 5 above)."""
 BURSTS = (1, 2, 4, 8)
@@ -598,14 +603,13 @@ def lone_worker_sleep_ms(gap_ms: float) -> float:
 
 def cold_share(setup: float, cold: float, cooling: float, gap_ms: float) -> float:
     """The share of a wake-up's cost after ``gap_ms`` that every wake-up pays (``setup``)."""
-    total = setup + cold * -math.expm1(-gap_ms / cooling) if cooling > 0 else setup + cold
+    total = setup + cold * coldness(gap_ms, cooling)
     return setup / total if total > 0 else 1.0
 
 
 def wakeup_ms(setup: float, cold: float, cooling: float, asleep_ms: np.ndarray) -> np.ndarray:
     """What a wake-up after ``asleep_ms`` costs by the cooling curve (:func:`cooling_fit`)."""
-    coldness = -np.expm1(-asleep_ms / cooling) if cooling > 0 else np.ones_like(asleep_ms)
-    return setup + cold * coldness
+    return setup + cold * np.array([coldness(t, cooling) for t in asleep_ms])
 
 
 def batch_dispatch_ms(n: np.ndarray, srv: np.ndarray, wakes: np.ndarray, asleep_ms: np.ndarray,
@@ -621,8 +625,9 @@ def batch_dispatch_ms(n: np.ndarray, srv: np.ndarray, wakes: np.ndarray, asleep_
     pass (the batch's profiled forward time stands for the sleep). The model charges those
     wake-ups apart whenever the loop slept (:class:`sim.host.Station`), so a dispatch that
     kept them charged them twice (until method version 21: 0.23-0.26 ms a batch in those
-    probes, 0.09-0.11 with their wake-ups taken out, each priced after 1.5 ms asleep, ad
-    hoc). 0 without bursts of several batches."""
+    probes' median passes, 0.13-0.14 by this rule). Only the wake-ups above the median
+    count (fewer are noise), and ``one``'s are netted too, so that both slopes are taken
+    alike. 0 without bursts of several batches."""
     if not many.any():
         return 0.0
     extra = np.maximum(wakes - float(np.median(wakes[one])), 0.0)
@@ -739,10 +744,9 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
         warm = max((wk[heavy].sum() - (hot + worker_wake["setup_ms"]) * n_batches[heavy].sum())
                    / forward[heavy].sum(), MIN_SCALE)
         f = float(np.median(forward[lone]))
-        coldness = -math.expm1(-lone_worker_sleep_ms(float(np.median(gaps[lone]))) / cooling) \
-            if cooling > 0 else 1.0
-        if f > 0 and coldness > 0:
-            cold_scale = min(max(((scale * f + hot) / (warm * f + hot) - 1.0) / coldness, 0.0),
+        lone_cold = coldness(lone_worker_sleep_ms(float(np.median(gaps[lone]))), cooling)
+        if f > 0 and lone_cold > 0:
+            cold_scale = min(max(((scale * f + hot) / (warm * f + hot) - 1.0) / lone_cold, 0.0),
                              MAX_COLD_SCALE)
         scale = warm
     worker = WorkerCosts(forward_scale=scale, dispatch_ms=hot, cold_scale=cold_scale,
@@ -759,6 +763,7 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
     client = ClientCosts(send=half_cost, receive=half_cost, **wake(c_setup))
     return FrontendProfile(
         machine=Machine(cores=cores, description=description), zoo_profile=zoo_profile,
+        probe_version=PROBE_VERSION,
         method=(f"zoosim frontend profile: {int((~streams).sum())} bursts of 0 or "
                 f"{'/'.join(map(str, BURSTS))} requests (for one model, for several, refused "
                 "after parsing) against a live server from idle, "

@@ -56,6 +56,7 @@ from serve.simcheck_figures import (
     cpu_per_request,
     engine_figures,
     errors,
+    figure_missed,
     live_figures,
     load_summary,
     saturation_verdict,
@@ -206,9 +207,10 @@ class Check:
         self.creds = Credentials(admin_token=self.token)
         self.fe_path = self._frontend_profile(frontend_profile)
         self.fe = load_frontend_profile(self.fe_path, "--frontend-profile")
-        self.digest = _digest(VERSION, data, requests, self.fe.model_dump(),
+        self.digest = _digest(VERSION, SPEEDS, data, requests, self.fe.model_dump(),
                               hashlib.sha256(self.zoo_path.read_bytes()).hexdigest())
-        """What a stored run must match: the method, the whole scenario, the profiles."""
+        """What a stored run must match: the method (the band's speeds too), the whole
+        scenario, the profiles."""
         from zoo_profiles.datasets import load_dataset
 
         meta = self.zoo.metadata
@@ -241,7 +243,16 @@ class Check:
                 self.out.resolve()):
             beside = self.out / "profile" / beside.name
         if beside.is_file():
-            # measured before, perhaps by an older method: say which, and how to renew it
+            # measured before: by this method, or refused (an older probe's costs would be
+            # charged by rules they were not measured for)
+            from serve.frontend_probe import PROBE_VERSION
+
+            found = load_frontend_profile(beside, str(beside)).probe_version
+            if found < PROBE_VERSION:
+                raise UserError(
+                    f"{beside}: measured by front-end probe method version {found}, this is "
+                    f"{PROBE_VERSION}: delete it to measure again, or pass it with "
+                    "--frontend-profile to use it as it is")
             self.echo(f"using the front-end profile {beside} (delete it to measure again)")
             return beside
         self.echo("profiling the front-end on this machine (zoosim frontend profile)")
@@ -569,10 +580,11 @@ def table(results: dict[str, Any]) -> str:
                          f"{s['sim'][b['figure']]['mean']:{fmt}} "
                          f"({b['low']:{fmt}} to {b['high']:{fmt}}) | {b['shift_pct']:.1f} | "
                          f"{'yes' if b['live_inside'] else 'no'} |")
-        misses = [s for s in results["loads"] if not s["verdict"]["ok"]]
+        misses = [s for s in results["loads"] if figure_missed(s)]
         inside = sum(s["speed_band"]["live_inside"] for s in misses)
-        lines += ["", f"Loads out of bounds: {len(misses)}, of which {inside} inside the band "
-                  "(a calibration that far off would explain those)."]
+        lines += ["", f"Loads out of bounds on the band's figure: {len(misses)}, of which "
+                  f"{inside} inside their band (a calibration that far off would explain "
+                  "those)."]
     m, p = sat["measured_rps"], sat["predicted_rps"]
     lines += ["", "Saturation point: measured "
               + (f"{m:.0f} req/s" if m is not None and math.isfinite(m) else "not bracketed")

@@ -174,6 +174,16 @@ def speed_band(summary: dict[str, Any]) -> dict[str, Any] | None:
             "live_inside": bool(ok and lo <= live <= hi)}
 
 
+def figure_missed(summary: dict[str, Any]) -> bool:
+    """Whether a load missed its bound on the figure its sensitivity band covers (below
+    saturation the mean latency, past it the sustained throughput); a load that missed on
+    goodput or on whether it saturated did not."""
+    e = summary["errors"]
+    if summary["live"]["saturated"]:
+        return bool(abs(e["throughput_pct"]["mean"]) > THROUGHPUT_ERROR_PCT)
+    return bool(abs(e["mean_pct"]["mean"]) > MEAN_ERROR_PCT)
+
+
 ENGINE_KEYS = ("server_mean_ms", "batch_ms", "batch_size")
 """The serving system's own figures a run reports (:func:`engine_figures`)."""
 

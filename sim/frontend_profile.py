@@ -159,10 +159,13 @@ class FrontendProfile(Strict):
     """The zoo profile it was measured with (a name or file name)."""
     method: str = ""
     """How it was measured, in a sentence or two."""
+    probe_version: Annotated[int, Field(ge=0)] = 0
+    """The method version of ``zoosim frontend profile`` that measured it
+    (:data:`serve.frontend_probe.PROBE_VERSION`; 0: written before versions were kept).
+    ``zoosim simcheck`` does not reuse a profile from an older method unasked."""
     frontend: ServerCosts
     client: ClientCosts | None = None
     worker: WorkerCosts = WorkerCosts()
-
 
     def at_speed(self, speed: float) -> FrontendProfile:
         """The same machine ``speed`` times as fast: every CPU cost divided by ``speed`` (the

@@ -49,6 +49,12 @@ EPSILON = 1e-12
 Done = Callable[[], None]
 
 
+def coldness(slept: float, cooling: float) -> float:
+    """How far a process asleep ``slept`` has gone cold, ``1 - exp(-slept / cooling)``:
+    0 (hot) to 1; ``cooling`` 0 (or less): cold at once. Any unit, the same for both."""
+    return -math.expm1(-slept / cooling) if cooling > 0.0 else 1.0
+
+
 class Host:
     """``cores`` CPU cores, processor-shared among runnable processes (module docstring)."""
 
@@ -217,16 +223,10 @@ class Station:
         continuous distributions, is a coincidence of measure zero)."""
         return self.last_done >= self.env.now
 
-    def _coldness(self, slept_s: float) -> float:
-        """How far a process asleep ``slept_s`` has gone cold: 0 (hot) to 1."""
-        if self.cooling_s <= 0.0:
-            return 1.0
-        return -math.expm1(-slept_s / self.cooling_s)
-
     def _woken(self, work_s: float, slept_s: float) -> float:
         """The CPU of a job of ``work_s`` that wakes a process asleep ``slept_s``, the
         wake-up included."""
-        cold = self._coldness(slept_s)
+        cold = coldness(slept_s, self.cooling_s)
         return work_s * (1.0 + self.cold_scale * cold) + (self.setup_s + self.cold_s * cold)
 
     def _begin(self, work_s: float, done: Done) -> None:

@@ -41,6 +41,7 @@ from serve.frontend_probe import (
     sender_body,
     slope,
     spread_cost,
+    wakeup_ms,
     worker_fit,
 )
 from serve.simcheck import at_rate, run_simcheck
@@ -56,6 +57,7 @@ from serve.simcheck_figures import (
     cpu_per_request,
     engine_figures,
     errors,
+    figure_missed,
     load_summary,
     run_figures,
     saturated,
@@ -64,6 +66,7 @@ from serve.simcheck_figures import (
 )
 from sim.errors import ConfigError, UserError
 from sim.frontend_profile import load_frontend_profile
+from sim.output import write_yaml
 from sim.profiles import load_profile
 from tests.helpers import REPO
 
@@ -169,7 +172,8 @@ def banded(r: dict[str, Any], slow: float, fast: float, key: str = "mean_ms"
 
 def test_speed_band_on_both_sides() -> None:
     # the prediction 10 ms; a calibration 5 % off would say 9 to 11.5: live 11 inside
-    inside = load_summary(100, [banded(row(11, 10), 11.5, 9)] * 3)
+    inside = load_summary(100, [banded(row(11, 10), 11.5, 9), banded(row(11, 10), 11, 9.5),
+                                banded(row(11, 10), 12, 8.5)])   # means over the repeats
     b = inside["speed_band"]
     assert b["figure"] == "mean_ms" and (b["low"], b["high"]) == (9, 11.5)
     assert b["shift_pct"] == pytest.approx(12.5) and b["live_inside"]
@@ -184,6 +188,11 @@ def test_speed_band_on_both_sides() -> None:
                                          "throughput_rps")] * 3)["speed_band"]["live_inside"]
     # runs without the band's (older ones) have none
     assert "speed_band" not in load_summary(100, [row(10, 10)])
+    # the misses the report sets against the band: on its figure, not on goodput
+    assert figure_missed(load_summary(100, [row(10, 12)]))
+    goodput_only = load_summary(100, [row(10, 10, goodput=(0.5, 0.7))])
+    assert not goodput_only["verdict"]["ok"] and not figure_missed(goodput_only)
+    assert figure_missed(load_summary(900, [row(500, 900, True, True, 800, 600)]))
 
 
 def test_cpu_per_request_and_its_summary() -> None:
@@ -424,6 +433,12 @@ def test_hot_costs_come_from_busy_streams_when_there_are_some() -> None:
     # the hot ingress leaves of its cold requests, below)
     assert hot.frontend.egress.mean_ms + hot.frontend.dispatch.mean_ms / 8 == pytest.approx(
         0.2 + 0.25 / 8, abs=0.01)
+    # and a batch after the first in a burst costs the loop what it did: its dispatch and the
+    # wake-up after its forward pass (0.9 ms, the mean), at the fitted curve's price
+    f = hot.frontend
+    assert f.dispatch.mean_ms + wakeup_ms(f.setup_ms, f.cold_ms, f.cooling_ms,
+                                          np.array([0.9]))[0] == pytest.approx(
+        0.25 + 0.15 + 0.4 * -math.expm1(-0.9 / 3.0), abs=0.03)
     # without them, the slopes; the busy streams move no other fit (the worker's and the
     # client's costs are the bursts'; only their wake-ups' split follows the loop's)
     cold = frontend_profile(bursts, batches, cores=2, description="t", zoo_profile="z")
@@ -723,6 +738,32 @@ def test_repeats_run_repeat_major(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert loads == [(100.0, 0), (200.0, 0), (300.0, 0), (100.0, 1), (200.0, 1), (300.0, 1)]
     assert [s["repeats"] for s in out["loads"]] == [2, 2, 2]
     assert out["saturation"]["measured_rps"] is None   # no load saturated the live system
+
+
+def test_a_profile_beside_the_zoo_from_an_older_probe_is_not_reused(tmp_path: Path) -> None:
+    # its costs would be charged by rules they were not measured for (version 21: dispatch)
+    import shutil
+
+    from serve.frontend_probe import PROBE_VERSION
+    from sim.profiles import resolve_profile_path
+    from tests.sim.test_frontend import write_frontend_profile
+
+    zoo = tmp_path / "zoo.yaml"
+    shutil.copy(resolve_profile_path("mnist5k-cpu", REPO / "experiments"), zoo)
+    beside = write_frontend_profile(tmp_path / "zoo-frontend.yaml", ingress=0.3, cores=2)
+    with pytest.raises(UserError, match=f"method version 0, this is {PROBE_VERSION}"):
+        simcheck.Check(CONFIG, tmp_path / "out", profile=str(zoo), frontend_profile=None,
+                       requests=50, repeats=1, progress=False, echo=lambda _: None)
+    # named on the command line it is used as it is; measured by this method, reused
+    given = simcheck.Check(CONFIG, tmp_path / "out", profile=str(zoo),
+                           frontend_profile=str(beside), requests=50, repeats=1,
+                           progress=False, echo=lambda _: None)
+    assert given.fe.probe_version == 0
+    fe = load_frontend_profile(beside)
+    write_yaml(beside, fe.model_copy(update={"probe_version": PROBE_VERSION}).model_dump())
+    again = simcheck.Check(CONFIG, tmp_path / "out", profile=str(zoo), frontend_profile=None,
+                           requests=50, repeats=1, progress=False, echo=lambda _: None)
+    assert again.fe_path == beside and again.fe.probe_version == PROBE_VERSION
 
 
 # -- a real run ---------------------------------------------------------------------------------

@@ -419,6 +419,14 @@ def test_speed_divides_every_cpu_cost(tmp_path: Path, speed: float, finish_ms: f
     assert ms(run(d, tmp_path).frame, "done_s") == pytest.approx([finish_ms])
 
 
+def test_speed_leaves_workers_off_the_host_alone(tmp_path: Path) -> None:
+    """Accelerators off the host: on a machine twice as fast the front-end's costs halve
+    (ingress 1, dispatch 0.1, egress 0.1) and the 1 ms batch stays 1 ms: 1.6 ms, not 1.1."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0, dispatch=0.1, egress=0.1)
+    d = trace_scenario(tmp_path, [0], frontend=frontend_block(speed=2.0))
+    assert ms(run(d, tmp_path).frame, "done_s") == pytest.approx([1.6])
+
+
 def test_at_speed_scales_the_costs_and_keeps_the_times() -> None:
     p = FrontendProfile(
         machine=Machine(cores=2),
