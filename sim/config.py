@@ -139,6 +139,9 @@ class FrontendConfig(Strict):
     """How the cores are shared: ``sharing``, egalitarian processor sharing among the
     runnable processes (:class:`sim.host.Host`), or ``queue``, whole cores taken in turn by
     CPU bursts that run to their end (:class:`sim.host.CoreQueue`)."""
+    slice_ms: Annotated[float, Field(gt=0)] | None = None
+    """With ``cpu: queue``, the scheduler's time slice: a burst runs at most this long
+    before a waiting one takes its core (round robin); null: to its end."""
     workers_on_host: bool = True
     """The workers' batches run on the same cores (CPU serving; false: accelerators whose
     batches take no host CPU)."""
@@ -152,6 +155,12 @@ class FrontendConfig(Strict):
     """The host's speed against the profiled machine's: every CPU cost of the profile
     divided by it (1.2: a machine 20 % faster; the workers' forward passes too when they
     run on the host; :meth:`sim.frontend_profile.FrontendProfile.at_speed`)."""
+
+    @model_validator(mode="after")
+    def _slice_needs_queue(self) -> FrontendConfig:
+        if self.slice_ms is not None and self.cpu != "queue":
+            raise ValueError("slice_ms needs cpu: queue (processor sharing has no time slice)")
+        return self
 
 
 class SloConfig(Strict):

@@ -39,6 +39,7 @@ sees, from the moment it was due to send.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -65,7 +66,8 @@ class Frontend:
         profile = profile.at_speed(config.speed)
         cores = config.cores or profile.machine.cores
         self.host: Host | CoreQueue = (Host(env, cores) if config.cpu == "sharing"
-                                       else CoreQueue(env, cores))
+                                       else CoreQueue(env, cores, config.slice_ms / 1000
+                                                      if config.slice_ms else math.inf))
         fe = profile.frontend
         self.server = fe.station(self.host, config.processes)
         self._ingress = fe.ingress.sampler(seeds.generator("frontend", "ingress"))
@@ -94,6 +96,8 @@ class Frontend:
         self.workers: list[Station] | None = None
         if config.workers_on_host:
             self.workers = [profile.worker.station(self.host) for _ in system.workers]
+            for w in self.workers:  # each one's forward passes evict the others' weights
+                w.peers = [p for p in self.workers if p is not w]
         system.state.run_batch = self.run_batch
         system.frontend = self
 

@@ -40,6 +40,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
+from typing import Any
 
 import simpy
 
@@ -132,39 +133,58 @@ class Host:
 
 class CoreQueue:
     """The other model of the same cores: each runnable process's job gets a whole core when
-    one is free, else waits, FCFS, for the first to free up, and then runs to its end at
-    full speed (an M/G/k queue of CPU bursts: a scheduler that does not preempt a burst
-    shorter than its time slice). Same interface as :class:`Host`."""
+    one is free, else waits, FCFS, for the first to free up, and then runs at full speed for
+    at most ``slice_s`` before it goes to the back of the queue if another job waits there
+    (round robin with quantum ``slice_s``; infinite, the default: every CPU burst runs to
+    its end, an M/G/k queue of bursts). The quantum is the scheduler's time slice (Linux's
+    EEVDF gives a task that runs on ``base_slice`` before a woken one takes its core):
+    between the fluid :class:`Host` (quantum 0) and bursts that never yield. A woken
+    process that finds every core busy then waits for a core, as ``schedstat`` counts live.
+    Same interface as :class:`Host`."""
 
-    def __init__(self, env: simpy.Environment, cores: float) -> None:
+    def __init__(self, env: simpy.Environment, cores: float, slice_s: float = math.inf) -> None:
         if cores < 1 or cores != int(cores):
             raise ValueError(f"cores must be a whole number for cpu: queue, got {cores}")
+        if not slice_s > 0:
+            raise ValueError(f"slice must be positive, got {slice_s}")
         self.env = env
         self.cores = float(cores)
+        self.slice_s = slice_s
         self.free = int(cores)
-        self.waiting: deque[tuple[float, Done]] = deque()
+        self.waiting: deque[list[Any]] = deque()
+        """Jobs waiting for a core: [CPU seconds left, callback]."""
         self.busy_s = 0.0
 
     def run(self, work_s: float, done: Done) -> None:
         """Run a job of ``work_s`` CPU seconds on a free core, or when one frees up."""
+        job = [max(work_s, 0.0), done]
         if self.free:
             self.free -= 1
-            self._go(work_s, done)
+            self._go(job)
         else:
-            self.waiting.append((work_s, done))
+            self.waiting.append(job)
 
-    def _go(self, work_s: float, done: Done) -> None:
-        w = max(work_s, 0.0)
-        self.busy_s += w
+    def _go(self, job: list[Any]) -> None:
+        """Run ``job`` on a core for its quantum (or what it has left)."""
+        chunk = min(job[0], self.slice_s)
 
-        def finished(_: simpy.Event) -> None:
+        def ran(_: simpy.Event) -> None:
+            self.busy_s += chunk
+            job[0] -= chunk
+            if job[0] > EPSILON * chunk:  # quantum spent: the next in line takes the core
+                if self.waiting:
+                    self.waiting.append(job)
+                    self._go(self.waiting.popleft())
+                else:
+                    self._go(job)
+                return
             if self.waiting:
-                self._go(*self.waiting.popleft())
+                self._go(self.waiting.popleft())
             else:
                 self.free += 1
-            done()
+            job[1]()
 
-        self.env.timeout(w).callbacks.append(finished)
+        self.env.timeout(chunk).callbacks.append(ran)
 
 
 class Station:
@@ -214,6 +234,13 @@ class Station:
         process's CPU counter would read: ``zoosim simcheck`` compares the two)."""
         self.last_done = -math.inf
         """When a job last ended (its callback runs then: :meth:`in_callback`)."""
+        self.last_start = -math.inf
+        """When a job last started."""
+        self.peers: list[Station] = []
+        """Processes whose work goes through this one's caches (a model server's other
+        workers: each forward pass streams its own model's weights through the caches the
+        cores share): if one of them ran while this one slept, its next job finds it as
+        cold as after a long sleep, however short the sleep (:meth:`_slept`)."""
 
     def in_callback(self) -> bool:
         """Whether a job ended this very moment: what happens now is taken to follow from
@@ -229,6 +256,14 @@ class Station:
         cold = coldness(slept_s, self.cooling_s)
         return work_s * (1.0 + self.cold_scale * cold) + (self.setup_s + self.cold_s * cold)
 
+    def _slept(self, since: float) -> float:
+        """How long, as far as its caches go, the process asleep since ``since`` slept:
+        for good if a peer ran meanwhile (a job of its started, ended or is running), else
+        the time since."""
+        if any(p.busy or p.last_start > since or p.last_done > since for p in self.peers):
+            return math.inf
+        return self.env.now - since
+
     def _begin(self, work_s: float, done: Done) -> None:
         """An idle process (the one asleep the shortest time) takes a job: at once if it
         went idle this very moment (it never slept), else it wakes, paying the wake-up's
@@ -238,7 +273,7 @@ class Station:
             self._start(work_s, done)
             return
         self.wakeups += 1
-        work_s = self._woken(work_s, self.env.now - since)
+        work_s = self._woken(work_s, self._slept(since))
         if self.wait_s <= 0.0:
             self._start(work_s, done)
             return
@@ -271,6 +306,7 @@ class Station:
         if not held:
             self.busy += 1
         self.jobs += 1
+        self.last_start = self.env.now
         self.cpu_s += work_s
 
         def finished() -> None:

@@ -406,6 +406,19 @@ def test_forward_scale_lengthens_forward_passes_on_the_host(tmp_path: Path) -> N
     assert ms(off, "finish_s") == pytest.approx([2.0])
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_workers_on_the_host_are_each_others_peers(tmp_path: Path, workers: int) -> None:
+    """Each worker's station counts the others as peers (whose batches leave it cold,
+    :meth:`sim.host.Station._slept`); one worker has none."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)
+    d = trace_scenario(tmp_path, [0], frontend=frontend_block(workers_on_host=True))
+    d["cluster"] = {"workers": workers, "max_batch": 2, "batch_timeout_ms": 0}
+    fe = Simulation(parse_scenario(d, tmp_path), tmp_path).system.frontend
+    assert fe is not None and fe.workers is not None
+    for w in fe.workers:
+        assert sorted(map(id, w.peers)) == sorted(id(p) for p in fe.workers if p is not w)
+
+
 @pytest.mark.parametrize(("speed", "finish_ms"), [(1.0, 3.4), (2.0, 1.7), (0.5, 6.8)])
 def test_speed_divides_every_cpu_cost(tmp_path: Path, speed: float, finish_ms: float) -> None:
     """``frontend.speed``: a lone request (ingress 1, forward 1 x 1.5 + 0.5, a worker
@@ -583,6 +596,8 @@ def test_client_needs_client_costs(tmp_path: Path) -> None:
     ({"processes": 0}, "frontend.processes"),
     ({"max_connections": 0}, "frontend.max_connections"),
     ({"speed": 0}, "frontend.speed"),
+    ({"slice_ms": 1.0}, "slice_ms needs cpu: queue"),
+    ({"cpu": "queue", "slice_ms": 0}, "frontend.slice_ms"),
 ])
 def test_bad_frontend_block_names_the_key(tmp_path: Path, block: dict[str, Any],
                                           needle: str) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.host import Host, Station
+from sim.host import CoreQueue, Host, Station
 
 
 def run_station(lam: float, work: Callable[[], float], *, servers: int = 1, cores: float = 8,
@@ -279,9 +279,105 @@ def test_cold_scale_scales_the_job_and_not_its_wakeup() -> None:
     assert cpu(cooling_s=1.0, cold_scale=0.0) == cpu(cooling_s=1.0)
 
 
+def a_peer_ran(peer_job: tuple[float, float] | None) -> float:
+    """The CPU of worker A's second job (1 s of work) after it slept 0.01 s (cooling 10 s:
+    nearly hot), when its peer B ran a job (start, work) or none."""
+    env = simpy.Environment()
+    host = Host(env, 2)
+    a = Station(host, 1, setup_s=0.1, cold_s=0.2, cooling_s=10.0, cold_scale=0.5)
+    b = Station(host, 1)
+    a.peers = [b]
+    a.submit(1.0, lambda: None)           # fully cold, the first: 1.5 + 0.3, ends at 1.8
+    if peer_job is not None:
+        start, work = peer_job
+        env.timeout(start).callbacks.append(lambda _: b.submit(work, lambda: None))
+    env.run(until=1.81)
+    before = a.cpu_s
+    a.submit(1.0, lambda: None)
+    env.run()
+    return a.cpu_s - before
+
+
+def test_a_peer_that_ran_while_it_slept_leaves_it_cold() -> None:
+    """Worker A slept 0.01 s of a 10-s cooling time: alone, its job costs nearly the hot
+    ``1 + setup``; if its peer started or ended a job meanwhile, or was running one all
+    along, as much as after a long sleep (the peer's forward pass evicted A's weights); a
+    peer that ran before A went to sleep leaves it hot."""
+    hot = 1.0 * (1 + 0.5 * -math.expm1(-0.001)) + 0.1 + 0.2 * -math.expm1(-0.001)
+    cold = 1.5 + 0.3
+    assert a_peer_ran(None) == pytest.approx(hot)
+    assert a_peer_ran((1.805, 0.001)) == pytest.approx(cold)   # started and ended in A's sleep
+    assert a_peer_ran((1.0, 0.805)) == pytest.approx(cold)     # ended in it
+    assert a_peer_ran((0.0, 5.0)) == pytest.approx(cold)       # running all along
+    assert a_peer_ran((0.5, 0.5)) == pytest.approx(hot)        # done before A slept
+
+
+def run_jobs(host: Host | CoreQueue, lam: float, work: Callable[[], float], n: int = 40_000,
+             seed: int = 4) -> np.ndarray:
+    """Poisson arrivals at ``lam``, each job a process of its own on ``host``: the
+    response time of every job."""
+    env = host.env
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1 / lam, n)
+    resp = np.full(n, np.nan)
+
+    def arrivals(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        for i in range(n):
+            yield env.timeout(gaps[i])
+            t0 = env.now
+            host.run(work(), lambda i=i, t0=t0: resp.__setitem__(i, env.now - t0))
+
+    env.process(arrivals(env))
+    env.run()
+    assert not np.isnan(resp).any()
+    return resp
+
+
+@pytest.mark.parametrize(("slice_s", "want"), [
+    (math.inf, 0.7 / (2 * 0.3) + 1.0),    # run to the end: FCFS, Pollaczek-Khinchine
+    (0.02, 1.0 / 0.3),                    # a fine quantum: processor sharing's s / (1 - rho)
+])
+def test_round_robin_goes_from_fcfs_to_processor_sharing(slice_s: float, want: float) -> None:
+    """M/D/1 on one core with ``cpu: queue``: bursts that run to their end are FCFS (P-K,
+    2.17 s), a quantum small against the service time is processor sharing (3.33 s), and
+    so is :class:`Host` itself."""
+    env = simpy.Environment()
+    assert run_jobs(CoreQueue(env, 1, slice_s), 0.7, lambda: 1.0).mean() == pytest.approx(
+        want, rel=0.05)
+    if slice_s < 1:
+        env = simpy.Environment()
+        assert run_jobs(Host(env, 1), 0.7, lambda: 1.0).mean() == pytest.approx(want, rel=0.05)
+
+
+def test_round_robin_mm1_whatever_the_quantum() -> None:
+    """Exponential work: M/M/1's 1 / (mu - lambda) with any quantum."""
+    rng = np.random.default_rng(6)
+    env = simpy.Environment()
+    resp = run_jobs(CoreQueue(env, 1, 0.5), 0.7, lambda: float(rng.exponential(1.0)))
+    assert resp.mean() == pytest.approx(1 / 0.3, rel=0.06)
+
+
+@pytest.mark.parametrize(("slice_s", "ends"), [(1.0, {"a": 3.5, "b": 2.0}),
+                                               (math.inf, {"a": 2.5, "b": 3.5})])
+def test_round_robin_sample_path(slice_s: float, ends: dict[str, float]) -> None:
+    """One core, A's 2.5 s from 0, B's 1 s from 0.5: with a 1-s quantum A runs 0-1, B 1-2,
+    A 2-3.5; without one A runs to 2.5 and B after it."""
+    env = simpy.Environment()
+    host = CoreQueue(env, 1, slice_s)
+    out: dict[str, float] = {}
+    host.run(2.5, lambda: out.__setitem__("a", env.now))
+    env.timeout(0.5).callbacks.append(
+        lambda _: host.run(1.0, lambda: out.__setitem__("b", env.now)))
+    env.run()
+    assert out == pytest.approx(ends)
+    assert host.busy_s == pytest.approx(3.5) and host.free == 1
+
+
 def test_bad_arguments() -> None:
     env = simpy.Environment()
     with pytest.raises(ValueError, match="cores"):
         Host(env, 0)
     with pytest.raises(ValueError, match="servers"):
         Station(Host(env, 1), 0)
+    with pytest.raises(ValueError, match="slice"):
+        CoreQueue(env, 1, 0.0)
