@@ -21,8 +21,9 @@ the same few cores, and the front-end saturates on its own (docs/results/simchec
    process; the batch's service time, the zoo's own ``time_scale`` and ``dispatch_ms``
    included, scaled by the profile's ``worker.forward_scale`` and the worker's per-batch
    cost added; a batch that wakes its worker pays its wake-up and, by ``cold_scale``, runs
-   slower the longer the worker slept), so a busy front-end slows the forward passes and
-   the other way round; then
+   slower the longer the worker slept, or as after a long sleep if another worker ran
+   meanwhile: its weights went through the shared caches), so a busy front-end slows the
+   forward passes and the other way round; then
    the front-end reads the outputs back (``dispatch``, once per batch, for the write and the
    read), queued behind the work its event loop already has, and only then is the batch done
    and the worker free for the next. That queueing is what makes batches grow under load, as

@@ -22,7 +22,8 @@ each slows the others down once more of them are busy than there are cores. Two 
   the front-end several times; under load it rarely sleeps, which is why a Python
   front-end's CPU per request falls as the load rises (measured, with the costs, by
   ``zoosim frontend profile``, :mod:`serve.frontend_probe`). Queueing theory's M/G/1 with
-  an exceptional first service (Welch, 1964).
+  an exceptional first service (Welch, 1964). A station's ``peers`` (a model server's
+  other workers) leave it cold when they ran while it slept.
 
 All the runnable processes progress at the same rate, so one *virtual time* ``v`` (CPU
 seconds each has received since the start) gives every completion: a job started at virtual
