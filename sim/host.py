@@ -40,13 +40,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from heapq import heappop, heappush
-from typing import Any
 
 import simpy
 
 EPSILON = 1e-12
-"""Relative virtual-time slack when deciding which jobs end together (float rounding)."""
+"""Relative slack for float rounding: which jobs end together (virtual time), and whether a
+burst cut into time slices has work left."""
 
 Done = Callable[[], None]
 
@@ -132,13 +133,21 @@ class Host:
         self._schedule()
 
 
+@dataclass(slots=True)
+class _Burst:
+    """A job of :class:`CoreQueue`: the CPU seconds it has left, and its callback."""
+
+    left_s: float
+    done: Done
+
+
 class CoreQueue:
     """The other model of the same cores: each runnable process's job gets a whole core when
     one is free, else waits, FCFS, for the first to free up, and then runs at full speed for
     at most ``slice_s`` before it goes to the back of the queue if another job waits there
     (round robin with quantum ``slice_s``; infinite, the default: every CPU burst runs to
     its end, an M/G/k queue of bursts). The quantum is the scheduler's time slice (Linux's
-    EEVDF gives a task that runs on ``base_slice`` before a woken one takes its core):
+    EEVDF lets a task run for its ``base_slice`` before a woken one takes its core):
     between the fluid :class:`Host` (quantum 0) and bursts that never yield. A woken
     process that finds every core busy then waits for a core, as ``schedstat`` counts live.
     Same interface as :class:`Host`."""
@@ -152,27 +161,27 @@ class CoreQueue:
         self.cores = float(cores)
         self.slice_s = slice_s
         self.free = int(cores)
-        self.waiting: deque[list[Any]] = deque()
-        """Jobs waiting for a core: [CPU seconds left, callback]."""
+        self.waiting: deque[_Burst] = deque()
+        """Jobs waiting for a core."""
         self.busy_s = 0.0
 
     def run(self, work_s: float, done: Done) -> None:
         """Run a job of ``work_s`` CPU seconds on a free core, or when one frees up."""
-        job = [max(work_s, 0.0), done]
+        job = _Burst(max(work_s, 0.0), done)
         if self.free:
             self.free -= 1
             self._go(job)
         else:
             self.waiting.append(job)
 
-    def _go(self, job: list[Any]) -> None:
+    def _go(self, job: _Burst) -> None:
         """Run ``job`` on a core for its quantum (or what it has left)."""
-        chunk = min(job[0], self.slice_s)
+        chunk = min(job.left_s, self.slice_s)
 
         def ran(_: simpy.Event) -> None:
             self.busy_s += chunk
-            job[0] -= chunk
-            if job[0] > EPSILON * chunk:  # quantum spent: the next in line takes the core
+            job.left_s -= chunk
+            if job.left_s > EPSILON * chunk:  # quantum spent: the next in line takes the core
                 if self.waiting:
                     self.waiting.append(job)
                     self._go(self.waiting.popleft())
@@ -183,7 +192,7 @@ class CoreQueue:
                 self._go(self.waiting.popleft())
             else:
                 self.free += 1
-            job[1]()
+            job.done()
 
         self.env.timeout(chunk).callbacks.append(ran)
 
@@ -235,8 +244,6 @@ class Station:
         process's CPU counter would read: ``zoosim simcheck`` compares the two)."""
         self.last_done = -math.inf
         """When a job last ended (its callback runs then: :meth:`in_callback`)."""
-        self.last_start = -math.inf
-        """When a job last started."""
         self.peers: list[Station] = []
         """Processes whose work goes through this one's caches (a model server's other
         workers: each forward pass streams its own model's weights through the caches the
@@ -259,9 +266,11 @@ class Station:
 
     def _slept(self, since: float) -> float:
         """How long, as far as its caches go, the process asleep since ``since`` slept:
-        for good if a peer ran meanwhile (a job of its started, ended or is running), else
-        the time since."""
-        if any(p.busy or p.last_start > since or p.last_done > since for p in self.peers):
+        for good if a peer ran meanwhile, else the time since. A peer ran if a job of its
+        ended since or it holds one now (a job that started since has done one or the
+        other; a peer woken and still waiting for a core counts too: with ``wait_s`` 0, as
+        the workers' is, there is no such wait)."""
+        if any(p.busy or p.last_done > since for p in self.peers):
             return math.inf
         return self.env.now - since
 
@@ -307,7 +316,6 @@ class Station:
         if not held:
             self.busy += 1
         self.jobs += 1
-        self.last_start = self.env.now
         self.cpu_s += work_s
 
         def finished() -> None:

@@ -35,6 +35,7 @@ from sim.frontend_profile import (
     ServerCosts,
     WorkerCosts,
 )
+from sim.host import CoreQueue, Host
 from sim.output import write_yaml
 from sim.run import SimResult, Simulation
 from tests.helpers import REPO, scenario_dict, write_profile
@@ -404,6 +405,20 @@ def test_forward_scale_lengthens_forward_passes_on_the_host(tmp_path: Path) -> N
     assert ms(run(d, tmp_path).frame, "finish_s") == pytest.approx([3.0])
     off = run(trace_scenario(tmp_path, [0], frontend=frontend_block()), tmp_path).frame
     assert ms(off, "finish_s") == pytest.approx([2.0])
+
+
+@pytest.mark.parametrize(("block", "host", "slice_s"), [
+    ({}, Host, None), ({"cpu": "queue"}, CoreQueue, math.inf),
+    ({"cpu": "queue", "slice_ms": 1.5}, CoreQueue, 0.0015)])
+def test_cpu_and_slice_choose_the_host(tmp_path: Path, block: dict[str, Any], host: type,
+                                       slice_s: float | None) -> None:
+    """``cpu`` picks the model of the cores, ``slice_ms`` (ms) the queue's time slice (s)."""
+    write_frontend_profile(tmp_path / "fe.yaml", ingress=1.0)
+    d = trace_scenario(tmp_path, [0], frontend=frontend_block(**block))
+    fe = Simulation(parse_scenario(d, tmp_path), tmp_path).system.frontend
+    assert fe is not None and type(fe.host) is host
+    if slice_s is not None:
+        assert isinstance(fe.host, CoreQueue) and fe.host.slice_s == pytest.approx(slice_s)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
