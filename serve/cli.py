@@ -134,12 +134,19 @@ def frontend() -> None:
 @click.option("--passes", type=int, default=3, show_default=True,
               help="Whole probes, one after the other; the median one is kept (the lower "
               "middle of an even number; a VM's speed drifts).")
+@click.option("--in-flight", type=int, default=None,
+              help="Requests each busy stream keeps in flight [default: 64]; to study how "
+              "the loop's cost per request depends on it.")
+@click.option("--max-batch", type=int, default=None,
+              help="The probed server's largest batch [default: the config's, at least 9]; "
+              "the busy streams' batches grow with it (bursts never fill one).")
 def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
-                         repeats: int, passes: int) -> None:
+                         repeats: int, passes: int, in_flight: int | None,
+                         max_batch: int | None) -> None:
     """Measure the front-end's CPU costs per request, per batch and per wake-up on this
     machine, against a live server of CONFIG (a serve scenario; default: mnist5k-cpu, one
     worker). Method: docs/serving.md, "The front-end model"."""
-    from serve.frontend_probe import probe_config, scenario_targets
+    from serve.frontend_probe import MAX_IN_FLIGHT, probe_config, scenario_targets
     from serve.simcheck import measure_frontend
     from sim.config import parse_scenario, read_yaml
     from sim.errors import UserError
@@ -151,6 +158,12 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
         raise UserError("--repeats must be >= 2")
     if passes < 1:
         raise UserError("--passes must be >= 1")
+    if in_flight is not None:
+        from sim.clock import raise_open_file_limit
+
+        most = min(MAX_IN_FLIGHT, raise_open_file_limit() - 64)  # a connection each
+        if not 1 <= in_flight <= most:
+            raise UserError(f"--in-flight must be 1 to {most} (got {in_flight})")
     data = read_yaml(config) if config is not None else {"zoo": {"profile": "mnist5k-cpu"}}
     if not isinstance(data, dict):
         raise UserError(f"{config}: a scenario is a YAML mapping")
@@ -171,10 +184,10 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
     work = out.parent / f".{out.stem}-probe"
     work.mkdir(parents=True, exist_ok=True)
     cfg = work / "serve.yaml"
-    write_json(cfg, probe_config(serve_data))
+    write_json(cfg, probe_config(serve_data, max_batch=max_batch))
     result = measure_frontend(cfg, work, load_profile(zoo_path), out,
                               zoo_name=zoo_path.name, repeats=repeats, passes=passes,
-                              targets=scenario_targets(data, base_dir),
+                              targets=scenario_targets(data, base_dir), in_flight=in_flight,
                               echo=lambda m: click.echo(m, err=True))
     f = result.frontend
     c = result.client

@@ -126,6 +126,9 @@ ROUNDS_PER_STREAM = 3
 """Rounds of bursts per round of the cooling sweep (one stream at each gap)."""
 BUSY_IN_FLIGHT = 64
 """Requests a busy stream keeps in flight (the loop never idles; batches fill)."""
+MAX_IN_FLIGHT = 1024
+"""The most requests a busy stream may keep in flight (``--in-flight``): each is a
+connection, and a process may open only so many files."""
 BUSY_REQUESTS = 512
 """Requests of a busy stream measured together (one sample), after two from each sender
 unmeasured."""
@@ -141,7 +144,7 @@ PROBE_BATCH_TIMEOUT_MS = 25.0
 one batch (the costs measured do not depend on the timeout)."""
 
 
-def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
+def probe_config(serve_data: dict[str, Any], max_batch: int | None = None) -> dict[str, Any]:
     """The probed server: the scenario's, taking model names (so that the probe's bursts
     choose each request's model, hence the batches; its busy streams of the scenario's own
     requests name none, and the policy chooses), waiting at least
@@ -149,7 +152,9 @@ def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
     burst, every model preloaded, and without what would refuse the probe's requests: the
     scenario's rate limit, connection cap, pending cap, shedding, API keys, defense (its
     cost is not the front-end's) and a latency limit under :data:`ORDINARY_LATENCY_MS`
-    (a busy stream keeps :data:`BUSY_IN_FLIGHT` requests in flight)."""
+    (a busy stream keeps :data:`BUSY_IN_FLIGHT` requests in flight). ``max_batch``, if
+    given, replaces the batch size (``zoosim frontend profile --max-batch``: the busy
+    streams' batches as large as that, the bursts' as before; it must exceed every burst)."""
     import copy
 
     d = copy.deepcopy(serve_data)
@@ -160,6 +165,12 @@ def probe_config(serve_data: dict[str, Any]) -> dict[str, Any]:
     # (a burst that filled its batch would skip it, and the slope would take that for
     # cheaper requests)
     cluster["max_batch"] = max(int(cluster.get("max_batch", 1)), max(BURSTS) + 1)
+    if max_batch is not None:
+        if max_batch <= max(BURSTS):
+            raise UserError(f"--max-batch (the probed server's largest batch) must exceed "
+                            f"the largest burst, {max(BURSTS)} "
+                            f"(got {max_batch})")
+        cluster["max_batch"] = max_batch
     # nothing the scenario limits load with, or guards the API with, may refuse the probe's
     # requests (64 in flight in a busy stream, no API key, latency targets of 1 s or the
     # scenario's own); every
@@ -386,10 +397,12 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
                        counters: Callable[[], tuple[tuple[float, int], tuple[float, int]]],
                        client_counters: Callable[[], tuple[float, int]],
                        waits: Callable[[], tuple[float, float, float]],
-                       heavy: bool = False) -> Burst:
-    """One busy stream (step 3 of the module docstring): :data:`BUSY_IN_FLIGHT` senders,
-    each sending its next request as its last is answered, :data:`BUSY_REQUESTS` in all
-    measured (``heavy``, for the slowest model: :data:`HEAVY_REQUESTS`); ``want`` is the
+                       heavy: bool = False, in_flight: int = BUSY_IN_FLIGHT) -> Burst:
+    """One busy stream (step 3 of the module docstring): ``in_flight`` senders
+    (:data:`BUSY_IN_FLIGHT` unless ``zoosim frontend profile --in-flight`` says), each
+    sending its next request as its last is answered, :data:`BUSY_REQUESTS` in all
+    measured (``heavy``, for the slowest model: :data:`HEAVY_REQUESTS`; rounded down to a
+    multiple of ``in_flight``, at least one each); ``want`` is the
     status every answer must have (200 or 422). The measured requests start from the
     unmeasured ones' end, all at once, and end with the last answer. The loop wakes 1-4
     times in a stream of 512 refused or by-name requests (run W), under 0.5 % of its cost,
@@ -398,7 +411,7 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
     bodies ``c * n`` to ``c * n + n - 1`` (cyclically, :func:`sender_body`), so that a
     stream sends every body as evenly as its length allows."""
     headers = {"Content-Type": "application/json"}
-    each = (HEAVY_REQUESTS if heavy else BUSY_REQUESTS) // BUSY_IN_FLIGHT
+    each = max((HEAVY_REQUESTS if heavy else BUSY_REQUESTS) // in_flight, 1)
     ids: list[int] = []
 
     async def sender(c: int, n: int, keep: bool) -> None:
@@ -411,7 +424,7 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
                 ids.append(int(json.loads(answer)["id"]))
 
     async def all_senders(n: int, keep: bool) -> None:
-        tasks = [asyncio.ensure_future(sender(c, n, keep)) for c in range(BUSY_IN_FLIGHT)]
+        tasks = [asyncio.ensure_future(sender(c, n, keep)) for c in range(in_flight)]
         try:
             await asyncio.gather(*tasks)
         except BaseException:  # one failing: the others stopped, not left running
@@ -429,7 +442,7 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
     c1 = client_counters()
     q1 = waits()
     s1, w1 = counters()
-    n = each * BUSY_IN_FLIGHT
+    n = each * in_flight
     ok = n if want == 200 else 0
     return Burst(ok, n - ok, _diff(s0, s1), _diff(w0, w1), _diff(c0, c1), ids, 0.0,
                  busy=True, heavy=heavy, waited=_waits_diff(q0, q1))
@@ -437,7 +450,7 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
 
 async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refused: list[bytes],
                      repeats: int, gap_s: float = 0.03, busy: list[bytes] | None = None,
-                     heavy: list[bytes] | None = None,
+                     heavy: list[bytes] | None = None, in_flight: int = BUSY_IN_FLIGHT,
                      echo: Callable[[str], None] = lambda _: None) -> list[Burst]:
     """``repeats`` rounds of bursts: none (the measurement's own cost), and of each size in
     :data:`BURSTS` ordinary requests for one model (one batch), for several models, and
@@ -466,8 +479,8 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
         return (thread_waited_ms(server_pid, server_pid),
                 sum(process_waited_ms(p) for p in workers), thread_waited_ms(me_pid, me_tid))
 
-    async with WireClient(url, max_connections=max(*BURSTS, BUSY_IN_FLIGHT)) as client:
-        for k in (*BURSTS, BUSY_IN_FLIGHT):  # open the connections once: no burst connects
+    async with WireClient(url, max_connections=max(*BURSTS, in_flight)) as client:
+        for k in (*BURSTS, in_flight):  # open the connections once: no burst connects
             await asyncio.gather(*[client.get("/v1/health", headers) for _ in range(k)])
         kinds = [("none", 0)] + [(kind, k) for k in BURSTS
                                  for kind in ("one model", "models", "refused")]
@@ -510,7 +523,7 @@ async def run_bursts(url: str, server_pid: int, bodies: list[list[bytes]], refus
                                        (heavy or bodies[-1], 200, True)):
                 out.append(await _busy_stream(client, stream, want, gap_s, counters,
                                               lambda: thread_counters(me_pid, me_tid), waits,
-                                              heavy=slow))
+                                              heavy=slow, in_flight=in_flight))
     return out
 
 
@@ -769,7 +782,7 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                 "after parsing) against a live server from idle, "
                 f"{int(sweep.sum())} steady streams and {int(busy.sum())} busy ones; "
                 "per-thread CPU (schedstat): the front-end's hot costs per request from busy "
-                f"streams of {BUSY_IN_FLIGHT} requests in flight (refused; the scenario's "
+                "streams, many requests in flight (refused; the scenario's "
                 "own, or without tenants the fastest model's), its cost per batch (less "
                 "its wake-ups between a burst's batches, at the cooling curve's price) and "
                 "the client's per request from the slopes "
@@ -839,12 +852,14 @@ def scenario_targets(data: dict[str, Any], base_dir: Path | None,
 def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
           admin_token: str, zoo_profile: str, repeats: int = 30, passes: int = PASSES,
           cores: float | None = None, targets: list[tuple[float, float]] | None = None,
+          in_flight: int = BUSY_IN_FLIGHT,
           echo: Callable[[str], None] = lambda _: None) -> tuple[FrontendProfile, dict[str, Any]]:
     """Probe the live server at ``url`` (process ``server_pid``, records on, started with
     ``admin_token``); the profile and the raw bursts (for the record). ``targets`` are the
     scenario's requests' (accuracy, latency) targets (:func:`scenario_targets`): the busy
     streams of answered requests send those, the policy choosing each one's model, as the
-    scenario's requests are served; none: requests for the fastest model by name."""
+    scenario's requests are served; none: requests for the fastest model by name.
+    ``in_flight``: the requests each busy stream keeps in flight."""
     from serve.client import fetch_server_records
     from serve.protocol import encode_inputs
     from sim.clock import quiet_gc, run_precise
@@ -878,7 +893,8 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     for k in range(passes):
         echo(f"frontend probe: pass {k + 1}/{passes}")
         rounds.append(run_precise(run_bursts(url, server_pid, bodies, refused, repeats,
-                                             busy=busy, heavy=heavy, echo=echo)))
+                                             busy=busy, heavy=heavy, in_flight=in_flight,
+                                             echo=echo)))
     bursts = [b for r in rounds for b in r]
     records = fetch_server_records(url, admin_token)
     if records is None:
@@ -895,7 +911,11 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
                                  description=machine_description(), zoo_profile=zoo_profile)
                 for r in rounds]
     result = median_pass(measured)
-    method = f"{result.method}; answered busy streams: {answered}"
+    answered_busy = [b for b in bursts if b.busy and b.ok and not b.heavy]
+    batch_size = (sum(b.ok for b in answered_busy)
+                  / max(len({batches[i][0] for b in answered_busy for i in b.ids}), 1))
+    method = (f"{result.method}; busy streams of {in_flight} requests in flight; answered "
+              f"busy streams: {answered}, in batches of {batch_size:.1f} on average")
     if passes > 1:
         method += (f"; the median of {passes} such passes by cost per request (the passes: "
                    + ", ".join(f"{pass_cost_ms(m):.3f}" for m in measured) + " ms)")

@@ -409,10 +409,12 @@ class Check:
 def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_name: str,
                      repeats: int = 30, passes: int | None = None,
                      targets: list[tuple[float, float]] | None = None,
+                     in_flight: int | None = None,
                      echo: Callable[[str], None] = print) -> FrontendProfile:
     """Serve ``config`` live and probe it (:mod:`serve.frontend_probe`); the profile is
-    written to ``out`` (the raw bursts beside it, ``.bursts.json``)."""
-    from serve.frontend_probe import PASSES, probe
+    written to ``out`` (the raw bursts beside it, ``.bursts.json``). ``in_flight``: the
+    requests a busy stream keeps in flight (None: the probe's own number)."""
+    from serve.frontend_probe import BUSY_IN_FLIGHT, PASSES, probe
 
     token = new_key()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -425,7 +427,9 @@ def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_na
         result, raw = probe(proc.url, proc.pid, zoo, inputs, admin_token=token,
                             zoo_profile=zoo_name, repeats=repeats,
                             passes=PASSES if passes is None else passes,
-                            targets=targets, echo=echo)
+                            targets=targets,
+                            in_flight=BUSY_IN_FLIGHT if in_flight is None else in_flight,
+                            echo=echo)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_yaml(out, result.model_dump())
     write_json(out.with_suffix(".bursts.json"), raw)

@@ -20,6 +20,7 @@ from serve import simcheck
 from serve.config import ServeScenario
 from serve.frontend_probe import (
     BURSTS,
+    BUSY_IN_FLIGHT,
     BUSY_REQUESTS,
     GAPS_MS,
     HEAVY_REQUESTS,
@@ -636,6 +637,16 @@ def test_probe_config_batches_exceed_every_burst() -> None:
     assert probe_config({})["cluster"]["max_batch"] > max(BURSTS)
 
 
+def test_probe_config_takes_a_larger_batch_but_not_one_a_burst_fills() -> None:
+    """``--max-batch`` grows the busy streams' batches; one a burst would fill is refused,
+    naming the option (its boundary: the largest burst + 1 is taken)."""
+    assert probe_config({"cluster": {"max_batch": 8}}, max_batch=36)["cluster"]["max_batch"] == 36
+    assert probe_config({"cluster": {"max_batch": 32}}, max_batch=9)["cluster"]["max_batch"] == 9
+    assert probe_config({}, max_batch=max(BURSTS) + 1)["cluster"]["max_batch"] == max(BURSTS) + 1
+    with pytest.raises(UserError, match="--max-batch"):
+        probe_config({}, max_batch=max(BURSTS))
+
+
 def test_probe_config_drops_what_would_refuse_a_busy_stream() -> None:
     limited = {"cluster": {"max_batch": 8, "preload": "none",
                            "shedding": {"deadline": True, "max_pending": 4}},
@@ -837,6 +848,9 @@ def test_simcheck_cli_bad_input_exits_2(tmp_path: Path, args: list[str], says: s
 @pytest.mark.parametrize(("args", "says"), [
     (["--zoo", "nope"], "nope"),
     (["--passes", "0"], "--passes"),
+    (["--in-flight", "0"], "--in-flight"),
+    (["--in-flight", "100000"], "--in-flight"),
+    (["--max-batch", "8"], "--max-batch"),
 ])
 def test_frontend_profile_cli_bad_input_exits_2(tmp_path: Path, args: list[str],
                                                 says: str) -> None:
@@ -848,11 +862,15 @@ def test_frontend_profile_cli_bad_input_exits_2(tmp_path: Path, args: list[str],
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("options", "in_flight", "max_batch"), [
+    ([], BUSY_IN_FLIGHT, None),
+    (["--in-flight", "16", "--max-batch", "12"], 16, 12),
+])
 def test_the_probe_against_a_real_server_takes_its_hot_costs_from_busy_streams(
-        tmp_path: Path) -> None:
+        tmp_path: Path, options: list[str], in_flight: int, max_batch: int | None) -> None:
     out = tmp_path / "fe.yaml"
     r = subprocess.run([sys.executable, "-m", "sim", "frontend", "profile", str(CONFIG),
-                        "--zoo", "mnist5k-cpu", "--repeats", "3", "--passes", "1",
+                        "--zoo", "mnist5k-cpu", "--repeats", "3", "--passes", "1", *options,
                         "-o", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     profile = load_frontend_profile(out)
@@ -868,6 +886,12 @@ def test_the_probe_against_a_real_server_takes_its_hot_costs_from_busy_streams(
     assert all(b["ok"] == HEAVY_REQUESTS == len(b["ids"]) for b in heavy)
     # the answered busy streams sent the scenario's own requests: the policy chose
     assert "the scenario's own requests (256 targets" in profile.method
+    # each busy stream kept the requests in flight it was asked to (its senders' requests
+    # each), its batches no larger than the probed server's
+    assert f"busy streams of {in_flight} requests in flight" in profile.method
+    assert BUSY_REQUESTS % in_flight == 0
+    if max_batch is not None:
+        assert all(b["ok"] <= max_batch * b["batches"] for b in answered + heavy)
     # the hot ingress is the refused streams' CPU per request (single requests' spread
     # scaled to it: the mean stays)
     ingress = sum(b["server"][0] for b in refused) / (2 * BUSY_REQUESTS)
