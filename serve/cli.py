@@ -136,19 +136,20 @@ def frontend() -> None:
               "middle of an even number; a VM's speed drifts).")
 @click.option("--in-flight", type=int, default=None,
               help="Requests each busy stream keeps in flight [default: 64]; to study how "
-              "the loop's cost per request depends on it.")
+              "the loop's cost per request depends on it (needs -o). Each sender sends at "
+              "least 8 (heavy streams 2).")
 @click.option("--max-batch", type=int, default=None,
               help="The probed server's largest batch [default: the config's, at least 9]; "
-              "the busy streams' batches grow with it (bursts never fill one).")
+              "the busy streams' batches grow with it, bursts never fill one (needs -o).")
 def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
                          repeats: int, passes: int, in_flight: int | None,
                          max_batch: int | None) -> None:
     """Measure the front-end's CPU costs per request, per batch and per wake-up on this
     machine, against a live server of CONFIG (a serve scenario; default: mnist5k-cpu, one
     worker). Method: docs/serving.md, "The front-end model"."""
-    from serve.frontend_probe import MAX_IN_FLIGHT, probe_config, scenario_targets
+    from serve.frontend_probe import BURSTS, check_in_flight, probe_config, scenario_targets
     from serve.simcheck import measure_frontend
-    from sim.config import parse_scenario, read_yaml
+    from sim.config import MAX_BATCH, parse_scenario, read_yaml
     from sim.errors import UserError
     from sim.frontend_profile import frontend_profile_path
     from sim.output import write_json
@@ -161,9 +162,13 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
     if in_flight is not None:
         from sim.clock import raise_open_file_limit
 
-        most = min(MAX_IN_FLIGHT, raise_open_file_limit() - 64)  # a connection each
-        if not 1 <= in_flight <= most:
-            raise UserError(f"--in-flight must be 1 to {most} (got {in_flight})")
+        check_in_flight(in_flight, raise_open_file_limit())
+    if max_batch is not None and not max(BURSTS) < max_batch <= MAX_BATCH:
+        raise UserError(f"--max-batch must be {max(BURSTS) + 1} to {MAX_BATCH} (larger than "
+                        f"the largest burst; got {max_batch})")
+    if (in_flight is not None or max_batch is not None) and out is None:
+        raise UserError("--in-flight and --max-batch need -o: the default place is where "
+                        "zoosim simcheck looks for this machine's profile")
     data = read_yaml(config) if config is not None else {"zoo": {"profile": "mnist5k-cpu"}}
     if not isinstance(data, dict):
         raise UserError(f"{config}: a scenario is a YAML mapping")

@@ -29,7 +29,9 @@ idle and back to back, never at the loads the simulator is then asked to predict
    the saturation point hangs on is the latter: so **busy streams**, each
    :data:`BUSY_REQUESTS` refused requests or the scenario's own requests (its tenants'
    targets, :func:`scenario_targets`, the policy choosing each one's model; method version
-   20) with :data:`BUSY_IN_FLIGHT` in flight (the loop hardly ever sleeps, batches fill),
+   20) with :data:`BUSY_IN_FLIGHT` in flight (the loop hardly ever sleeps, batches fill;
+   ``--in-flight`` and ``--max-batch`` change the count and the probed server's largest
+   batch, to study how the hot costs depend on them),
    give the hot ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch and a
    hot wake-up's ``setup`` each time the loop slept), the slopes only ``dispatch`` (less
    the loop's wake-ups between a burst's batches, which the model charges apart:
@@ -129,6 +131,9 @@ BUSY_IN_FLIGHT = 64
 MAX_IN_FLIGHT = 1024
 """The most requests a busy stream may keep in flight (``--in-flight``): each is a
 connection, and a process may open only so many files."""
+MIN_PER_SENDER = {False: 8, True: 2}
+"""Requests each sender of a busy stream sends at least (heavy streams: 2), so that a
+stream with many in flight is not one wave (the default 64 in flight send 8 and 2)."""
 BUSY_REQUESTS = 512
 """Requests of a busy stream measured together (one sample), after two from each sender
 unmeasured."""
@@ -152,9 +157,10 @@ def probe_config(serve_data: dict[str, Any], max_batch: int | None = None) -> di
     burst, every model preloaded, and without what would refuse the probe's requests: the
     scenario's rate limit, connection cap, pending cap, shedding, API keys, defense (its
     cost is not the front-end's) and a latency limit under :data:`ORDINARY_LATENCY_MS`
-    (a busy stream keeps :data:`BUSY_IN_FLIGHT` requests in flight). ``max_batch``, if
-    given, replaces the batch size (``zoosim frontend profile --max-batch``: the busy
-    streams' batches as large as that, the bursts' as before; it must exceed every burst)."""
+    (a busy stream keeps :data:`BUSY_IN_FLIGHT` requests in flight, or ``--in-flight``).
+    ``max_batch``, if given, replaces the largest batch (``zoosim frontend profile
+    --max-batch``: the busy streams' batches up to that, the bursts' as before; it must
+    exceed every burst)."""
     import copy
 
     d = copy.deepcopy(serve_data)
@@ -167,12 +173,11 @@ def probe_config(serve_data: dict[str, Any], max_batch: int | None = None) -> di
     cluster["max_batch"] = max(int(cluster.get("max_batch", 1)), max(BURSTS) + 1)
     if max_batch is not None:
         if max_batch <= max(BURSTS):
-            raise UserError(f"--max-batch (the probed server's largest batch) must exceed "
-                            f"the largest burst, {max(BURSTS)} "
-                            f"(got {max_batch})")
+            raise UserError(f"the probed server's largest batch must exceed the largest "
+                            f"burst, {max(BURSTS)} (got {max_batch})")
         cluster["max_batch"] = max_batch
     # nothing the scenario limits load with, or guards the API with, may refuse the probe's
-    # requests (64 in flight in a busy stream, no API key, latency targets of 1 s or the
+    # requests (many in flight in a busy stream, no API key, latency targets of 1 s or the
     # scenario's own); every
     # model loaded from the start, so that no burst or stream pays for a load
     cluster.pop("shedding", None)
@@ -326,8 +331,9 @@ class Burst:
     sweep: bool = False
     """A stream of the cooling sweep (its ``refused`` requests in a steady stream)."""
     busy: bool = False
-    """A busy stream: :data:`BUSY_IN_FLIGHT` requests kept in flight, back to back, so that
-    the server's loop hardly ever sleeps (its hot costs)."""
+    """A busy stream: many requests kept in flight (:data:`BUSY_IN_FLIGHT`, or
+    ``--in-flight``), back to back, so that the server's loop hardly ever sleeps (its hot
+    costs)."""
     heavy: bool = False
     """A busy stream for the slowest model: its worker never short of work (its hot
     forward passes)."""
@@ -385,6 +391,23 @@ async def _stream(client: WireClient, refused: list[bytes], i: int, gap_s: float
                  sweep=True, waited=waited)
 
 
+def check_in_flight(in_flight: int, files: int) -> None:
+    """Refuse a busy stream's in-flight count (``--in-flight``) outside 1 to
+    :data:`MAX_IN_FLIGHT`, or above what ``files`` open descriptors allow (one a
+    connection, 64 to spare)."""
+    most = min(MAX_IN_FLIGHT, files - 64)
+    if not 1 <= in_flight <= most:
+        raise UserError(f"--in-flight must be 1 to {most} (got {in_flight})")
+
+
+def per_sender(in_flight: int, heavy: bool = False) -> int:
+    """Requests each of a busy stream's ``in_flight`` senders sends, measured: its share of
+    :data:`BUSY_REQUESTS` (heavy: :data:`HEAVY_REQUESTS`), at least
+    :data:`MIN_PER_SENDER`."""
+    return max((HEAVY_REQUESTS if heavy else BUSY_REQUESTS) // in_flight,
+               MIN_PER_SENDER[heavy])
+
+
 def sender_body(sender: int, j: int, per_sender: int, bodies: int) -> int:
     """The body a busy stream's ``sender`` sends as its ``j``-th of ``per_sender``: the
     senders take consecutive runs of the bodies, so that a stream of ``bodies`` requests
@@ -401,8 +424,8 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
     """One busy stream (step 3 of the module docstring): ``in_flight`` senders
     (:data:`BUSY_IN_FLIGHT` unless ``zoosim frontend profile --in-flight`` says), each
     sending its next request as its last is answered, :data:`BUSY_REQUESTS` in all
-    measured (``heavy``, for the slowest model: :data:`HEAVY_REQUESTS`; rounded down to a
-    multiple of ``in_flight``, at least one each); ``want`` is the
+    measured (``heavy``, for the slowest model: :data:`HEAVY_REQUESTS`; as many as
+    :func:`per_sender` says each); ``want`` is the
     status every answer must have (200 or 422). The measured requests start from the
     unmeasured ones' end, all at once, and end with the last answer. The loop wakes 1-4
     times in a stream of 512 refused or by-name requests (run W), under 0.5 % of its cost,
@@ -411,7 +434,7 @@ async def _busy_stream(client: WireClient, bodies: list[bytes], want: int, pause
     bodies ``c * n`` to ``c * n + n - 1`` (cyclically, :func:`sender_body`), so that a
     stream sends every body as evenly as its length allows."""
     headers = {"Content-Type": "application/json"}
-    each = max((HEAVY_REQUESTS if heavy else BUSY_REQUESTS) // in_flight, 1)
+    each = per_sender(in_flight, heavy)
     ids: list[int] = []
 
     async def sender(c: int, n: int, keep: bool) -> None:
@@ -782,7 +805,7 @@ def frontend_profile(bursts: list[Burst], batches: dict[int, tuple[int, float]],
                 "after parsing) against a live server from idle, "
                 f"{int(sweep.sum())} steady streams and {int(busy.sum())} busy ones; "
                 "per-thread CPU (schedstat): the front-end's hot costs per request from busy "
-                "streams, many requests in flight (refused; the scenario's "
+                "streams (refused; the scenario's "
                 "own, or without tenants the fastest model's), its cost per batch (less "
                 "its wake-ups between a burst's batches, at the cooling curve's price) and "
                 "the client's per request from the slopes "
@@ -852,14 +875,15 @@ def scenario_targets(data: dict[str, Any], base_dir: Path | None,
 def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
           admin_token: str, zoo_profile: str, repeats: int = 30, passes: int = PASSES,
           cores: float | None = None, targets: list[tuple[float, float]] | None = None,
-          in_flight: int = BUSY_IN_FLIGHT,
+          in_flight: int = BUSY_IN_FLIGHT, max_batch: int | None = None,
           echo: Callable[[str], None] = lambda _: None) -> tuple[FrontendProfile, dict[str, Any]]:
     """Probe the live server at ``url`` (process ``server_pid``, records on, started with
     ``admin_token``); the profile and the raw bursts (for the record). ``targets`` are the
     scenario's requests' (accuracy, latency) targets (:func:`scenario_targets`): the busy
     streams of answered requests send those, the policy choosing each one's model, as the
     scenario's requests are served; none: requests for the fastest model by name.
-    ``in_flight``: the requests each busy stream keeps in flight."""
+    ``in_flight``: the requests each busy stream keeps in flight; ``max_batch``: the
+    server's largest batch (for the method line)."""
     from serve.client import fetch_server_records
     from serve.protocol import encode_inputs
     from sim.clock import quiet_gc, run_precise
@@ -914,8 +938,10 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     answered_busy = [b for b in bursts if b.busy and b.ok and not b.heavy]
     batch_size = (sum(b.ok for b in answered_busy)
                   / max(len({batches[i][0] for b in answered_busy for i in b.ids}), 1))
-    method = (f"{result.method}; busy streams of {in_flight} requests in flight; answered "
-              f"busy streams: {answered}, in batches of {batch_size:.1f} on average")
+    largest = f", batches of at most {max_batch}" if max_batch is not None else ""
+    method = (f"{result.method}; busy streams of {in_flight} requests in flight{largest}; "
+              f"answered busy streams: {answered}, in batches of {batch_size:.1f} on "
+              "average over all passes")
     if passes > 1:
         method += (f"; the median of {passes} such passes by cost per request (the passes: "
                    + ", ".join(f"{pass_cost_ms(m):.3f}" for m in measured) + " ms)")

@@ -69,8 +69,14 @@ from sim.output import make_dir, write_json, write_table, write_yaml
 from sim.profiles import load_profile, resolve_profile_path
 
 RATE_KEY = "rate_rps"
-VERSION = 23
-"""Bumped when the method changes, so that a rerun does not resume older results."""
+VERSION = 24
+"""Bumped when the method changes, so that a rerun does not resume older results (24: the
+cores as run queues, :data:`SIM_CPU`)."""
+SIM_CPU = "run_queues"
+"""The model of the cores the check simulates with (``frontend.cpu``;
+:class:`sim.host.RunQueues`, method version 24: processor sharing, until then, slowed the
+busy loop past saturation whenever two workers and the client ran besides it, where live it
+kept its core; docs/results/simcheck.md). ``cpu: queue`` is simulated too, to compare."""
 MIN_RUN_S = 4.0
 """Each run offers at least this many seconds of requests after its warm-up (past
 saturation, the backlog must have time to grow)."""
@@ -266,7 +272,7 @@ class Check:
         return beside
 
     # -- runs ------------------------------------------------------------------------------
-    def scenario(self, rate: float, repeat: int, cpu: str = "sharing",
+    def scenario(self, rate: float, repeat: int, cpu: str = SIM_CPU,
                  speed: float = 1.0) -> Scenario:
         """The workload at ``rate`` (seed + ``repeat``), with the front-end model on (its
         cores shared as ``cpu`` says, the machine ``speed`` times the profiled one's)."""
@@ -396,7 +402,7 @@ class Check:
     def _predicted_saturation(self, loads: list[float], key: str = "sim") -> float | None:
         """Simulated bisection over [min load / 4, 4 x max load] (None: not bracketed, i.e.
         saturated already at the bottom or not even at the top); ``key``: ``sim``
-        (processor sharing) or ``sim_queue`` (core queue)."""
+        (:data:`SIM_CPU`) or ``sim_queue`` (core queue)."""
         def sat(rate: float) -> bool:
             return bool(self.run(rate, 0, "predict")[key]["saturated"])
 
@@ -424,12 +430,13 @@ def measure_frontend(config: Path, log_dir: Path, zoo: Any, out: Path, *, zoo_na
         from zoo_profiles.datasets import load_dataset
 
         inputs = load_dataset(meta.dataset or "mnist5k", split_seed=meta.split_seed).test.x
+        largest = (read_yaml(config).get("cluster") or {}).get("max_batch")
         result, raw = probe(proc.url, proc.pid, zoo, inputs, admin_token=token,
                             zoo_profile=zoo_name, repeats=repeats,
                             passes=PASSES if passes is None else passes,
                             targets=targets,
                             in_flight=BUSY_IN_FLIGHT if in_flight is None else in_flight,
-                            echo=echo)
+                            max_batch=largest, echo=echo)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_yaml(out, result.model_dump())
     write_json(out.with_suffix(".bursts.json"), raw)

@@ -30,6 +30,9 @@ from sim.zoo import LatencyModel
 from workloads.arrivals import ARRIVALS
 from workloads.slo import DISTRIBUTIONS
 
+MAX_BATCH = 4096
+"""The largest batch a scenario may ask for (``cluster.max_batch``)."""
+
 if TYPE_CHECKING:  # to mypy a block is its PluginParams; pydantic validates it by its type
     PolicySpec: TypeAlias = PluginParams
     DefenseSpec: TypeAlias = PluginParams
@@ -97,7 +100,7 @@ class ClusterConfig(Strict):
     """Accelerators ("GPUs"), each serving one batch at a time."""
     memory_mb: Annotated[float, Field(gt=0)] = 16000.0
     """Each worker's memory for loaded models; least-recently-used models are evicted."""
-    max_batch: Annotated[int, Field(ge=1, le=4096)] = 1
+    max_batch: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 1
     """Inputs in a batch at most (1: no batching)."""
     batch_timeout_ms: Annotated[float, Field(ge=0)] = 0.0
     """A batch short of ``max_batch`` leaves when its oldest request has waited this long."""
@@ -135,10 +138,12 @@ class FrontendConfig(Strict):
     """Front-end processes taking requests from one accept queue (the live server has one)."""
     cores: Annotated[float, Field(gt=0)] | None = None
     """The host's cores; default: the profile's machine's."""
-    cpu: Literal["sharing", "queue"] = "sharing"
+    cpu: Literal["sharing", "queue", "run_queues"] = "sharing"
     """How the cores are shared: ``sharing``, egalitarian processor sharing among the
-    runnable processes (:class:`sim.host.Host`), or ``queue``, whole cores taken in turn by
-    CPU bursts that run to their end (:class:`sim.host.CoreQueue`)."""
+    runnable processes (:class:`sim.host.Host`), ``queue``, whole cores taken in turn by
+    CPU bursts that run to their end (:class:`sim.host.CoreQueue`), or ``run_queues``, a
+    run queue per core, processor-shared, a process's job kept on its own core unless
+    another is idle (:class:`sim.host.RunQueues`; whole cores)."""
     slice_ms: Annotated[float, Field(gt=0)] | None = None
     """With ``cpu: queue``, the scheduler's time slice: a burst runs at most this long
     before a waiting one takes its core (round robin); null: to its end."""
@@ -160,6 +165,9 @@ class FrontendConfig(Strict):
     def _slice_needs_queue(self) -> FrontendConfig:
         if self.slice_ms is not None and self.cpu != "queue":
             raise ValueError("slice_ms needs cpu: queue (processor sharing has no time slice)")
+        if self.cpu != "sharing" and self.cores is not None and self.cores != int(self.cores):
+            raise ValueError(f"frontend.cores must be a whole number with cpu: {self.cpu} "
+                             f"(got {self.cores})")
         return self
 
 

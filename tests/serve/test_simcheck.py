@@ -24,6 +24,7 @@ from serve.frontend_probe import (
     BUSY_REQUESTS,
     GAPS_MS,
     HEAVY_REQUESTS,
+    MAX_IN_FLIGHT,
     MIN_SCALE,
     ORDINARY_LATENCY_MS,
     REFUSED_LATENCY_MS,
@@ -31,12 +32,14 @@ from serve.frontend_probe import (
     STREAM_REQUESTS,
     Burst,
     asleep_per_wakeup,
+    check_in_flight,
     cooling_fit,
     frontend_profile,
     lone_worker_sleep_ms,
     loop_wait_ms,
     median_pass,
     pass_cost_ms,
+    per_sender,
     probe_config,
     scenario_targets,
     sender_body,
@@ -643,8 +646,26 @@ def test_probe_config_takes_a_larger_batch_but_not_one_a_burst_fills() -> None:
     assert probe_config({"cluster": {"max_batch": 8}}, max_batch=36)["cluster"]["max_batch"] == 36
     assert probe_config({"cluster": {"max_batch": 32}}, max_batch=9)["cluster"]["max_batch"] == 9
     assert probe_config({}, max_batch=max(BURSTS) + 1)["cluster"]["max_batch"] == max(BURSTS) + 1
-    with pytest.raises(UserError, match="--max-batch"):
+    with pytest.raises(UserError, match="largest batch"):
         probe_config({}, max_batch=max(BURSTS))
+
+
+def test_in_flight_is_checked_on_both_sides() -> None:
+    """1 to MAX_IN_FLIGHT, and no more than the open files allow (64 to spare)."""
+    for ok in (1, MAX_IN_FLIGHT):
+        check_in_flight(ok, 1 << 20)
+    check_in_flight(936, 1000)
+    for bad, files in ((0, 1 << 20), (MAX_IN_FLIGHT + 1, 1 << 20), (937, 1000)):
+        with pytest.raises(UserError, match="--in-flight"):
+            check_in_flight(bad, files)
+
+
+@pytest.mark.parametrize(("in_flight", "heavy", "each"), [
+    (BUSY_IN_FLIGHT, False, 8), (BUSY_IN_FLIGHT, True, 2),   # the defaults: 512 and 128
+    (16, False, 32), (16, True, 8), (100, False, 8), (256, True, 2), (3, False, 170)])
+def test_each_sender_sends_its_share_and_at_least_a_few(in_flight: int, heavy: bool,
+                                                       each: int) -> None:
+    assert per_sender(in_flight, heavy) == each
 
 
 def test_probe_config_drops_what_would_refuse_a_busy_stream() -> None:
@@ -851,14 +872,27 @@ def test_simcheck_cli_bad_input_exits_2(tmp_path: Path, args: list[str], says: s
     (["--in-flight", "0"], "--in-flight"),
     (["--in-flight", "100000"], "--in-flight"),
     (["--max-batch", "8"], "--max-batch"),
+    (["--max-batch", "5000"], "--max-batch"),
 ])
 def test_frontend_profile_cli_bad_input_exits_2(tmp_path: Path, args: list[str],
                                                 says: str) -> None:
+    """Refused before anything is written (the output's work folder neither)."""
     r = subprocess.run([sys.executable, "-m", "sim", "frontend", "profile", *args,
                         "-o", str(tmp_path / "f.yaml")], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2, r.stderr
     assert says in r.stderr and "Traceback" not in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_frontend_profile_options_need_an_output(tmp_path: Path) -> None:
+    """A profile measured with --in-flight or --max-batch never lands where zoosim
+    simcheck takes this machine's profile from."""
+    for option in (["--in-flight", "16"], ["--max-batch", "12"]):
+        r = subprocess.run([sys.executable, "-m", "sim", "frontend", "profile", *option],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert r.returncode == 2 and "need -o" in r.stderr, r.stderr
+        assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow
@@ -886,12 +920,12 @@ def test_the_probe_against_a_real_server_takes_its_hot_costs_from_busy_streams(
     assert all(b["ok"] == HEAVY_REQUESTS == len(b["ids"]) for b in heavy)
     # the answered busy streams sent the scenario's own requests: the policy chose
     assert "the scenario's own requests (256 targets" in profile.method
-    # each busy stream kept the requests in flight it was asked to (its senders' requests
-    # each), its batches no larger than the probed server's
+    # the probed server took --max-batch; the method line says what the streams ran with
+    served = json.loads((tmp_path / ".fe-probe" / "serve.yaml").read_text())
+    assert served["cluster"]["max_batch"] == (max_batch or 9)   # the config's 8, at least 9
     assert f"busy streams of {in_flight} requests in flight" in profile.method
-    assert BUSY_REQUESTS % in_flight == 0
-    if max_batch is not None:
-        assert all(b["ok"] <= max_batch * b["batches"] for b in answered + heavy)
+    assert f"batches of at most {max_batch or 9}" in profile.method
+    assert "in batches of" in profile.method
     # the hot ingress is the refused streams' CPU per request (single requests' spread
     # scaled to it: the mean stays)
     ingress = sum(b["server"][0] for b in refused) / (2 * BUSY_REQUESTS)
