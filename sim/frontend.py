@@ -46,7 +46,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sim.frontend_profile import FrontendProfile
-from sim.host import CoreQueue, Host, Station
+from sim.host import CoreQueue, Cores, Host, RunQueues, Station
 from sim.rng import SeedTree
 
 if TYPE_CHECKING:
@@ -66,9 +66,10 @@ class Frontend:
         self.system = system
         profile = profile.at_speed(config.speed)
         cores = config.cores or profile.machine.cores
-        self.host: Host | CoreQueue = (Host(env, cores) if config.cpu == "sharing"
-                                       else CoreQueue(env, cores, config.slice_ms / 1000
-                                                      if config.slice_ms else math.inf))
+        self.host: Cores = (Host(env, cores) if config.cpu == "sharing"
+                            else RunQueues(env, cores) if config.cpu == "run_queues"
+                            else CoreQueue(env, cores, config.slice_ms / 1000
+                                           if config.slice_ms else math.inf))
         fe = profile.frontend
         self.server = fe.station(self.host, config.processes)
         self._ingress = fe.ingress.sampler(seeds.generator("frontend", "ingress"))

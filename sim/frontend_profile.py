@@ -35,7 +35,7 @@ from sim.schema import Strict
 from sim.yaml_io import read_yaml_file
 
 if TYPE_CHECKING:
-    from sim.host import CoreQueue, Host, Station
+    from sim.host import Cores, Station
 
 QUANTILES = 101
 """Quantiles kept per distribution: 0 %, 1 %, ..., 100 %."""
@@ -108,7 +108,7 @@ class Process(Strict):
     ``1 + cold_scale * (1 - exp(-t / cooling_ms))`` times its CPU, back to back its own (a
     worker's forward pass over weights evicted while it slept; 0: as fast either way)."""
 
-    def station(self, host: Host | CoreQueue, servers: int = 1) -> Station:
+    def station(self, host: Cores, servers: int = 1) -> Station:
         """The process (``servers`` of them, one queue) on ``host``, with these costs."""
         from sim.host import Station
 

@@ -12,7 +12,10 @@ each slows the others down once more of them are busy than there are cores. Two 
   finish, as a k-server queue would make them. Processor sharing is the fluid limit of that
   time slicing (Kleinrock), and with ``cores`` at least the number of processes it is no
   sharing at all. Each process is one thread (a Python event loop, a worker with one torch
-  thread): it never runs on more than one core.
+  thread): it never runs on more than one core. Two other models of the same cores, one
+  interface (``frontend.cpu``): :class:`CoreQueue` (whole cores taken in turn, with a time
+  slice or none) and :class:`RunQueues` (a processor-shared run queue per core, a process
+  kept on its own core unless another is idle).
 - :class:`Station`: ``servers`` such processes taking jobs from one FCFS queue (one process
   is the live server's front-end; several share an accept queue), each an event loop that
   sleeps in ``epoll_wait`` when it has nothing to do. A job that finds its process asleep
@@ -94,9 +97,10 @@ class Host:
                 self.busy_s += dt * r * len(self._running)
             self._t = now
 
-    def run(self, work_s: float, done: Done) -> None:
+    def run(self, work_s: float, done: Done, owner: object = None) -> None:
         """Start a job of ``work_s`` CPU seconds now, on a process of its own; ``done()``
-        is called when it has had them."""
+        is called when it has had them (``owner``, the process, is for
+        :class:`RunQueues`: processor sharing shares alike whoever runs)."""
         self._advance()
         self._seq += 1
         heappush(self._running, (self._v + max(work_s, 0.0), self._seq, done))
@@ -165,8 +169,9 @@ class CoreQueue:
         """Jobs waiting for a core."""
         self.busy_s = 0.0
 
-    def run(self, work_s: float, done: Done) -> None:
-        """Run a job of ``work_s`` CPU seconds on a free core, or when one frees up."""
+    def run(self, work_s: float, done: Done, owner: object = None) -> None:
+        """Run a job of ``work_s`` CPU seconds on a free core, or when one frees up
+        (``owner`` as for :meth:`Host.run`)."""
         job = _Burst(max(work_s, 0.0), done)
         if self.free:
             self.free -= 1
@@ -197,12 +202,66 @@ class CoreQueue:
         self.env.timeout(chunk).callbacks.append(ran)
 
 
+class RunQueues:
+    """A third model of the same cores: a run queue per core, each core processor-shared
+    among the jobs placed on it, and a job placed when it starts and never moved: on the
+    core its process last ran on if that one is idle, else on an idle core, else on its
+    process's core again (a process never seen before: the least busy core). Linux
+    places a waking thread that way (its previous CPU, else an idle one; the periodic
+    load balancing, which this leaves out, moves tasks only between unevenly loaded
+    cores). Why: past saturation live, the server's loop, never asleep, waited for a core
+    at most 1.3 % of its CPU while the workers and the client queued on the other core
+    (docs/results/simcheck.md); :class:`Host` slows every runnable process alike, the
+    loop too, whenever more run than there are cores. With one core it is :class:`Host`
+    on one core; with a core for every process, no sharing at all. Same interface as
+    :class:`Host`."""
+
+    def __init__(self, env: simpy.Environment, cores: float) -> None:
+        if cores < 1 or cores != int(cores):
+            raise ValueError(f"cores must be a whole number for cpu: run_queues, got {cores}")
+        self.env = env
+        self.cores = float(cores)
+        self.queues = [Host(env, 1.0) for _ in range(int(cores))]
+        """Each core's run queue (processor sharing on one core)."""
+        self.last: dict[int, int] = {}
+        """The core each process (by ``id(owner)``) last ran on."""
+
+    @property
+    def busy_s(self) -> float:
+        """Core-seconds of CPU given so far."""
+        return sum(q.busy_s for q in self.queues)
+
+    def core_for(self, owner: object = None) -> int:
+        """Where a job of ``owner`` starting now goes (class docstring)."""
+        own = self.last.get(id(owner)) if owner is not None else None
+        if own is not None and not self.queues[own]._running:
+            return own
+        idle = [i for i, q in enumerate(self.queues) if not q._running]
+        if idle:
+            return idle[0]
+        if own is not None:
+            return own
+        return min(range(len(self.queues)), key=lambda i: len(self.queues[i]._running))
+
+    def run(self, work_s: float, done: Done, owner: object = None) -> None:
+        """Start a job of ``work_s`` CPU seconds now for process ``owner`` (None: one of
+        its own) on the core :meth:`core_for` picks; ``done()`` when it has had them."""
+        core = self.core_for(owner)
+        if owner is not None:
+            self.last[id(owner)] = core
+        self.queues[core].run(work_s, done)
+
+
+Cores = Host | CoreQueue | RunQueues
+"""The models of a host's cores, one interface."""
+
+
 class Station:
     """``servers`` single-threaded event-loop processes on ``host`` serving jobs in FCFS
     order from one queue; a job that wakes an idle process costs ``setup_s`` more (module
     docstring)."""
 
-    def __init__(self, host: Host | CoreQueue, servers: int = 1, setup_s: float = 0.0,
+    def __init__(self, host: Cores, servers: int = 1, setup_s: float = 0.0,
                  cold_s: float = 0.0, cooling_s: float = 0.0, wait_s: float = 0.0,
                  cold_scale: float = 0.0) -> None:
         if servers < 1:
@@ -328,4 +387,4 @@ class Station:
                 self.asleep.append(self.env.now)
             done()
 
-        self.host.run(work_s, finished)
+        self.host.run(work_s, finished, owner=self)

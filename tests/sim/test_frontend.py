@@ -35,7 +35,7 @@ from sim.frontend_profile import (
     ServerCosts,
     WorkerCosts,
 )
-from sim.host import CoreQueue, Host
+from sim.host import CoreQueue, Host, RunQueues
 from sim.output import write_yaml
 from sim.run import SimResult, Simulation
 from tests.helpers import REPO, scenario_dict, write_profile
@@ -409,7 +409,8 @@ def test_forward_scale_lengthens_forward_passes_on_the_host(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("block", "host", "slice_s"), [
     ({}, Host, None), ({"cpu": "queue"}, CoreQueue, math.inf),
-    ({"cpu": "queue", "slice_ms": 1.5}, CoreQueue, 0.0015)])
+    ({"cpu": "queue", "slice_ms": 1.5}, CoreQueue, 0.0015),
+    ({"cpu": "run_queues"}, RunQueues, None)])
 def test_cpu_and_slice_choose_the_host(tmp_path: Path, block: dict[str, Any], host: type,
                                        slice_s: float | None) -> None:
     """``cpu`` picks the model of the cores, ``slice_ms`` (ms) the queue's time slice (s)."""
@@ -613,6 +614,9 @@ def test_client_needs_client_costs(tmp_path: Path) -> None:
     ({"speed": 0}, "frontend.speed"),
     ({"slice_ms": 1.0}, "slice_ms needs cpu: queue"),
     ({"cpu": "queue", "slice_ms": 0}, "frontend.slice_ms"),
+    ({"cpu": "run_queues", "cores": 1.5}, "frontend.cores must be a whole number"),
+    ({"cpu": "queue", "cores": 2.5}, "frontend.cores must be a whole number"),
+    ({"cpu": "cores"}, "frontend.cpu"),
 ])
 def test_bad_frontend_block_names_the_key(tmp_path: Path, block: dict[str, Any],
                                           needle: str) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.host import CoreQueue, Host, Station
+from sim.host import CoreQueue, Host, RunQueues, Station
 
 
 def run_station(lam: float, work: Callable[[], float], *, servers: int = 1, cores: float = 8,
@@ -312,8 +312,8 @@ def test_a_peer_that_ran_while_it_slept_leaves_it_cold() -> None:
     assert a_peer_ran((0.5, 0.5)) == pytest.approx(hot)        # done before A slept
 
 
-def run_jobs(host: Host | CoreQueue, lam: float, work: Callable[[], float], n: int = 30_000,
-             seed: int = 4) -> np.ndarray:
+def run_jobs(host: Host | CoreQueue | RunQueues, lam: float, work: Callable[[], float],
+             n: int = 30_000, seed: int = 4) -> np.ndarray:
     """Poisson arrivals at ``lam``, each job a process of its own on ``host``: the
     response time of every job."""
     env = host.env
@@ -373,6 +373,73 @@ def test_round_robin_sample_path(slice_s: float, ends: dict[str, float]) -> None
     assert host.busy_s == pytest.approx(3.5) and host.free == 1
 
 
+def test_run_queues_on_one_core_is_processor_sharing() -> None:
+    """One core: M/M/1 under processor sharing, mean response 1 / (mu - lambda), job for
+    job what :class:`Host` on one core gives."""
+    rng = np.random.default_rng(2)
+    resp = run_jobs(RunQueues(simpy.Environment(), 1), 0.7, lambda: float(rng.exponential(1.0)),
+                    n=100_000)
+    assert resp.mean() == pytest.approx(1 / 0.3, rel=0.05)
+    rng = np.random.default_rng(2)
+    same = run_jobs(Host(simpy.Environment(), 1), 0.7, lambda: float(rng.exponential(1.0)),
+                    n=100_000)
+    assert np.array_equal(resp, same)
+
+
+def test_run_queues_with_a_core_each_share_nothing() -> None:
+    """As many cores as jobs: every job runs at full speed, whoever it belongs to."""
+    env = simpy.Environment()
+    host = RunQueues(env, 3)
+    ends: dict[str, float] = {}
+    for name, work in (("a", 2.0), ("b", 1.0), ("c", 3.0)):
+        host.run(work, lambda n=name: ends.__setitem__(n, env.now), owner=name)
+    env.run()
+    assert ends == pytest.approx({"a": 2.0, "b": 1.0, "c": 3.0})
+    assert host.busy_s == pytest.approx(6.0)
+
+
+def three_processes(host: Host | RunQueues) -> dict[str, float]:
+    """Worked by hand on two cores: A runs 10 s from 0; C 0.5 s from 0 (an idle core);
+    B 4 s from 1 (the core C left idle); C again 2 s from 2."""
+    env = host.env
+    ends: dict[str, float] = {}
+
+    def at(t: float, name: str, work: float, key: str) -> None:
+        env.timeout(t).callbacks.append(lambda _: host.run(
+            work, lambda: ends.__setitem__(key, env.now), owner=name))
+
+    at(0.0, "A", 10.0, "A")
+    at(0.0, "C", 0.5, "C0")
+    at(1.0, "B", 4.0, "B")
+    at(2.0, "C", 2.0, "C")
+    env.run()
+    return ends
+
+
+def test_run_queues_leave_a_busy_process_its_core() -> None:
+    """With run queues C's second job, finding no idle core, goes back to its own, where B
+    runs: B and C share that core at half speed from 2 (C done at 6, B's last second alone:
+    7) and A keeps the other to itself (10). Processor sharing gives each of the three 2/3
+    of a core from 2: C's 2 s end at 5, B's last second at 6, and A, 2 s short at 5, at 11."""
+    env = simpy.Environment()
+    assert three_processes(RunQueues(env, 2)) == pytest.approx(
+        {"A": 10.0, "C0": 0.5, "B": 7.0, "C": 6.0})
+    assert three_processes(Host(simpy.Environment(), 2)) == pytest.approx(
+        {"A": 11.0, "C0": 0.5, "B": 6.0, "C": 5.0})
+
+
+def test_run_queues_place_a_new_process_on_the_least_busy_core() -> None:
+    """No idle core and no core of its own: the core with the fewest jobs."""
+    env = simpy.Environment()
+    host = RunQueues(env, 2)
+    host.run(5.0, lambda: None, owner="a")
+    host.run(5.0, lambda: None, owner="b")
+    host.run(5.0, lambda: None, owner="c")   # a tie: the first core
+    assert host.core_for("d") == 1
+    assert host.core_for("c") == 0            # its own, though busier
+    assert host.core_for() == 1
+
+
 def test_bad_arguments() -> None:
     env = simpy.Environment()
     with pytest.raises(ValueError, match="cores"):
@@ -381,3 +448,5 @@ def test_bad_arguments() -> None:
         Station(Host(env, 1), 0)
     with pytest.raises(ValueError, match="slice"):
         CoreQueue(env, 1, 0.0)
+    with pytest.raises(ValueError, match="whole number"):
+        RunQueues(env, 1.5)
