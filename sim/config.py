@@ -162,12 +162,16 @@ class FrontendConfig(Strict):
     run on the host; :meth:`sim.frontend_profile.FrontendProfile.at_speed`)."""
 
     @model_validator(mode="after")
-    def _slice_needs_queue(self) -> FrontendConfig:
+    def _cpu_options_agree(self) -> FrontendConfig:
         if self.slice_ms is not None and self.cpu != "queue":
             raise ValueError("slice_ms needs cpu: queue (processor sharing has no time slice)")
-        if self.cpu != "sharing" and self.cores is not None and self.cores != int(self.cores):
+        if self.cpu != "sharing" and self.cores is not None \
+                and not float(self.cores).is_integer():
             raise ValueError(f"frontend.cores must be a whole number with cpu: {self.cpu} "
                              f"(got {self.cores})")
+        if self.cpu == "run_queues" and self.processes > 1:
+            raise ValueError("frontend.processes must be 1 with cpu: run_queues (its processes "
+                             "would share one core's placement)")
         return self
 
 

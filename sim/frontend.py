@@ -32,7 +32,8 @@ the same few cores, and the front-end saturates on its own (docs/results/simchec
 4. the front-end's ``egress`` cost for the answer, then the client's ``receive`` cost;
    the request is done (``done``) and recorded.
 
-All of these share the host's cores by processor sharing (:class:`sim.host.Host`), and every
+All of these share the host's cores (by processor sharing, :class:`sim.host.Host`, unless
+``frontend.cpu`` says otherwise), and every
 cost is drawn from the machine's front-end profile (:mod:`sim.frontend_profile`) on the
 stream ``frontend/<cost>``. Latency in the records is then ``done - sent``: what the client
 sees, from the moment it was due to send.
@@ -66,10 +67,16 @@ class Frontend:
         self.system = system
         profile = profile.at_speed(config.speed)
         cores = config.cores or profile.machine.cores
-        self.host: Cores = (Host(env, cores) if config.cpu == "sharing"
-                            else RunQueues(env, cores) if config.cpu == "run_queues"
-                            else CoreQueue(env, cores, config.slice_ms / 1000
-                                           if config.slice_ms else math.inf))
+        self.host: Cores
+        if config.cpu == "sharing":
+            self.host = Host(env, cores)
+        elif config.cpu == "run_queues":
+            self.host = RunQueues(env, cores)
+        elif config.cpu == "queue":
+            self.host = CoreQueue(env, cores, config.slice_ms / 1000
+                                  if config.slice_ms else math.inf)
+        else:  # the config's Literal admits no other
+            raise ValueError(f"unknown frontend.cpu: {config.cpu!r}")
         fe = profile.frontend
         self.server = fe.station(self.host, config.processes)
         self._ingress = fe.ingress.sampler(seeds.generator("frontend", "ingress"))

@@ -157,7 +157,7 @@ class CoreQueue:
     Same interface as :class:`Host`."""
 
     def __init__(self, env: simpy.Environment, cores: float, slice_s: float = math.inf) -> None:
-        if cores < 1 or cores != int(cores):
+        if cores < 1 or not float(cores).is_integer():
             raise ValueError(f"cores must be a whole number for cpu: queue, got {cores}")
         if not slice_s > 0:
             raise ValueError(f"slice must be positive, got {slice_s}")
@@ -207,24 +207,25 @@ class RunQueues:
     among the jobs placed on it, and a job placed when it starts and never moved: on the
     core its process last ran on if that one is idle, else on an idle core, else on its
     process's core again (a process never seen before: the least busy core). Linux
-    places a waking thread that way (its previous CPU, else an idle one; the periodic
-    load balancing, which this leaves out, moves tasks only between unevenly loaded
-    cores). Why: past saturation live, the server's loop, never asleep, waited for a core
-    at most 1.3 % of its CPU while the workers and the client queued on the other core
-    (docs/results/simcheck.md); :class:`Host` slows every runnable process alike, the
+    places a waking thread that way (its previous CPU, else an idle one); left out is
+    load balancing, periodic and when a core goes idle (which would pull a job sharing a
+    core onto one just freed). Why: past saturation live, the server's loop, never asleep,
+    waited for a core at most 2.5 % of its CPU (1.6 % with two workers) while the workers
+    and the client waited far longer (docs/results/simcheck.md; per-core placement not
+    measured, inferred); :class:`Host` slows every runnable process alike, the
     loop too, whenever more run than there are cores. With one core it is :class:`Host`
     on one core; with a core for every process, no sharing at all. Same interface as
     :class:`Host`."""
 
     def __init__(self, env: simpy.Environment, cores: float) -> None:
-        if cores < 1 or cores != int(cores):
+        if cores < 1 or not float(cores).is_integer():
             raise ValueError(f"cores must be a whole number for cpu: run_queues, got {cores}")
         self.env = env
         self.cores = float(cores)
         self.queues = [Host(env, 1.0) for _ in range(int(cores))]
         """Each core's run queue (processor sharing on one core)."""
-        self.last: dict[int, int] = {}
-        """The core each process (by ``id(owner)``) last ran on."""
+        self.last: dict[object, int] = {}
+        """The core each process (its owner object) last ran on."""
 
     @property
     def busy_s(self) -> float:
@@ -233,7 +234,7 @@ class RunQueues:
 
     def core_for(self, owner: object = None) -> int:
         """Where a job of ``owner`` starting now goes (class docstring)."""
-        own = self.last.get(id(owner)) if owner is not None else None
+        own = self.last.get(owner) if owner is not None else None
         if own is not None and not self.queues[own]._running:
             return own
         idle = [i for i, q in enumerate(self.queues) if not q._running]
@@ -248,7 +249,7 @@ class RunQueues:
         its own) on the core :meth:`core_for` picks; ``done()`` when it has had them."""
         core = self.core_for(owner)
         if owner is not None:
-            self.last[id(owner)] = core
+            self.last[owner] = core
         self.queues[core].run(work_s, done)
 
 

@@ -617,6 +617,8 @@ def test_client_needs_client_costs(tmp_path: Path) -> None:
     ({"cpu": "run_queues", "cores": 1.5}, "frontend.cores must be a whole number"),
     ({"cpu": "queue", "cores": 2.5}, "frontend.cores must be a whole number"),
     ({"cpu": "cores"}, "frontend.cpu"),
+    ({"cpu": "run_queues", "cores": math.inf}, "frontend.cores: Input should be a finite"),
+    ({"cpu": "run_queues", "processes": 2}, "frontend.processes must be 1"),
 ])
 def test_bad_frontend_block_names_the_key(tmp_path: Path, block: dict[str, Any],
                                           needle: str) -> None:

@@ -440,6 +440,41 @@ def test_run_queues_place_a_new_process_on_the_least_busy_core() -> None:
     assert host.core_for() == 1
 
 
+def test_run_queues_prefer_the_own_core_and_else_an_idle_one() -> None:
+    """Its own core when idle, even past a lower idle one; an idle core when its own is
+    busy (the job is not made to share)."""
+    env = simpy.Environment()
+    host = RunQueues(env, 3)
+    host.run(1.0, lambda: None, owner="a")     # core 0
+    host.run(1.0, lambda: None, owner="b")     # core 1
+    host.run(1.0, lambda: None, owner="c")     # core 2
+    env.run()
+    host.run(5.0, lambda: None, owner="x")     # core 0 now busy
+    assert host.core_for("c") == 2             # its own idle core, not the lower idle 1
+    assert host.core_for("a") == 1             # its own busy: an idle one
+
+
+def test_a_station_keeps_its_core_under_run_queues() -> None:
+    """A station with jobs back to back and two others on two cores (the third ran once on
+    the second core before): with run queues the busy one runs at full speed (its jobs
+    each 1 s apart), the two others share the second core; processor sharing slows it
+    whenever all three run."""
+    def ends(host: Host | RunQueues) -> list[float]:
+        env = host.env
+        busy, other, third = Station(host), Station(host), Station(host)
+        done: list[float] = []
+        for _ in range(6):
+            busy.submit(1.0, lambda: done.append(env.now))
+        env.timeout(0.2).callbacks.append(lambda _: third.submit(0.1, lambda: None))
+        env.timeout(0.5).callbacks.append(lambda _: other.submit(4.0, lambda: None))
+        env.timeout(1.5).callbacks.append(lambda _: third.submit(4.0, lambda: None))
+        env.run()
+        return done
+
+    assert ends(RunQueues(simpy.Environment(), 2)) == pytest.approx([1, 2, 3, 4, 5, 6])
+    assert ends(Host(simpy.Environment(), 2))[-1] > 6.5
+
+
 def test_bad_arguments() -> None:
     env = simpy.Environment()
     with pytest.raises(ValueError, match="cores"):
@@ -450,3 +485,5 @@ def test_bad_arguments() -> None:
         CoreQueue(env, 1, 0.0)
     with pytest.raises(ValueError, match="whole number"):
         RunQueues(env, 1.5)
+    with pytest.raises(ValueError, match="whole number"):
+        RunQueues(env, math.inf)
