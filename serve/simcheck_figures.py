@@ -110,7 +110,7 @@ def cpu_per_request(cpu_ms: dict[str, float], requests: int) -> dict[str, float]
     in ms, for the server's event loop (``frontend``), the workers (forward passes
     included) and the load generator (``client``), the event loop's wake-ups per
     request, and the time each waited, runnable, for a core (``*_waited``: live, every such
-    wait, ``schedstat``; simulated, only a wake-up's: processor sharing slows the
+    wait, ``schedstat``; simulated, only a wake-up's: the model of the cores slows the
     processes down instead). Live, from the processes' counters
     (:func:`serve.frontend_probe.thread_counters`: the loop's voluntary context switches
     are its wake-ups); simulated, from the modeled
