@@ -82,6 +82,11 @@ class Host:
         self.busy_s = 0.0
         """Core-seconds of CPU given so far (for utilization)."""
 
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+        return len(self._running)
+
     def rate(self) -> float:
         """The share of a core each runnable process gets now."""
         n = len(self._running)
@@ -235,14 +240,14 @@ class RunQueues:
     def core_for(self, owner: object = None) -> int:
         """Where a job of ``owner`` starting now goes (class docstring)."""
         own = self.last.get(owner) if owner is not None else None
-        if own is not None and not self.queues[own]._running:
+        if own is not None and not self.queues[own].running:
             return own
-        idle = [i for i, q in enumerate(self.queues) if not q._running]
+        idle = [i for i, q in enumerate(self.queues) if not q.running]
         if idle:
             return idle[0]
         if own is not None:
             return own
-        return min(range(len(self.queues)), key=lambda i: len(self.queues[i]._running))
+        return min(range(len(self.queues)), key=lambda i: self.queues[i].running)
 
     def run(self, work_s: float, done: Done, owner: object = None) -> None:
         """Start a job of ``work_s`` CPU seconds now for process ``owner`` (None: one of
