@@ -147,9 +147,14 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
     """Measure the front-end's CPU costs per request, per batch and per wake-up on this
     machine, against a live server of CONFIG (a serve scenario; default: mnist5k-cpu, one
     worker). Method: docs/serving.md, "The front-end model"."""
-    from serve.frontend_probe import BURSTS, check_in_flight, probe_config, scenario_targets
+    from serve.frontend_probe import (
+        check_in_flight,
+        check_max_batch,
+        probe_config,
+        scenario_targets,
+    )
     from serve.simcheck import measure_frontend
-    from sim.config import MAX_BATCH, parse_scenario, read_yaml
+    from sim.config import parse_scenario, read_yaml
     from sim.errors import UserError
     from sim.frontend_profile import frontend_profile_path
     from sim.output import write_json
@@ -163,9 +168,8 @@ def frontend_profile_cmd(config: Path | None, zoo: str | None, out: Path | None,
         from sim.clock import raise_open_file_limit
 
         check_in_flight(in_flight, raise_open_file_limit())
-    if max_batch is not None and not max(BURSTS) < max_batch <= MAX_BATCH:
-        raise UserError(f"--max-batch must be {max(BURSTS) + 1} to {MAX_BATCH} (larger than "
-                        f"the largest burst; got {max_batch})")
+    if max_batch is not None:
+        check_max_batch(max_batch)
     if (in_flight is not None or max_batch is not None) and out is None:
         raise UserError("--in-flight and --max-batch need -o: the default place is where "
                         "zoosim simcheck looks for this machine's profile")

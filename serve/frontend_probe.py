@@ -172,9 +172,7 @@ def probe_config(serve_data: dict[str, Any], max_batch: int | None = None) -> di
     # cheaper requests)
     cluster["max_batch"] = max(int(cluster.get("max_batch", 1)), max(BURSTS) + 1)
     if max_batch is not None:
-        if max_batch <= max(BURSTS):
-            raise UserError(f"the probed server's largest batch must exceed the largest "
-                            f"burst, {max(BURSTS)} (got {max_batch})")
+        check_max_batch(max_batch)
         cluster["max_batch"] = max_batch
     # nothing the scenario limits load with, or guards the API with, may refuse the probe's
     # requests (many in flight in a busy stream, no API key, latency targets of 1 s or the
@@ -389,6 +387,17 @@ async def _stream(client: WireClient, refused: list[bytes], i: int, gap_s: float
     asleep_ms = asleep_per_wakeup(wall_ms, server[0], waited[0], server[1])
     return Burst(0, STREAM_REQUESTS, server, _diff(w0, w1), _diff(c0, c1), [], asleep_ms,
                  sweep=True, waited=waited)
+
+
+def check_max_batch(max_batch: int) -> None:
+    """Refuse a probed server's largest batch (``--max-batch``) that a burst would fill, or
+    that no scenario may ask for (:data:`sim.config.MAX_BATCH`)."""
+    from sim.config import MAX_BATCH
+
+    if not max(BURSTS) < max_batch <= MAX_BATCH:
+        raise UserError(f"--max-batch (the probed server's largest batch) must be "
+                        f"{max(BURSTS) + 1} to {MAX_BATCH}, larger than the largest burst "
+                        f"(got {max_batch})")
 
 
 def check_in_flight(in_flight: int, files: int) -> None:
