@@ -300,8 +300,8 @@ class Check:
         own and each process's CPU over the replay (ms in all; the client's includes
         encoding the bodies)."""
         from serve.client import fetch_server_records
-        from serve.frontend_probe import live_cpu_ms
         from serve.loadgen import join_server_records, replay
+        from serve.proc_cpu import live_cpu_ms
         from sim.clock import run_precise
         from workloads.schedule import request_schedule
 

@@ -112,7 +112,7 @@ def cpu_per_request(cpu_ms: dict[str, float], requests: int) -> dict[str, float]
     request, and the time each waited, runnable, for a core (``*_waited``: live, every such
     wait, ``schedstat``; simulated, only a wake-up's: the model of the cores slows the
     processes down instead). Live, from the processes' counters
-    (:func:`serve.frontend_probe.thread_counters`: the loop's voluntary context switches
+    (:func:`serve.proc_cpu.thread_counters`: the loop's voluntary context switches
     are its wake-ups); simulated, from the modeled
     stations (:meth:`sim.frontend.Frontend.cpu_ms`). Where the two differ the model's costs
     are off at that load, whatever the latencies say."""

@@ -18,6 +18,20 @@ import yaml
 
 from serve import simcheck
 from serve.config import ServeScenario
+from serve.frontend_fit import (
+    MIN_SCALE,
+    SCALE_SPREAD,
+    cooling_fit,
+    frontend_profile,
+    lone_worker_sleep_ms,
+    loop_wait_ms,
+    median_pass,
+    pass_cost_ms,
+    slope,
+    spread_cost,
+    wakeup_ms,
+    worker_fit,
+)
 from serve.frontend_probe import (
     BURSTS,
     BUSY_IN_FLIGHT,
@@ -25,29 +39,17 @@ from serve.frontend_probe import (
     GAPS_MS,
     HEAVY_REQUESTS,
     MAX_IN_FLIGHT,
-    MIN_SCALE,
     ORDINARY_LATENCY_MS,
     REFUSED_LATENCY_MS,
-    SCALE_SPREAD,
     STREAM_REQUESTS,
     Burst,
-    asleep_per_wakeup,
     check_in_flight,
-    cooling_fit,
-    frontend_profile,
-    lone_worker_sleep_ms,
-    loop_wait_ms,
-    median_pass,
-    pass_cost_ms,
     per_sender,
     probe_config,
     scenario_targets,
     sender_body,
-    slope,
-    spread_cost,
-    wakeup_ms,
-    worker_fit,
 )
+from serve.proc_cpu import asleep_per_wakeup
 from serve.simcheck import at_rate, run_simcheck
 from serve.simcheck_figures import (
     DRIFT_PCT,
@@ -932,3 +934,30 @@ def test_the_probe_against_a_real_server_takes_its_hot_costs_from_busy_streams(
     assert ingress > 0
     assert profile.frontend.ingress.mean_ms == pytest.approx(ingress, rel=0.02)
     assert profile.worker.forward_scale > 0 and profile.worker.cold_scale >= 0
+
+
+def test_simcheck_simulates_the_cores_as_run_queues(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prediction is made with a run queue per core (method version 24); the other model
+    of the cores, a queue for the cores, beside it (``sim_queue``)."""
+    from sim.host import CoreQueue, RunQueues
+    from sim.run import Simulation
+    from tests.sim.test_frontend import write_frontend_profile
+
+    fe = write_frontend_profile(tmp_path / "fe.yaml", ingress=0.3, cores=2,
+                                client=(0.05, 0.05))
+    check = simcheck.Check(CONFIG, tmp_path / "out", profile="mnist5k-cpu",
+                           frontend_profile=str(fe), requests=50, repeats=1, progress=False,
+                           echo=lambda _: None)
+    hosts: list[type] = []
+    built = Simulation.__init__
+
+    def recording(self: Simulation, *args: Any, **kwargs: Any) -> None:
+        built(self, *args, **kwargs)
+        assert self.system.frontend is not None
+        hosts.append(type(self.system.frontend.host))
+
+    monkeypatch.setattr(Simulation, "__init__", recording)
+    row = check.run(100.0, 0, "predict")
+    assert hosts == [RunQueues, CoreQueue]
+    assert row["sim"]["throughput_rps"] > 0 and row["sim_queue"]["throughput_rps"] > 0
