@@ -1,21 +1,23 @@
 """A machine's front-end profile fitted to a probe's bursts (issue 18).
 
 :mod:`serve.frontend_probe` sends the bursts and streams and reads what each process spent
-on each (its module docstring, steps 1-2, 5); this module turns them into the profile's
-costs (steps 3-4 there): per-request costs from the slopes over burst sizes and from the
-busy streams, a wake-up's cost and the cooling curve from the steady streams, a worker's
-forward-pass scale, cost per batch and wake-up by least squares, and each per-request
-cost's spread; then the median of the passes. Method: docs/serving.md, "The front-end
-model"; what each rule changed: docs/results/simcheck.md.
+on each (its module docstring, steps 1-2 and 5); this module turns them into the
+profile's costs (steps 3-4 there) and keeps the median pass (step 5's): per-request costs
+from the slopes over burst sizes and from the busy streams, a wake-up's cost and the
+cooling curve from the steady streams, a worker's forward-pass scale, cost per batch and
+wake-up by least squares, and each per-request cost's spread. It also defines what a burst
+is (:class:`Burst`, :data:`BURSTS`) and the method's version (:data:`PROBE_VERSION`).
+Method: docs/serving.md, "The front-end model"; what each rule changed:
+docs/results/simcheck.md.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from serve.frontend_probe import BURSTS, PROBE_BATCH_TIMEOUT_MS, PROBE_VERSION, Burst
 from sim.errors import UserError
 from sim.frontend_profile import (
     ClientCosts,
@@ -26,6 +28,45 @@ from sim.frontend_profile import (
     WorkerCosts,
 )
 from sim.host import coldness
+
+PROBE_VERSION = 21
+"""The method's version, written into every profile it measures (``probe_version``):
+bumped when what a profile's costs mean changes (21: ``dispatch`` without the loop's
+wake-ups between a burst's batches, :func:`batch_dispatch_ms`)."""
+BURSTS = (1, 2, 4, 8)
+"""Requests sent at once in the probe's bursts."""
+PROBE_BATCH_TIMEOUT_MS = 25.0
+"""The probe's server waits this long for a batch to fill, so that a burst for one model is
+one batch (the costs measured do not depend on the timeout)."""
+
+
+@dataclass
+class Burst:
+    """One burst's requests and what each process spent on it: (CPU ms, wake-ups) of the
+    server's event loop, the workers and the client."""
+
+    ok: int
+    refused: int
+    server: tuple[float, int]
+    workers: tuple[float, int]
+    client: tuple[float, int]
+    ids: list[int] = field(default_factory=list)
+    """The server ids of its answered requests (to find their batches)."""
+    gap_ms: float = 30.0
+    """How long the processes idled before it; for a stream of the cooling sweep, how long
+    the server's loop slept per wake-up (measured)."""
+    sweep: bool = False
+    """A stream of the cooling sweep (its ``refused`` requests in a steady stream)."""
+    busy: bool = False
+    """A busy stream: many requests kept in flight
+    (:data:`serve.frontend_probe.BUSY_IN_FLIGHT`, or ``--in-flight``), back to back, so
+    that the server's loop hardly ever sleeps (its hot costs)."""
+    heavy: bool = False
+    """A busy stream for the slowest model: its worker never short of work (its hot
+    forward passes)."""
+    waited: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """How long the server's loop, the workers and the client waited, runnable, for a core
+    (ms)."""
 
 
 def fit_costs(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

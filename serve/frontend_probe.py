@@ -1,8 +1,9 @@
 """Measure a machine's front-end profile (:mod:`sim.frontend_profile`) on a live server.
 
-The measurement is here; the fit of the costs to it (steps 3-5 below, the functions they
-name) is :mod:`serve.frontend_fit`, the reading of the processes' counters
-:mod:`serve.proc_cpu`.
+The measurement is here; the fit of the costs to it (steps 3-4 below, and step 5's median
+pass: the functions they name, with :data:`~serve.frontend_fit.BURSTS`,
+:data:`~serve.frontend_fit.PROBE_BATCH_TIMEOUT_MS` and the method's version) is
+:mod:`serve.frontend_fit`, the reading of the processes' counters :mod:`serve.proc_cpu`.
 
 Issue 18: the simulator's front-end model needs what a request costs, in CPU, outside the
 forward pass, on this machine: for the server's event-loop thread (``ingress``, per batch
@@ -12,10 +13,11 @@ for the load generator (``client``). They are measured once, by a microbenchmark
 idle and back to back, never at the loads the simulator is then asked to predict:
 
 1. a live server of the scenario (``zoosim serve``, records on, model names accepted and
-   batches, larger than any burst, waiting :data:`PROBE_BATCH_TIMEOUT_MS` to fill:
-   :func:`probe_config`) is sent **bursts** of k requests at once, k in :data:`BURSTS`, with
-   a pause before each so that each starts from idle: k requests for one model (one batch),
-   for k models (k batches), or refused after parsing (a latency target above
+   batches, larger than any burst, waiting
+   :data:`~serve.frontend_fit.PROBE_BATCH_TIMEOUT_MS` to fill: :func:`probe_config`) is sent
+   **bursts** of k requests at once, k in :data:`~serve.frontend_fit.BURSTS`, with a pause
+   before each so that each starts from idle: k requests for one model (one batch), for k
+   models (k batches), or refused after parsing (a latency target above
    ``api.max_latency_ms``: a 422, which costs the ingress and a short answer only), and
    empty bursts (nothing sent: what the measurement itself costs);
 2. around each burst the probe reads the CPU time (``/proc/<pid>/task/<tid>/schedstat``,
@@ -24,61 +26,58 @@ idle and back to back, never at the loads the simulator is then asked to predict
    long each waited, runnable, for a core (``schedstat``'s second field) and the times
    each went to sleep (``voluntary_ctxt_switches``, kept with the raw bursts); the
    server's records say which batches ran (model, size);
-3. the costs, from differences: the slope of a burst's CPU against its size (the others
-   in the burst already paid the wake-ups) is, for refused requests, ``ingress``; for
-   requests of one batch, ``ingress + egress``; for requests of one batch each, that plus
+3. the costs, from differences: the slope of a burst's CPU against its size (the others in
+   the burst already paid the wake-ups) is, for refused requests, ``ingress``; for requests
+   of one batch, ``ingress + egress``; for requests of one batch each, that plus
    ``dispatch`` per batch. Requests in a burst from idle each cost more than back to back
    (13-21 % more, ad hoc; ingress + egress 17 % more in run W's probe:
-   docs/results/simcheck.md), and what
-   the saturation point hangs on is the latter: so **busy streams**, each
-   :data:`BUSY_REQUESTS` refused requests or the scenario's own requests (its tenants'
-   targets, :func:`scenario_targets`, the policy choosing each one's model; method version
-   20) with :data:`BUSY_IN_FLIGHT` in flight (the loop hardly ever sleeps, batches fill;
-   ``--in-flight`` and ``--max-batch`` change the count and the probed server's largest
-   batch, to study how the hot costs depend on them),
-   give the hot ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch and a
-   hot wake-up's ``setup`` each time the loop slept), the slopes only ``dispatch`` (less
-   the loop's wake-ups between a burst's batches, which the model charges apart:
-   :func:`batch_dispatch_ms`, method version 21); busy
-   streams of :data:`HEAVY_REQUESTS` for the slowest model (its worker never short of work,
-   sleeping only between a batch's answer and the next hand-over)
-   give a worker's forward passes back to back (``forward_scale``), and the fit over the
-   bursts (below) how much slower they run from idle (``cold_scale``, charged by the
-   cooling curve of the sleep before a batch; method version 19). A wake-up's cost
-   comes from a sweep
-   of **steady streams** of refused requests, the client pausing 0.25 to 32 ms between an
-   answer and the next request: what the server's loop spends in a stream beyond
-   ``ingress``, per wake-up, against how long it slept per wake-up (both measured), is
-   ``setup + cold * (1 - exp(-t / cooling))`` (a wake-up costs something however short the
-   sleep, and more as the caches go cold), fitted by least squares (:func:`cooling_fit`).
-   (Lone requests after a pause, each after one warm-up request, cost 0.08-0.19 ms more
-   at gaps of 1-2 ms than the same gaps in a steady stream: they were paying for the
-   pause.)
-   The simulator's :class:`sim.host.Station` charges that to a job that finds its
-   process asleep, so under load, when the loop rarely sleeps and then
-   briefly, the CPU per request falls towards the hot cost, as it does live. A worker, in
-   one fit (:func:`worker_fit`): its forward passes from idle against the zoo profile's
-   (the profiler times forward passes back to back, alone; live, the larger models run
-   slower, among the front-end's work on the same cores), its cost per batch beyond them
-   (batches back to back) and its wake-up (what a burst's first batch pays; a probe of a
-   server with several workers wakes several for a burst of several models); with the
-   heavy busy streams, ``forward_scale`` is theirs and ``cold_scale`` what makes a lone
-   batch (the median forward pass, its cost per batch) cost what the fit says;
-   the client's: its slope, and a lone request's remainder over :data:`CLIENT_WAKEUPS`,
-   split evenly between send and receive (the probe cannot tell them apart); the worker's
-   and the client's wake-ups split between ``setup`` and ``cold`` in the server's shares;
+   docs/results/simcheck.md), and what the saturation point hangs on is the latter: so
+   **busy streams**, each :data:`BUSY_REQUESTS` refused requests or the scenario's own
+   requests (its tenants' targets, :func:`scenario_targets`, the policy choosing each one's
+   model; method version 20) with :data:`BUSY_IN_FLIGHT` in flight (the loop hardly ever
+   sleeps, batches fill; ``--in-flight`` and ``--max-batch`` change the count and the probed
+   server's largest batch, to study how the hot costs depend on them), give the hot
+   ``ingress`` and ``ingress + egress`` (less ``dispatch`` per batch and a hot wake-up's
+   ``setup`` each time the loop slept), the slopes only ``dispatch`` (less the loop's
+   wake-ups between a burst's batches, which the model charges apart:
+   :func:`~serve.frontend_fit.batch_dispatch_ms`, method version 21); busy streams of
+   :data:`HEAVY_REQUESTS` for the slowest model (its worker never short of work, sleeping
+   only between a batch's answer and the next hand-over) give a worker's forward passes back
+   to back (``forward_scale``), and the fit over the bursts (below) how much slower they run
+   from idle (``cold_scale``, charged by the cooling curve of the sleep before a batch;
+   method version 19). A wake-up's cost comes from a sweep of **steady streams** of refused
+   requests, the client pausing 0.25 to 32 ms between an answer and the next request: what
+   the server's loop spends in a stream beyond ``ingress``, per wake-up, against how long it
+   slept per wake-up (both measured), is ``setup + cold * (1 - exp(-t / cooling))`` (a
+   wake-up costs something however short the sleep, and more as the caches go cold), fitted
+   by least squares (:func:`~serve.frontend_fit.cooling_fit`). (Lone requests after a pause,
+   each after one warm-up request, cost 0.08-0.19 ms more at gaps of 1-2 ms than the same
+   gaps in a steady stream: they were paying for the pause.) The simulator's
+   :class:`sim.host.Station` charges that to a job that finds its process asleep, so under
+   load, when the loop rarely sleeps and then briefly, the CPU per request falls towards the
+   hot cost, as it does live. A worker, in one fit (:func:`~serve.frontend_fit.worker_fit`):
+   its forward passes from idle against the zoo profile's (the profiler times forward passes
+   back to back, alone; live, the larger models run slower, among the front-end's work on
+   the same cores), its cost per batch beyond them (batches back to back) and its wake-up
+   (what a burst's first batch pays; a probe of a server with several workers wakes several
+   for a burst of several models); with the heavy busy streams, ``forward_scale`` is theirs
+   and ``cold_scale`` what makes a lone batch (the median forward pass, its cost per batch)
+   cost what the fit says; the client's: its slope, and a lone request's remainder over
+   :data:`~serve.frontend_fit.CLIENT_WAKEUPS`, split evenly between send and receive (the
+   probe cannot tell them apart); the worker's and the client's wake-ups split between
+   ``setup`` and ``cold`` in the server's shares;
 4. each per-request cost's distribution is single requests' costs scaled to its mean
-   (:func:`spread_cost`), kept as quantiles. The waits for a core are kept with the raw
-   bursts; the profile takes the event loop's wait per wake-up from the cooling sweep
-   (:func:`loop_wait_ms`), one request at a time, not from lone requests from idle: a
-   constant wait per wake-up measured on those made the model 23-68 % slow with one
-   worker (docs/results/simcheck.md, runs S and U);
+   (:func:`~serve.frontend_fit.spread_cost`), kept as quantiles. The waits for a core are
+   kept with the raw bursts; the profile takes the event loop's wait per wake-up from the
+   cooling sweep (:func:`~serve.frontend_fit.loop_wait_ms`), one request at a time, not from
+   lone requests from idle: a constant wait per wake-up measured on those made the model
+   23-68 % slow with one worker (docs/results/simcheck.md, runs S and U);
 5. all of it :data:`PASSES` times over, one pass after the other, and the **median pass**
-   kept (:func:`median_pass`: by its cost per request and batch). A virtual machine's
-   speed is not steady (a shared physical core: docs/results/simcheck.md measured a fixed
-   loop at 0.042-0.088 s from one 0.3-s sample to the next, and single passes within an
-   hour put ingress + egress at 0.53-0.76 ms); one pass taken in a slow spell would make
-   every prediction slow.
+   kept (:func:`~serve.frontend_fit.median_pass`: by its cost per request and batch). A
+   virtual machine's speed is not steady (a shared physical core: docs/results/simcheck.md
+   measured a fixed loop at 0.042-0.088 s from one 0.3-s sample to the next, and single
+   passes within an hour put ingress + egress at 0.53-0.76 ms); one pass taken in a slow
+   spell would make every prediction slow.
 """
 
 from __future__ import annotations
@@ -88,12 +87,19 @@ import json
 import os
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from serve.frontend_fit import (
+    BURSTS,
+    PROBE_BATCH_TIMEOUT_MS,
+    Burst,
+    frontend_profile,
+    median_pass,
+    pass_cost_ms,
+)
 from serve.proc_cpu import (
     asleep_per_wakeup,
     process_counters,
@@ -110,14 +116,8 @@ from sim.profiles import ZooProfile
 if TYPE_CHECKING:
     from serve.wire import WireClient
 
-PROBE_VERSION = 21
-"""The method's version, written into every profile it measures (``probe_version``):
-bumped when what a profile's costs mean changes (21: ``dispatch`` without the loop's
-wake-ups between a burst's batches, :func:`serve.frontend_fit.batch_dispatch_ms`)."""
 PASSES = 3
 """Whole probes run one after the other, of which the median is kept (step 5 above)."""
-BURSTS = (1, 2, 4, 8)
-"""Requests sent at once in the probe's bursts."""
 GAPS_MS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 """The client's pauses between the refused requests of the cooling sweep's streams (the
 server's loop sleeps longer: the client's own work, and the request on the wire)."""
@@ -147,9 +147,6 @@ ORDINARY_LATENCY_MS = 1000.0
 """The latency target of the probe's ordinary requests (loose: no policy moves them)."""
 REFUSED_LATENCY_MS = 1e9
 """A latency target every server refuses (above any ``api.max_latency_ms``): a 422."""
-PROBE_BATCH_TIMEOUT_MS = 25.0
-"""The probe's server waits this long for a batch to fill, so that a burst for one model is
-one batch (the costs measured do not depend on the timeout)."""
 
 
 def probe_config(serve_data: dict[str, Any], max_batch: int | None = None) -> dict[str, Any]:
@@ -193,35 +190,6 @@ def probe_config(serve_data: dict[str, Any], max_batch: int | None = None) -> di
 
 
 # -- the bursts --------------------------------------------------------------------------------
-@dataclass
-class Burst:
-    """One burst's requests and what each process spent on it: (CPU ms, wake-ups) of the
-    server's event loop, the workers and the client."""
-
-    ok: int
-    refused: int
-    server: tuple[float, int]
-    workers: tuple[float, int]
-    client: tuple[float, int]
-    ids: list[int] = field(default_factory=list)
-    """The server ids of its answered requests (to find their batches)."""
-    gap_ms: float = 30.0
-    """How long the processes idled before it; for a stream of the cooling sweep, how long
-    the server's loop slept per wake-up (measured)."""
-    sweep: bool = False
-    """A stream of the cooling sweep (its ``refused`` requests in a steady stream)."""
-    busy: bool = False
-    """A busy stream: many requests kept in flight (:data:`BUSY_IN_FLIGHT`, or
-    ``--in-flight``), back to back, so that the server's loop hardly ever sleeps (its hot
-    costs)."""
-    heavy: bool = False
-    """A busy stream for the slowest model: its worker never short of work (its hot
-    forward passes)."""
-    waited: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    """How long the server's loop, the workers and the client waited, runnable, for a core
-    (ms)."""
-
-
 def _diff(a: tuple[float, int], b: tuple[float, int]) -> tuple[float, int]:
     return b[0] - a[0], b[1] - a[1]
 
@@ -486,7 +454,6 @@ def probe(url: str, server_pid: int, profile: ZooProfile, inputs: np.ndarray, *,
     ``in_flight``: the requests each busy stream keeps in flight; ``max_batch``: the
     server's largest batch (for the method line)."""
     from serve.client import fetch_server_records
-    from serve.frontend_fit import frontend_profile, median_pass, pass_cost_ms
     from serve.protocol import encode_inputs
     from sim.clock import quiet_gc, run_precise
 

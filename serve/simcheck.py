@@ -251,7 +251,7 @@ class Check:
         if beside.is_file():
             # measured before: by this method, or refused (an older probe's costs would be
             # charged by rules they were not measured for)
-            from serve.frontend_probe import PROBE_VERSION
+            from serve.frontend_fit import PROBE_VERSION
 
             found = load_frontend_profile(beside, str(beside)).probe_version
             if found < PROBE_VERSION:

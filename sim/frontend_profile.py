@@ -161,7 +161,7 @@ class FrontendProfile(Strict):
     """How it was measured, in a sentence or two."""
     probe_version: Annotated[int, Field(ge=0)] = 0
     """The method version of ``zoosim frontend profile`` that measured it
-    (:data:`serve.frontend_probe.PROBE_VERSION`; 0: written before versions were kept).
+    (:data:`serve.frontend_fit.PROBE_VERSION`; 0: written before versions were kept).
     ``zoosim simcheck`` does not reuse a profile from an older method unasked."""
     frontend: ServerCosts
     client: ClientCosts | None = None

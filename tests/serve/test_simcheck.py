@@ -19,8 +19,10 @@ import yaml
 from serve import simcheck
 from serve.config import ServeScenario
 from serve.frontend_fit import (
+    BURSTS,
     MIN_SCALE,
     SCALE_SPREAD,
+    Burst,
     cooling_fit,
     frontend_profile,
     lone_worker_sleep_ms,
@@ -33,7 +35,6 @@ from serve.frontend_fit import (
     worker_fit,
 )
 from serve.frontend_probe import (
-    BURSTS,
     BUSY_IN_FLIGHT,
     BUSY_REQUESTS,
     GAPS_MS,
@@ -42,7 +43,6 @@ from serve.frontend_probe import (
     ORDINARY_LATENCY_MS,
     REFUSED_LATENCY_MS,
     STREAM_REQUESTS,
-    Burst,
     check_in_flight,
     per_sender,
     probe_config,
@@ -778,7 +778,7 @@ def test_a_profile_beside_the_zoo_from_an_older_probe_is_not_reused(tmp_path: Pa
     # its costs would be charged by rules they were not measured for (version 21: dispatch)
     import shutil
 
-    from serve.frontend_probe import PROBE_VERSION
+    from serve.frontend_fit import PROBE_VERSION
     from sim.profiles import resolve_profile_path
     from tests.sim.test_frontend import write_frontend_profile
 
@@ -938,9 +938,9 @@ def test_the_probe_against_a_real_server_takes_its_hot_costs_from_busy_streams(
 
 def test_simcheck_simulates_the_cores_as_run_queues(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The prediction is made with a run queue per core (method version 24); the other model
-    of the cores, a queue for the cores, beside it (``sim_queue``)."""
-    from sim.host import CoreQueue, RunQueues
+    """The prediction (``sim``) is made with a run queue per core (method version 24); the
+    other model of the cores, a queue for the cores, beside it (``sim_queue``): each
+    simulated frame is traced to the host its simulation built."""
     from sim.run import Simulation
     from tests.sim.test_frontend import write_frontend_profile
 
@@ -949,15 +949,27 @@ def test_simcheck_simulates_the_cores_as_run_queues(tmp_path: Path,
     check = simcheck.Check(CONFIG, tmp_path / "out", profile="mnist5k-cpu",
                            frontend_profile=str(fe), requests=50, repeats=1, progress=False,
                            echo=lambda _: None)
-    hosts: list[type] = []
-    built = Simulation.__init__
+    hosts: list[str] = []         # the model of the cores of each simulation built
+    cores_of: dict[int, str] = {}  # and of each frame simulated, by the frame's id
+    built, real_simulate, real_figures = (Simulation.__init__, check.simulate,
+                                          simcheck.sim_figures)
 
-    def recording(self: Simulation, *args: Any, **kwargs: Any) -> None:
+    def init(self: Simulation, *args: Any, **kwargs: Any) -> None:
         built(self, *args, **kwargs)
         assert self.system.frontend is not None
-        hosts.append(type(self.system.frontend.host))
+        hosts.append(type(self.system.frontend.host).__name__)
 
-    monkeypatch.setattr(Simulation, "__init__", recording)
+    def simulate(sc: Any) -> tuple[pd.DataFrame, dict[str, float]]:
+        frame, cpu = real_simulate(sc)
+        cores_of[id(frame)] = hosts[-1]
+        return frame, cpu
+
+    def figures(frame: pd.DataFrame, warmup: float) -> dict[str, Any]:
+        return {**real_figures(frame, warmup), "cores": cores_of[id(frame)]}
+
+    monkeypatch.setattr(Simulation, "__init__", init)
+    monkeypatch.setattr(check, "simulate", simulate)
+    monkeypatch.setattr(simcheck, "sim_figures", figures)
     row = check.run(100.0, 0, "predict")
-    assert hosts == [RunQueues, CoreQueue]
-    assert row["sim"]["throughput_rps"] > 0 and row["sim_queue"]["throughput_rps"] > 0
+    assert row["sim"]["cores"] == "RunQueues"
+    assert row["sim_queue"]["cores"] == "CoreQueue"

@@ -121,15 +121,20 @@ def cost_moments_s(cost: Cost) -> tuple[float, float]:
     return float(((a + b) / 2).mean()), float(((a * a + a * b + b * b) / 3).mean())
 
 
+CPU_MODELS = ("sharing", "queue", "run_queues")
+"""The models of the host's cores (``frontend.cpu``)."""
+
+
 def ingress_response_s(tmp_path: Path, lam: float, ingress: CostSpec, n: int = 50_000,
-                       seed: int = 3) -> float:
+                       seed: int = 3, cpu: str = "sharing") -> float:
     """Poisson arrivals at ``lam`` through a front-end with only an ingress cost: the mean time
-    from sent to entering the serving system (the ingress station's response time)."""
+    from sent to entering the serving system (the ingress station's response time). With
+    ``cpu`` other than processor sharing, on one core (the front-end alone on it)."""
     write_frontend_profile(tmp_path / "fe.yaml", ingress=ingress)
     # a fast zoo: the batches are 0.01 ms; the zero-cost dispatch and egress jobs pass through
     # the same FCFS process, but in no time, so the ingress jobs see an M/G/1 queue
-    d = scenario_dict(zoo(tmp_path, {1: 0.01}), requests=n, seed=seed,
-                      frontend=frontend_block())
+    block = frontend_block() if cpu == "sharing" else frontend_block(cpu=cpu, cores=1)
+    d = scenario_dict(zoo(tmp_path, {1: 0.01}), requests=n, seed=seed, frontend=block)
     d["tenants"][0]["arrivals"]["rate_rps"] = lam
     res = run(d, tmp_path)
     df = res.frame
@@ -186,17 +191,21 @@ def test_free_frontend_changes_no_record(tmp_path: Path) -> None:
 
 
 # -- 3. the front-end station as M/G/1 ------------------------------------------------------
-def test_constant_ingress_is_md1(tmp_path: Path) -> None:
-    """lam = 500/s, c = 1 ms (rho = 0.5): P-K for M/D/1 gives 1.5 ms."""
+@pytest.mark.parametrize("cpu", CPU_MODELS)
+def test_constant_ingress_is_md1(tmp_path: Path, cpu: str) -> None:
+    """lam = 500/s, c = 1 ms (rho = 0.5): P-K for M/D/1 gives 1.5 ms, whichever model of the
+    cores (one process alone: each serves it as one core)."""
     lam, c = 500.0, 1.0 * MS
     want = pk_response(lam, c, c * c)
     assert want == pytest.approx(1.5 * MS)
-    assert ingress_response_s(tmp_path, lam, 1.0) == pytest.approx(want, rel=0.03)
+    assert ingress_response_s(tmp_path, lam, 1.0, cpu=cpu) == pytest.approx(want, rel=0.03)
 
 
-def test_random_ingress_is_mg1(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cpu", CPU_MODELS)
+def test_random_ingress_is_mg1(tmp_path: Path, cpu: str) -> None:
     """An ingress cost measured from exponential samples (mean 1 ms), kept as quantiles:
-    P-K with the moments of the interpolated quantile distribution."""
+    P-K with the moments of the interpolated quantile distribution, whichever model of the
+    cores."""
     rng = np.random.default_rng(7)
     cost = Cost.of(rng.exponential(1.0, 20_000))
     mean, second = cost_moments_s(cost)
@@ -204,7 +213,7 @@ def test_random_ingress_is_mg1(tmp_path: Path) -> None:
     assert second > 1.8 * mean * mean  # far from constant: P-K differs from M/D/1's
     lam = 500.0
     want = pk_response(lam, mean, second)
-    got = ingress_response_s(tmp_path, lam, cost)
+    got = ingress_response_s(tmp_path, lam, cost, cpu=cpu)
     assert got == pytest.approx(want, rel=0.05)
     assert got > 1.15 * pk_response(lam, mean, mean * mean)   # what M/D/1 would say
 
