@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import yaml
 from click.testing import CliRunner
 
 from sim.cli import main
-from sim.config import parse_scenario
+from sim.config import FrontendConfig, parse_scenario
 from sim.errors import ConfigError
 from sim.frontend_profile import (
     ClientCosts,
@@ -121,8 +122,8 @@ def cost_moments_s(cost: Cost) -> tuple[float, float]:
     return float(((a + b) / 2).mean()), float(((a * a + a * b + b * b) / 3).mean())
 
 
-CPU_MODELS = ("sharing", "queue", "run_queues")
-"""The models of the host's cores (``frontend.cpu``)."""
+CPU_MODELS = typing.get_args(FrontendConfig.model_fields["cpu"].annotation)
+"""The models of the host's cores (``frontend.cpu``'s choices)."""
 
 
 def ingress_response_s(tmp_path: Path, lam: float, ingress: CostSpec, n: int = 50_000,
